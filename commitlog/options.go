@@ -1,0 +1,119 @@
+package commitlog
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// SyncPolicy says when appended entries are made durable with fsync.
+type SyncPolicy int
+
+const (
+	// SyncEveryAppend makes Append return only after its entries are on
+	// stable storage. Concurrent Append calls share fsyncs (group commit): a
+	// caller that arrives while an fsync is running waits for the next one,
+	// which covers every write made in the meantime. This is the default.
+	SyncEveryAppend SyncPolicy = iota
+	// SyncInterval fsyncs at most every Options.SyncInterval in the
+	// background. Append returns once its entries are written to the OS. A
+	// machine crash loses at most the last interval; a process crash loses
+	// nothing.
+	SyncInterval
+	// SyncNever leaves write-back to the operating system (and to Close and
+	// segment rolls, which always sync). A machine crash may lose any
+	// amount of the unsealed tail; a process crash loses nothing.
+	SyncNever
+)
+
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncEveryAppend:
+		return "every-append"
+	case SyncInterval:
+		return "interval"
+	case SyncNever:
+		return "never"
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", int(p))
+}
+
+// ParseSyncPolicy parses the names printed by SyncPolicy.String.
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	for _, p := range []SyncPolicy{SyncEveryAppend, SyncInterval, SyncNever} {
+		if p.String() == s {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown sync policy %q (want every-append, interval or never)", ErrInvalidOptions, s)
+}
+
+// Options configure a Log. Start from DefaultOptions.
+type Options struct {
+	// SegmentSize is the size in bytes at which the active segment is sealed
+	// and a new one started. A segment exceeds it only when a single entry
+	// is larger. Default 256 MiB; at most 1 GiB.
+	SegmentSize int64
+	// MaxEntrySize bounds an entry's payload plus extensions in bytes.
+	// Default 64 MiB; at most 512 MiB.
+	MaxEntrySize int
+	// Sync is the durability policy. Default SyncEveryAppend.
+	Sync SyncPolicy
+	// SyncInterval is the fsync period for SyncInterval. Default 10ms.
+	SyncInterval time.Duration
+	// Retention bounds what RetentionIndex lets DeleteBefore remove.
+	// Default: no limit.
+	Retention Retention
+	// FS is the file system the log lives on. Default OSFS{}.
+	FS FS
+	// Logger receives recovery and failure reports. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Retention is a policy for deleting whole sealed segments from the head.
+type Retention struct {
+	// MaxBytes: delete the oldest sealed segments while the log is larger
+	// than this. 0 means no size limit.
+	MaxBytes int64
+	// MaxAge: delete sealed segments whose newest entry is older than this.
+	// 0 means no age limit.
+	MaxAge time.Duration
+}
+
+// DefaultOptions returns the default options.
+func DefaultOptions() Options {
+	return Options{
+		SegmentSize:  256 << 20,
+		MaxEntrySize: 64 << 20,
+		Sync:         SyncEveryAppend,
+		SyncInterval: 10 * time.Millisecond,
+	}
+}
+
+func (o *Options) validate() error {
+	if o.SegmentSize < segmentHeaderSize+frameHeaderSize || o.SegmentSize > 1<<30 {
+		return fmt.Errorf("%w: SegmentSize %d out of range [%d, %d]", ErrInvalidOptions, o.SegmentSize, segmentHeaderSize+frameHeaderSize, 1<<30)
+	}
+	if o.MaxEntrySize < 1 || o.MaxEntrySize > maxEntrySizeLimit {
+		return fmt.Errorf("%w: MaxEntrySize %d out of range [1, %d]", ErrInvalidOptions, o.MaxEntrySize, maxEntrySizeLimit)
+	}
+	switch o.Sync {
+	case SyncEveryAppend, SyncNever:
+	case SyncInterval:
+		if o.SyncInterval <= 0 {
+			return fmt.Errorf("%w: SyncInterval must be positive with the interval policy", ErrInvalidOptions)
+		}
+	default:
+		return fmt.Errorf("%w: unknown sync policy %d", ErrInvalidOptions, o.Sync)
+	}
+	if o.Retention.MaxBytes < 0 || o.Retention.MaxAge < 0 {
+		return fmt.Errorf("%w: negative retention", ErrInvalidOptions)
+	}
+	if o.FS == nil {
+		o.FS = OSFS{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module github.com/ledgermq/ledgermq
+
+go 1.26
