@@ -1,0 +1,522 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/ledgermq/ledgermq/commitlog"
+)
+
+// Node is one member of a broker group: a commit log, a hashicorp/raft
+// instance whose log is that commit log, and the state machine it drives.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+
+	log    *commitlog.Log
+	store  *LogStore
+	stable *raftboltdb.BoltStore
+	snaps  *snapshotStore
+	mux    *Mux
+	trans  raft.Transport
+	netTr  *raft.NetworkTransport // nil with an injected transport
+	fsm    *fsm
+	raft   atomic.Pointer[raft.Raft]
+
+	serversMu sync.Mutex
+	servers   []raft.Server // newest configuration seen
+
+	readyTerm atomic.Uint64 // term whose leadership barrier completed
+
+	watchMu  sync.Mutex
+	watchers map[chan LeaderInfo]struct{}
+	leader   LeaderInfo
+
+	observer *raft.Observer
+	obsCh    chan raft.Observation
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+}
+
+// LeaderInfo identifies the leader as seen by this node. ID is empty when
+// no leader is known.
+type LeaderInfo struct {
+	ID   string
+	Addr string // Raft address
+	Term uint64
+}
+
+// Result is the outcome of a committed and applied proposal.
+type Result struct {
+	Index    uint64 // log index of the entry
+	Response any    // what StateMachine.Apply returned for it
+}
+
+// Open starts a node: it opens (and recovers) the commit log and Raft's
+// stable store, restores the newest snapshot, and joins or bootstraps the
+// group. The caller must Close it.
+func Open(cfg Config, sm StateMachine) (n *Node, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), watchers: map[chan LeaderInfo]struct{}{}, stop: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.closeResources()
+		}
+	}()
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("replication: create %s: %w", cfg.Dir, err)
+	}
+	if n.log, err = commitlog.Open(filepath.Join(cfg.Dir, "log"), cfg.Log); err != nil {
+		return nil, err
+	}
+	n.store = NewLogStore(n.log, n.logger)
+	if n.stable, err = raftboltdb.NewBoltStore(filepath.Join(cfg.Dir, "raft.db")); err != nil {
+		return nil, fmt.Errorf("replication: open stable store: %w", err)
+	}
+	fss, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, max(cfg.RetainSnapshots, 1), newHCLog(n.logger))
+	if err != nil {
+		return nil, fmt.Errorf("replication: open snapshot store: %w", err)
+	}
+	if n.snaps, err = newSnapshotStore(fss); err != nil {
+		return nil, err
+	}
+	if n.mux, err = NewMux(cfg.RaftAddr, cfg.Dialer, n.logger); err != nil {
+		return nil, err
+	}
+	ps := &peerServer{log: n.log, status: n.peerStatus}
+	n.mux.setPeerHandler(ps.serve)
+	if cfg.Transport != nil {
+		n.trans = cfg.Transport
+	} else {
+		n.netTr = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  n.mux,
+			MaxPool: 4,
+			Timeout: 10 * time.Second,
+			Logger:  newHCLog(n.logger),
+		})
+		n.trans = n.netTr
+	}
+	n.fsm = newFSM(sm, n.catchUp)
+	n.fsm.onConfig = n.setServers
+	for _, p := range cfg.Peers {
+		n.servers = append(n.servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
+	}
+
+	hasState, err := raft.HasExistingState(n.store, n.stable, n.snaps)
+	if err != nil {
+		return nil, fmt.Errorf("replication: inspect state: %w", err)
+	}
+	r, err := raft.NewRaft(cfg.raftConfig(), n.fsm, n.store, n.stable, n.snaps, n.trans)
+	if err != nil {
+		return nil, fmt.Errorf("replication: start raft: %w", err)
+	}
+	n.raft.Store(r)
+	n.obsCh = make(chan raft.Observation, 16)
+	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.RegisterObserver(n.observer)
+	n.wg.Add(1)
+	go n.watchLeadership()
+	if cfg.RetentionInterval > 0 {
+		n.wg.Add(1)
+		go n.retentionLoop()
+	}
+
+	if !hasState && n.inPeers(cfg.ID) {
+		if err := r.BootstrapCluster(raft.Configuration{Servers: n.serversCopy()}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return nil, fmt.Errorf("replication: bootstrap: %w", err)
+		}
+		n.logger.Info("bootstrapped group", "peers", len(cfg.Peers))
+	} else if f := r.GetConfiguration(); f.Error() == nil {
+		n.setServers(f.Configuration())
+	}
+	return n, nil
+}
+
+func (n *Node) inPeers(id string) bool {
+	for _, p := range n.cfg.Peers {
+		if p.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) setServers(c raft.Configuration) {
+	n.serversMu.Lock()
+	n.servers = append([]raft.Server(nil), c.Servers...)
+	n.serversMu.Unlock()
+}
+
+func (n *Node) serversCopy() []raft.Server {
+	n.serversMu.Lock()
+	defer n.serversMu.Unlock()
+	return append([]raft.Server(nil), n.servers...)
+}
+
+// ID returns this node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Log returns the node's commit log for reads. Writes go through Propose.
+func (n *Node) Log() *commitlog.Log { return n.log }
+
+// RaftAddr returns the address the Raft listener is bound to.
+func (n *Node) RaftAddr() string { return n.mux.Addr().String() }
+
+// watchLeadership turns raft's leader observations into LeaderInfo
+// notifications, and runs the new-leader barrier.
+func (n *Node) watchLeadership() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case o := <-n.obsCh:
+			lo := o.Data.(raft.LeaderObservation)
+			r := n.raft.Load()
+			info := LeaderInfo{ID: string(lo.LeaderID), Addr: string(lo.LeaderAddr), Term: r.CurrentTerm()}
+			n.publishLeader(info)
+			if info.ID == n.cfg.ID {
+				n.wg.Add(1)
+				go n.leaderBarrier(r, info.Term)
+			}
+		}
+	}
+}
+
+// leaderBarrier makes a new leader wait until it has applied everything
+// committed before its term, then lets it take proposals and reads.
+func (n *Node) leaderBarrier(r *raft.Raft, term uint64) {
+	defer n.wg.Done()
+	start := time.Now()
+	for {
+		if r.State() != raft.Leader || r.CurrentTerm() != term || n.closed.Load() {
+			return
+		}
+		err := r.Barrier(5 * time.Second).Error()
+		if err == nil {
+			if r.CurrentTerm() == term {
+				n.readyTerm.Store(term)
+				n.logger.Info("leader ready", "term", term, "barrier", time.Since(start))
+			}
+			return
+		}
+		if errors.Is(err, raft.ErrRaftShutdown) || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return
+		}
+		n.logger.Warn("leader barrier failed; retrying", "term", term, "err", err)
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (n *Node) publishLeader(info LeaderInfo) {
+	n.watchMu.Lock()
+	defer n.watchMu.Unlock()
+	n.leader = info
+	for ch := range n.watchers {
+		select { // keep only the newest value
+		case <-ch:
+		default:
+		}
+		ch <- info
+	}
+}
+
+// WatchLeader returns a channel that receives the current leader at once
+// and every change after it (only the newest is kept if the reader lags),
+// and a function that stops the notifications.
+func (n *Node) WatchLeader() (<-chan LeaderInfo, func()) {
+	ch := make(chan LeaderInfo, 1)
+	n.watchMu.Lock()
+	n.watchers[ch] = struct{}{}
+	ch <- n.currentLeader()
+	n.watchMu.Unlock()
+	return ch, func() {
+		n.watchMu.Lock()
+		delete(n.watchers, ch)
+		n.watchMu.Unlock()
+	}
+}
+
+func (n *Node) currentLeader() LeaderInfo {
+	r := n.raft.Load()
+	addr, id := r.LeaderWithID()
+	return LeaderInfo{ID: string(id), Addr: string(addr), Term: r.CurrentTerm()}
+}
+
+// Leader returns the leader as this node knows it.
+func (n *Node) Leader() LeaderInfo { return n.currentLeader() }
+
+// IsLeader reports whether this node is the leader and ready for
+// proposals (its barrier for the current term has completed).
+func (n *Node) IsLeader() bool {
+	r := n.raft.Load()
+	return r.State() == raft.Leader && n.readyTerm.Load() == r.CurrentTerm()
+}
+
+func (n *Node) notLeader() error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	l := n.currentLeader()
+	return &NotLeaderError{LeaderID: l.ID, LeaderAddr: l.Addr}
+}
+
+// Propose replicates data as one log entry and returns once it is
+// committed by a majority and applied here, with the state machine's
+// result. If ctx ends first it returns ErrTimeout: the entry may still
+// commit. ErrLeadershipLost likewise means the outcome is unknown.
+func (n *Node) Propose(ctx context.Context, data []byte) (Result, error) {
+	if !n.IsLeader() {
+		return Result{}, n.notLeader()
+	}
+	var timeout time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		if timeout = time.Until(dl); timeout <= 0 {
+			return Result{}, ErrTimeout
+		}
+	}
+	f := n.raft.Load().Apply(data, timeout)
+	if err := n.wait(ctx, f); err != nil {
+		return Result{}, err
+	}
+	resp := f.Response()
+	if err, ok := resp.(error); ok {
+		return Result{Index: f.Index()}, err
+	}
+	return Result{Index: f.Index(), Response: resp}, nil
+}
+
+// wait waits for a raft future within ctx and maps raft's errors.
+func (n *Node) wait(ctx context.Context, f raft.Future) error {
+	var err error
+	if ctx.Done() == nil {
+		err = f.Error()
+	} else {
+		done := make(chan error, 1)
+		go func() { done <- f.Error() }() // ends when raft resolves f, which it does by shutdown at the latest
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+		}
+	}
+	return n.mapErr(err)
+}
+
+func (n *Node) mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader):
+		return n.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %w", ErrLeadershipLost, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return fmt.Errorf("replication: %w", err)
+}
+
+// ReadBarrier makes a following local read linearizable: it confirms this
+// node is still the leader (a round of heartbeats to a majority) and waits
+// until everything committed at the time of the call is applied.
+func (n *Node) ReadBarrier(ctx context.Context) error {
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	r := n.raft.Load()
+	commit := r.CommitIndex()
+	if err := n.wait(ctx, r.VerifyLeader()); err != nil {
+		return err
+	}
+	return n.WaitApplied(ctx, commit)
+}
+
+// WaitApplied waits until the state machine has applied index. Raft hands
+// the state machine only command and configuration entries; no-op and
+// barrier entries count as applied once everything before them is.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		applied, ch := n.fsm.appliedCh()
+		if applied >= index || n.onlyInternalBetween(applied, index) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for index %d to apply (applied %d): %w", ErrTimeout, index, applied, ctx.Err())
+		case <-n.stop:
+			return ErrClosed
+		}
+	}
+}
+
+// onlyInternalBetween reports whether every entry in (applied, index] is
+// one raft does not pass to the state machine.
+func (n *Node) onlyInternalBetween(applied, index uint64) bool {
+	if index-applied > 64 {
+		return false // not worth reading; wait for the state machine
+	}
+	for i := index; i > applied; i-- {
+		e, err := n.log.Read(i)
+		if err != nil {
+			return false
+		}
+		switch raft.LogType(e.Type) {
+		case raft.LogCommand, raft.LogConfiguration:
+			return false
+		}
+	}
+	return true
+}
+
+// AppliedIndex returns the index of the last entry the state machine
+// applied.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.applied.Load() }
+
+// TransferLeadership hands leadership to the node named to, or to the
+// most up-to-date follower if to is empty.
+func (n *Node) TransferLeadership(ctx context.Context, to string) error {
+	r := n.raft.Load()
+	if r.State() != raft.Leader {
+		return n.notLeader()
+	}
+	if to == "" {
+		return n.wait(ctx, r.LeadershipTransfer())
+	}
+	for _, s := range n.serversCopy() {
+		if string(s.ID) == to {
+			return n.wait(ctx, r.LeadershipTransferToServer(s.ID, s.Address))
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrUnknownPeer, to)
+}
+
+// AddVoter adds a node to the group (or updates its address).
+func (n *Node) AddVoter(ctx context.Context, id, raftAddr string) error {
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	return n.wait(ctx, n.raft.Load().AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 0))
+}
+
+// RemoveServer removes a node from the group.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	return n.wait(ctx, n.raft.Load().RemoveServer(raft.ServerID(id), 0, 0))
+}
+
+// Snapshot takes a state snapshot now.
+func (n *Node) Snapshot(ctx context.Context) error {
+	return n.wait(ctx, n.raft.Load().Snapshot())
+}
+
+// LastSnapshotIndex returns the index of the newest snapshot, 0 if none.
+func (n *Node) LastSnapshotIndex() uint64 { return n.snaps.last.Load() }
+
+// ApplyRetention deletes whole segments the commit log's retention policy
+// allows, but never entries above the newest snapshot: a follower that
+// needs deleted entries must be able to get a snapshot that covers them.
+// It returns the number of segments deleted.
+func (n *Node) ApplyRetention(now time.Time) (int, error) {
+	snap := n.snaps.last.Load()
+	if snap == 0 {
+		return 0, nil
+	}
+	cut := min(n.log.RetentionIndex(now), snap+1)
+	deleted, err := n.log.DeleteBefore(cut)
+	if deleted > 0 {
+		n.logger.Info("retention deleted segments", "segments", deleted, "first_index", n.log.FirstIndex())
+	}
+	return deleted, err
+}
+
+func (n *Node) retentionLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.RetentionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case now := <-t.C:
+			if _, err := n.ApplyRetention(now); err != nil {
+				n.logger.Error("retention failed", "err", err)
+			}
+		}
+	}
+}
+
+// Close leaves gracefully: a leader first hands leadership to a follower
+// (bounded by a few election timeouts), then raft stops and every file is
+// synced and closed.
+func (n *Node) Close() error {
+	r := n.raft.Load()
+	if r != nil && r.State() == raft.Leader && len(n.serversCopy()) > 1 {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*n.cfg.ElectionTimeout+time.Second)
+		if err := n.wait(ctx, r.LeadershipTransfer()); err != nil {
+			n.logger.Warn("leadership transfer on shutdown failed", "err", err)
+		}
+		cancel()
+	}
+	return n.shutdown()
+}
+
+// shutdown stops the node without handing over leadership: what a crash
+// does to the group, though files are still closed cleanly.
+func (n *Node) shutdown() error {
+	if !n.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	var err error
+	if r := n.raft.Load(); r != nil {
+		err = r.Shutdown().Error()
+		r.DeregisterObserver(n.observer)
+	}
+	close(n.stop)
+	n.wg.Wait()
+	return errors.Join(err, n.closeResources())
+}
+
+func (n *Node) closeResources() error {
+	var errs []error
+	if n.netTr != nil {
+		errs = append(errs, n.netTr.Close())
+	}
+	if n.mux != nil {
+		errs = append(errs, n.mux.Close())
+	}
+	if n.stable != nil {
+		errs = append(errs, n.stable.Close())
+	}
+	if n.log != nil {
+		if err := n.log.Close(); err != nil && !errors.Is(err, commitlog.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
