@@ -15,8 +15,12 @@ package commitlog_test
 // throughput. Setup (Open, pre-filling) and teardown (Close, which fsyncs)
 // are outside the timer.
 //
-// `go test -run XXX -bench . -benchtime 1x ./commitlog` is a quick smoke run;
-// use the default benchtime (or more) for numbers.
+// `go test -run XXX -bench . -benchtime 1x ./commitlog` is a quick smoke run.
+// With a time-based -benchtime the interval and never policies write
+// gigabytes, run into the kernel's dirty-page limits and end up measuring
+// the disk's write-back rate; use e.g. -benchtime 100x to measure writes into
+// the page cache. bench/logbench compares these paths with the raw file
+// system in the same run.
 
 import (
 	"errors"

@@ -64,6 +64,12 @@ type Options struct {
 	// Retention bounds what RetentionIndex lets DeleteBefore remove.
 	// Default: no limit.
 	Retention Retention
+	// RepairTail makes Open cut the last segment at its first bad frame
+	// even when valid frames follow (which by default is a *CorruptError,
+	// since those entries may have been acknowledged). It is for an
+	// operator recovering a replica after a power loss; the cut entries
+	// must then come back from the other replicas. Default false.
+	RepairTail bool
 	// FS is the file system the log lives on. Default OSFS{}.
 	FS FS
 	// Logger receives recovery and failure reports. Default slog.Default().

@@ -122,7 +122,8 @@ func (s *segment) recover(l *Log, last bool) error {
 			return fmt.Errorf("read header of %s: %w", s.path, err)
 		}
 	}
-	if last && (size < segmentHeaderSize || allZero(hdr)) {
+	torn := size < segmentHeaderSize || allZero(hdr)
+	if last && torn && (size < segmentHeaderSize || l.opts.RepairTail || !s.anyFrameAfter(l, 0, size, s.base-1)) {
 		// The crash hit while the segment was being created.
 		l.logger.Warn("commitlog: rewriting torn segment header", "file", s.path, "bytes", size)
 		if err := s.f.Truncate(0); err != nil {
@@ -214,7 +215,7 @@ func (s *segment) scan(l *Log, fileSize int64, last bool) error {
 			}
 		}
 		if ferr != nil {
-			return s.damaged(l, p, fileSize, flen, want, ferr, last)
+			return s.damaged(l, p, fileSize, want, ferr, last)
 		}
 		s.pos = append(s.pos, p)
 		s.count++
@@ -229,15 +230,20 @@ func (s *segment) scan(l *Log, fileSize int64, last bool) error {
 
 // damaged decides what a bad frame at p means. In a sealed segment it is
 // corruption. At the tail of the last segment it is a torn write, cut off,
-// unless a valid frame for the next entry follows it: then the damage is in
-// the middle of acknowledged data and cutting would lose that data silently.
-func (s *segment) damaged(l *Log, p, fileSize int64, flen int, want uint64, ferr *frameError, last bool) error {
+// unless a valid frame for a later entry follows it anywhere in the file:
+// then the damage is in the middle of data that was once complete, and
+// cutting would silently drop entries that may have been acknowledged.
+// Options.RepairTail overrides that and cuts anyway.
+func (s *segment) damaged(l *Log, p, fileSize int64, want uint64, ferr *frameError, last bool) error {
 	cerr := &CorruptError{File: s.path, Offset: p, Index: want, Reason: ferr.reason}
 	if !last {
 		return cerr
 	}
-	if !ferr.short && flen > 0 && s.validFrameAt(l, p+int64(flen), fileSize, want+1) {
-		return cerr
+	if s.anyFrameAfter(l, p, fileSize, want) {
+		if !l.opts.RepairTail {
+			return cerr
+		}
+		l.logger.Warn("commitlog: RepairTail set; cutting valid entries after damage", "file", s.path, "offset", p, "index", want)
 	}
 	l.logger.Warn("commitlog: cutting torn tail of the last segment",
 		"file", s.path, "index", want, "offset", p, "bytes", fileSize-p, "reason", ferr.reason)
@@ -249,6 +255,31 @@ func (s *segment) damaged(l *Log, p, fileSize int64, flen int, want uint64, ferr
 	}
 	s.size = p
 	return nil
+}
+
+// anyFrameAfter reports whether a frame that verifies and holds an entry
+// after want starts anywhere in (p, fileSize). Damage can corrupt the
+// length fields, so it cannot just look where the bad frame says it ends.
+func (s *segment) anyFrameAfter(l *Log, p, fileSize int64, want uint64) bool {
+	const window = 4 << 20
+	maxIndex := want + uint64(fileSize-p)/frameHeaderSize
+	buf := make([]byte, window+frameHeaderSize)
+	for start := p + 1; start+frameHeaderSize <= fileSize; start += window {
+		n, err := s.f.ReadAt(buf[:min(int64(len(buf)), fileSize-start)], start)
+		if err != nil && n == 0 {
+			return false
+		}
+		for q := 0; q+frameHeaderSize <= n && q < window; q++ {
+			idx := binary.LittleEndian.Uint64(buf[q+12:])
+			if idx <= want || idx > maxIndex {
+				continue
+			}
+			if s.validFrameAt(l, start+int64(q), fileSize, idx) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *segment) validFrameAt(l *Log, p, fileSize int64, want uint64) bool {
@@ -318,8 +349,9 @@ func (s *segment) loadIndex(l *Log, size int64) (bool, error) {
 	count := uint64(isize-indexHeaderSize) / indexEntrySize
 	prev := int64(0)
 	for i := uint64(0); i < count; i++ {
-		p := int64(binary.LittleEndian.Uint64(b[indexHeaderSize+i*indexEntrySize:]))
-		if (i == 0 && p != segmentHeaderSize) || (i > 0 && p <= prev) || p+frameHeaderSize > size {
+		u := binary.LittleEndian.Uint64(b[indexHeaderSize+i*indexEntrySize:])
+		p := int64(u)
+		if u > uint64(size) || p > size-frameHeaderSize || (i == 0 && p != segmentHeaderSize) || (i > 0 && p <= prev) {
 			release()
 			return false, nil
 		}

@@ -15,18 +15,26 @@
 //     page-cache-resident log against reading the same segment files with
 //     os.File.Read in 1 MiB chunks. Target: commitlog >= 1 GB/s.
 //
-// Raw and commitlog trials alternate for -rounds rounds (which goes first
-// alternates too) and the table shows the median of each. Throughput counts
-// the bytes on disk (frames including their 40-byte headers) in MB/s of
-// 10^6 bytes; the raw trial writes exactly the bytes commitlog writes, so the
-// ratio is a ratio of times. Files are created fresh for every write trial,
-// the untimed end of a trial syncs and deletes them, and everything is
-// written under a temporary directory (inside -dir if given) that is
-// removed at the end.
+// The machine may be shared and noisy, so raw and commitlog are measured
+// side by side: in each round the two alternate one step at a time (one
+// batch written, or about 1 MiB read), each step timed on its own, and
+// which side goes first alternates too. Each round gives a throughput for
+// each side and their ratio; the table shows the medians over -rounds
+// rounds. A write round writes -bytes on each side (or stops after
+// -duration), a read round reads the whole log 3 times on each side.
+//
+// Throughput counts the bytes on disk (frames including their 40-byte
+// headers) in MB/s of 10^6 bytes; the raw side writes exactly the bytes
+// commitlog writes, so the ratio is a ratio of times. Every write round
+// creates a fresh file and a fresh log; syncing (commitlog's Close syncs),
+// closing and deleting them is untimed. Everything is written under a
+// temporary directory (inside -dir if given) that is removed at the end.
 //
 // Usage:
 //
-//	go run ./bench/logbench [-dir DIR] [-bytes N] [-duration D] [-rounds N] [-read-bytes N] [-json]
+//	go run ./bench/logbench [-dir DIR] [-bytes N] [-duration D] [-rounds N]
+//		[-read-bytes N] [-modes fsync,buffered,read] [-raw-offset N] [-json]
+//		[-cpuprofile FILE]
 package main
 
 import (
@@ -42,6 +50,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -54,21 +63,25 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "logbench:", err)
-		}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "logbench:", err)
 		os.Exit(1)
 	}
 }
 
 type config struct {
-	dir       string
-	bytes     int64
-	duration  time.Duration
-	rounds    int
-	readBytes int64
-	json      bool
+	dir        string
+	bytes      int64
+	duration   time.Duration
+	rounds     int
+	readBytes  int64
+	json       bool
+	modes      []string
+	cpuProfile string
+	rawOffset  int
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -76,13 +89,22 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("logbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.dir, "dir", "", "directory on the file system to measure; a temporary directory is created inside it and removed at the end (default: os.TempDir())")
-	fs.Int64Var(&c.bytes, "bytes", 64<<20, "bytes written per write trial (0: no limit, use -duration)")
-	fs.DurationVar(&c.duration, "duration", 2*time.Second, "time limit per write trial; a trial ends at whichever of -bytes and -duration comes first (0: no limit)")
-	fs.IntVar(&c.rounds, "rounds", 3, "rounds of interleaved raw and commitlog trials; the table shows medians")
+	fs.Int64Var(&c.bytes, "bytes", 128<<20, "bytes written by each side in a write round (0: no limit, use -duration)")
+	fs.DurationVar(&c.duration, "duration", 2*time.Second, "time limit of a write round; a round ends at whichever of -bytes and -duration comes first (0: no limit)")
+	fs.IntVar(&c.rounds, "rounds", 5, "rounds per mode and size; the table shows medians")
 	fs.Int64Var(&c.readBytes, "read-bytes", 128<<20, "payload bytes of the log pre-filled for the read trials (kept in the page cache)")
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON instead of a table")
+	modeList := fs.String("modes", "fsync,buffered,read", "comma-separated modes to run")
+	fs.IntVar(&c.rawOffset, "raw-offset", 0, "start the raw file's writes at this offset (16 mimics commitlog's segment header, for diagnosing alignment effects)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	for _, name := range strings.Split(*modeList, ",") {
+		if !slices.ContainsFunc(modes(), func(m mode) bool { return m.name == name }) {
+			return c, fmt.Errorf("unknown mode %q in -modes (want fsync, buffered or read)", name)
+		}
+		c.modes = append(c.modes, name)
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -91,6 +113,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-bytes and -duration must be non-negative and not both 0")
 	case c.rounds < 1:
 		return c, errors.New("-rounds must be at least 1")
+	case c.rawOffset < 0:
+		return c, errors.New("-raw-offset must be non-negative")
 	case c.readBytes < 1<<20:
 		return c, errors.New("-read-bytes must be at least 1 MiB")
 	}
@@ -104,10 +128,12 @@ type shape struct {
 	perBatch  int
 }
 
-var shapes = []shape{
-	{name: "1KiB", entrySize: 1 << 10, perBatch: 1024},
-	{name: "64KiB", entrySize: 64 << 10, perBatch: 1},
-	{name: "1MiB", entrySize: 1 << 20, perBatch: 1},
+func shapes() []shape {
+	return []shape{
+		{name: "1KiB", entrySize: 1 << 10, perBatch: 1024},
+		{name: "64KiB", entrySize: 64 << 10, perBatch: 1},
+		{name: "1MiB", entrySize: 1 << 20, perBatch: 1},
+	}
 }
 
 // mode is one row group of the table.
@@ -121,10 +147,12 @@ type mode struct {
 	target   string
 }
 
-var modes = []mode{
-	{name: "fsync", policy: commitlog.SyncEveryAppend, minRatio: 0.85, target: ">= 85% of raw write+fsync"},
-	{name: "buffered", policy: commitlog.SyncNever, minRatio: 0.70, target: ">= 70% of raw write"},
-	{name: "read", read: true, minMBps: 1000, target: ">= 1 GB/s (ReadRange 1 MiB)"},
+func modes() []mode {
+	return []mode{
+		{name: "fsync", policy: commitlog.SyncEveryAppend, minRatio: 0.85, target: ">= 85% of raw write+fsync"},
+		{name: "buffered", policy: commitlog.SyncNever, minRatio: 0.70, target: ">= 70% of raw write"},
+		{name: "read", read: true, minMBps: 1000, target: ">= 1 GB/s"},
+	}
 }
 
 // result is one row: a mode and shape, with every trial's throughput.
@@ -136,12 +164,13 @@ type result struct {
 	LogMBps   []float64 `json:"commitlog_mbps"`
 	RawMedian float64   `json:"raw_median_mbps"`
 	LogMedian float64   `json:"commitlog_median_mbps"`
-	Ratio     float64   `json:"ratio"`
+	Ratios    []float64 `json:"ratios"`
+	Ratio     float64   `json:"ratio"` // median of the rounds' commitlog/raw
 	Target    string    `json:"target"`
 	Met       bool      `json:"met"`
 }
 
-// trial is one timed measurement: bytes moved in elapsed.
+// trial is one side's measurement in a round: bytes moved in elapsed.
 type trial struct {
 	bytes   int64
 	elapsed time.Duration
@@ -180,9 +209,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"rounds", cfg.rounds, "read_bytes", cfg.readBytes, "gomaxprocs", runtime.GOMAXPROCS(0), "go", runtime.Version())
 	b := &bench{cfg: cfg, root: root, logger: logger}
 
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("create CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
 	var results []result
-	for _, m := range modes {
-		for _, sh := range shapes {
+	for _, m := range modes() {
+		if !slices.Contains(cfg.modes, m.name) {
+			continue
+		}
+		for _, sh := range shapes() {
 			r, err := b.measure(ctx, m, sh)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", m.name, sh.name, err)
@@ -193,56 +237,46 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(results)
 	}
 	return printTable(stdout, results)
 }
 
-// measure runs the interleaved rounds of one mode and shape.
+// measure runs the rounds of one mode and shape.
 func (b *bench) measure(ctx context.Context, m mode, sh shape) (result, error) {
 	batchDesc := fmt.Sprintf("%d x %s", sh.perBatch, sh.name)
+	if m.read {
+		batchDesc = "ReadRange 1MiB"
+	}
 	r := result{Mode: m.name, Size: sh.name, Batch: batchDesc, Target: m.target}
-	var rawTrial, logTrial func(context.Context) (trial, error)
+	var round func(context.Context) (raw, log trial, err error)
 	if m.read {
 		rs, err := b.prepareRead(sh)
 		if err != nil {
 			return r, err
 		}
 		defer rs.close(b.logger)
-		rawTrial, logTrial = rs.rawTrial, rs.logTrial
+		round = func(ctx context.Context) (trial, trial, error) { return rs.round(ctx, readPasses) }
 	} else {
-		batch := makeBatch(sh)
-		rawTrial = func(ctx context.Context) (trial, error) { return b.rawWrite(ctx, m, batch) }
-		logTrial = func(ctx context.Context) (trial, error) { return b.logWrite(ctx, m, batch) }
+		bt := makeBatch(sh)
+		round = func(ctx context.Context) (trial, trial, error) { return b.writeRound(ctx, m, bt) }
 	}
-	for round := range b.cfg.rounds {
-		order := []string{"raw", "commitlog"}
-		if round%2 == 1 {
-			order[0], order[1] = order[1], order[0]
+	for i := range b.cfg.rounds {
+		raw, log, err := round(ctx)
+		if err != nil {
+			return r, fmt.Errorf("round %d: %w", i+1, err)
 		}
-		for _, which := range order {
-			if err := ctx.Err(); err != nil {
-				return r, err
-			}
-			f := rawTrial
-			if which == "commitlog" {
-				f = logTrial
-			}
-			t, err := f(ctx)
-			if err != nil {
-				return r, fmt.Errorf("%s trial, round %d: %w", which, round+1, err)
-			}
-			b.logger.Info("trial", "mode", m.name, "size", sh.name, "round", round+1, "impl", which,
-				"bytes", t.bytes, "elapsed", t.elapsed.Round(time.Microsecond), "mbps", fmt.Sprintf("%.1f", t.mbps()))
-			if which == "raw" {
-				r.RawMBps = append(r.RawMBps, t.mbps())
-			} else {
-				r.LogMBps = append(r.LogMBps, t.mbps())
-			}
-		}
+		b.logger.Info("round", "mode", m.name, "size", sh.name, "round", i+1,
+			"raw_bytes", raw.bytes, "raw_elapsed", raw.elapsed.Round(time.Microsecond), "raw_mbps", fmt.Sprintf("%.1f", raw.mbps()),
+			"log_bytes", log.bytes, "log_elapsed", log.elapsed.Round(time.Microsecond), "log_mbps", fmt.Sprintf("%.1f", log.mbps()))
+		r.RawMBps = append(r.RawMBps, raw.mbps())
+		r.LogMBps = append(r.LogMBps, log.mbps())
+		r.Ratios = append(r.Ratios, log.mbps()/raw.mbps())
 	}
-	r.RawMedian, r.LogMedian = median(r.RawMBps), median(r.LogMBps)
-	r.Ratio = r.LogMedian / r.RawMedian
+	// Both sides of a round ran under the same conditions, so the ratio is
+	// the median of the rounds' ratios rather than a ratio of medians.
+	r.RawMedian, r.LogMedian, r.Ratio = median(r.RawMBps), median(r.LogMBps), median(r.Ratios)
 	if m.read {
 		r.Met = r.LogMedian >= m.minMBps
 	} else {
@@ -254,11 +288,40 @@ func (b *bench) measure(ctx context.Context, m mode, sh shape) (result, error) {
 func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
-	if n := len(s); n%2 == 1 {
+	n := len(s)
+	if n%2 == 1 {
 		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
 	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// paired alternates raw and commitlog steps, raw first on even steps and
+// commitlog first on odd ones, timing every step on its own, until more
+// says to stop. A step does one unit of work (write one batch, read about
+// 1 MiB) and returns the bytes it moved. Interleaving single steps rather
+// than whole trials makes both sides see the same disk and CPU contention
+// on a shared machine.
+func paired(ctx context.Context, raw, log func() (int64, error), more func(rawN, logN int64, elapsed time.Duration) bool) (rt, lt trial, err error) {
+	start := time.Now()
+	for i := 0; more(rt.bytes, lt.bytes, time.Since(start)); i++ {
+		if err := ctx.Err(); err != nil {
+			return rt, lt, err
+		}
+		for j := range 2 {
+			t, step, name := &rt, raw, "raw"
+			if (i+j)%2 == 1 {
+				t, step, name = &lt, log, "commitlog"
+			}
+			t0 := time.Now()
+			n, err := step()
+			t.elapsed += time.Since(t0)
+			if err != nil {
+				return rt, lt, fmt.Errorf("%s: %w", name, err)
+			}
+			t.bytes += n
+		}
+	}
+	return rt, lt, nil
 }
 
 // batch is one Append's entries and their encoding, which is exactly what
@@ -282,90 +345,99 @@ func makeBatch(sh shape) batch {
 	return b
 }
 
-// done reports whether a write trial that has moved n bytes since start
-// should stop.
-func (b *bench) done(n int64, start time.Time) bool {
-	return (b.cfg.bytes > 0 && n >= b.cfg.bytes) || (b.cfg.duration > 0 && time.Since(start) >= b.cfg.duration)
-}
-
 func (b *bench) next(prefix string) string {
 	b.seq++
 	return filepath.Join(b.root, fmt.Sprintf("%s-%03d", prefix, b.seq))
 }
 
-// rawWrite writes the encoded batch to a new plain file until the trial
-// limit, fsyncing after every batch in the fsync mode.
-func (b *bench) rawWrite(ctx context.Context, m mode, bt batch) (t trial, err error) {
+// writeRound writes the batch to a new plain file and appends it to a new
+// log, alternately, until each has -bytes or -duration has passed. In the
+// fsync mode the raw side fsyncs after every batch and the log uses
+// SyncEveryAppend; in the buffered mode neither syncs and the log uses
+// SyncNever. Creating, syncing (Close syncs the log) and deleting the files
+// is untimed.
+func (b *bench) writeRound(ctx context.Context, m mode, bt batch) (rt, lt trial, err error) {
 	path := b.next("raw") + ".dat"
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return t, fmt.Errorf("create %s: %w", path, err)
+		return rt, lt, fmt.Errorf("create %s: %w", path, err)
 	}
 	defer func() {
-		// Untimed: flush what the buffered mode left dirty, as Close does
-		// for commitlog, then delete the file.
 		err = errors.Join(err, wrap("sync", path, f.Sync()), wrap("close", path, f.Close()), wrap("remove", path, os.Remove(path)))
 	}()
-	fsync := m.policy == commitlog.SyncEveryAppend
-	start := time.Now()
-	var n int64
-	for !b.done(n, start) && ctx.Err() == nil {
-		if _, err := f.Write(bt.encoded); err != nil {
-			return t, fmt.Errorf("write %s: %w", path, err)
+	if b.cfg.rawOffset > 0 {
+		if _, err := f.Write(make([]byte, b.cfg.rawOffset)); err != nil {
+			return rt, lt, fmt.Errorf("write %s: %w", path, err)
 		}
-		if fsync {
-			if err := f.Sync(); err != nil {
-				return t, fmt.Errorf("fsync %s: %w", path, err)
-			}
-		}
-		n += int64(len(bt.encoded))
 	}
-	return trial{bytes: n, elapsed: time.Since(start)}, ctx.Err()
-}
 
-// logWrite appends the batch to a new log until the trial limit.
-func (b *bench) logWrite(ctx context.Context, m mode, bt batch) (t trial, err error) {
 	dir := b.next("log")
 	opts := commitlog.DefaultOptions()
 	opts.Sync = m.policy
 	opts.Logger = b.logger
 	l, err := commitlog.Open(dir, opts)
 	if err != nil {
-		return t, err
+		return rt, lt, err
 	}
 	defer func() {
-		// Untimed: Close syncs.
 		err = errors.Join(err, l.Close(), wrap("remove", dir, os.RemoveAll(dir)))
 	}()
+
+	fsync := m.policy == commitlog.SyncEveryAppend
+	size := int64(len(bt.encoded))
+	raw := func() (int64, error) {
+		if _, err := f.Write(bt.encoded); err != nil {
+			return 0, fmt.Errorf("write %s: %w", path, err)
+		}
+		if fsync {
+			if err := f.Sync(); err != nil {
+				return 0, fmt.Errorf("fsync %s: %w", path, err)
+			}
+		}
+		return size, nil
+	}
 	entries := bt.entries
 	next := l.LastIndex() + 1
-	start := time.Now()
-	var n int64
-	for !b.done(n, start) && ctx.Err() == nil {
+	log := func() (int64, error) {
 		for i := range entries {
 			entries[i].Index = next + uint64(i)
 		}
 		if err := l.Append(entries); err != nil {
-			return t, err
+			return 0, err
 		}
 		next += uint64(len(entries))
-		n += int64(len(bt.encoded))
+		return size, nil
 	}
-	return trial{bytes: n, elapsed: time.Since(start)}, ctx.Err()
+	more := func(rawN, logN int64, elapsed time.Duration) bool {
+		if b.cfg.duration > 0 && elapsed >= b.cfg.duration {
+			return false
+		}
+		return b.cfg.bytes == 0 || min(rawN, logN) < b.cfg.bytes
+	}
+	return paired(ctx, raw, log, more)
 }
 
-// readSetup is a pre-filled log, open for reading, and its segment files.
+// readSetup is a pre-filled log, open for reading, and its segment files,
+// open for the raw reads.
 type readSetup struct {
 	log   *commitlog.Log
 	dir   string
-	files []string
-	bytes int64 // frame bytes in the log
+	files []*os.File
+	bytes int64 // file bytes of the log's segments
+
+	// Raw read cursor: the file being read and the buffer.
+	file int
+	buf  []byte
+	// Log read cursor: the next index to read.
+	index       uint64
+	frameHeader int
 }
 
-// readPasses is how many times a read trial reads the whole log.
+// readPasses is how many times a read round reads the whole log on each
+// side.
 const readPasses = 3
 
-func (b *bench) prepareRead(sh shape) (*readSetup, error) {
+func (b *bench) prepareRead(sh shape) (rs *readSetup, err error) {
 	dir := b.next("read")
 	opts := commitlog.DefaultOptions()
 	opts.Sync = commitlog.SyncNever
@@ -393,100 +465,101 @@ func (b *bench) prepareRead(sh shape) (*readSetup, error) {
 	if l, err = commitlog.Open(dir, opts); err != nil {
 		return nil, err
 	}
-	rs := &readSetup{log: l, dir: dir}
+	rs = &readSetup{
+		log:         l,
+		dir:         dir,
+		buf:         make([]byte, 1<<20),
+		index:       l.FirstIndex(),
+		frameHeader: len(commitlog.EncodeEntry(nil, &commitlog.Entry{})),
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, rs.close(b.logger))
+		}
+	}()
 	names, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("list %s: %w", dir, err), rs.close(b.logger))
+		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
-	for _, e := range names {
-		if strings.HasSuffix(e.Name(), ".log") { // names sort by first index
-			rs.files = append(rs.files, filepath.Join(dir, e.Name()))
+	for _, e := range names { // sorted by name, which sorts segments by first index
+		if !strings.HasSuffix(e.Name(), ".log") {
+			continue
 		}
+		path := filepath.Join(dir, e.Name())
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		rs.files = append(rs.files, f)
+		st, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		rs.bytes += st.Size()
 	}
 	st := l.Stats()
-	rs.bytes = st.Bytes
 	b.logger.Info("read log filled", "dir", dir, "segments", st.Segments, "bytes", st.Bytes, "entries", st.LastIndex-st.FirstIndex+1)
-	// Warm the page cache with one untimed pass of each.
-	if _, err := rs.rawTrial(context.Background()); err != nil {
-		return nil, errors.Join(err, rs.close(b.logger))
-	}
-	if _, err := rs.logTrial(context.Background()); err != nil {
-		return nil, errors.Join(err, rs.close(b.logger))
+	// Warm the page cache and the code paths with one untimed pass.
+	if _, _, err := rs.round(context.Background(), 1); err != nil {
+		return nil, fmt.Errorf("warm-up pass: %w", err)
 	}
 	return rs, nil
 }
 
 func (rs *readSetup) close(logger *slog.Logger) error {
-	err := errors.Join(rs.log.Close(), wrap("remove", rs.dir, os.RemoveAll(rs.dir)))
+	var err error
+	for _, f := range rs.files {
+		err = errors.Join(err, f.Close())
+	}
+	err = errors.Join(err, rs.log.Close(), wrap("remove", rs.dir, os.RemoveAll(rs.dir)))
 	if err != nil {
 		logger.Error("closing read log", "dir", rs.dir, "err", err)
 	}
 	return err
 }
 
-// rawTrial reads the segment files sequentially in 1 MiB chunks.
-func (rs *readSetup) rawTrial(ctx context.Context) (trial, error) {
-	buf := make([]byte, 1<<20)
-	start := time.Now()
-	var n int64
-	for range readPasses {
-		for _, path := range rs.files {
-			if err := ctx.Err(); err != nil {
-				return trial{}, err
-			}
-			m, err := readFile(path, buf)
-			n += m
-			if err != nil {
-				return trial{}, err
-			}
-		}
-	}
-	return trial{bytes: n, elapsed: time.Since(start)}, nil
+// round reads the log passes times on each side, alternating a 1 MiB
+// os.File.Read of the segment files with a ReadRange with a 1 MiB budget.
+// Both sides wrap around at the end of the log. The log side counts frame
+// bytes (header, payload, extensions), the raw side file bytes.
+func (rs *readSetup) round(ctx context.Context, passes int) (trial, trial, error) {
+	want := int64(passes) * rs.bytes
+	more := func(rawN, logN int64, _ time.Duration) bool { return min(rawN, logN) < want }
+	return paired(ctx, rs.rawStep, rs.logStep, more)
 }
 
-func readFile(path string, buf []byte) (int64, error) {
-	f, err := os.Open(path)
+func (rs *readSetup) rawStep() (int64, error) {
+	for range 2 * len(rs.files) {
+		f := rs.files[rs.file]
+		n, err := f.Read(rs.buf)
+		if n > 0 {
+			return int64(n), nil
+		}
+		if err != nil && err != io.EOF {
+			return 0, fmt.Errorf("read %s: %w", f.Name(), err)
+		}
+		// End of this file: go on with the next one, from its start.
+		rs.file = (rs.file + 1) % len(rs.files)
+		if _, err := rs.files[rs.file].Seek(0, io.SeekStart); err != nil {
+			return 0, fmt.Errorf("seek %s: %w", rs.files[rs.file].Name(), err)
+		}
+	}
+	return 0, errors.New("segment files are empty")
+}
+
+func (rs *readSetup) logStep() (int64, error) {
+	es, err := rs.log.ReadRange(rs.index, 1<<20)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("ReadRange(%d): %w", rs.index, err)
 	}
-	defer f.Close()
 	var n int64
-	for {
-		m, err := f.Read(buf)
-		n += int64(m)
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, fmt.Errorf("read %s: %w", path, err)
-		}
+	for _, e := range es {
+		n += int64(rs.frameHeader + len(e.Data) + len(e.Extensions))
 	}
-}
-
-// logTrial reads the whole log with ReadRange and a 1 MiB budget. It counts
-// frame bytes (payload, extensions and the 40-byte header), like the raw
-// trial counts file bytes.
-func (rs *readSetup) logTrial(ctx context.Context) (trial, error) {
-	const frameHeader = 40
-	first, last := rs.log.FirstIndex(), rs.log.LastIndex()
-	start := time.Now()
-	var n int64
-	for range readPasses {
-		for i := first; i <= last; {
-			if err := ctx.Err(); err != nil {
-				return trial{}, err
-			}
-			es, err := rs.log.ReadRange(i, 1<<20)
-			if err != nil {
-				return trial{}, fmt.Errorf("ReadRange(%d): %w", i, err)
-			}
-			for _, e := range es {
-				n += int64(frameHeader + len(e.Data) + len(e.Extensions))
-			}
-			i += uint64(len(es))
-		}
+	if rs.index += uint64(len(es)); rs.index > rs.log.LastIndex() {
+		rs.index = rs.log.FirstIndex()
 	}
-	return trial{bytes: n, elapsed: time.Since(start)}, nil
+	return n, nil
 }
 
 func wrap(op, path string, err error) error {
