@@ -152,7 +152,7 @@ func (c *cluster) kill(id string) {
 	}
 	c.mu.Unlock()
 	if n != nil {
-		n.shutdown()
+		n.Stop()
 	}
 }
 
@@ -185,7 +185,7 @@ func (c *cluster) close() {
 	c.nodes = map[string]*Node{}
 	c.mu.Unlock()
 	for _, n := range nodes {
-		n.shutdown()
+		n.Stop()
 	}
 }
 
@@ -257,7 +257,7 @@ func (c *cluster) waitConverged(timeout time.Duration) *Node {
 		commit := l.raft.Load().CommitIndex()
 		ok := true
 		for _, n := range c.running() {
-			if n.AppliedIndex() < commit || n.log.LastIndex() < commit {
+			if applied := n.AppliedIndex(); n.log.LastIndex() < commit || (applied < commit && !n.onlyInternalBetween(applied, commit)) {
 				ok = false
 			}
 		}

@@ -32,7 +32,7 @@ func newFSM(sm StateMachine, catchUp func(index, term uint64) error) *fsm {
 }
 
 var (
-	_ raft.BatchingFSM       = (*fsm)(nil)
+	_ raft.BatchingFSM        = (*fsm)(nil)
 	_ raft.ConfigurationStore = (*fsm)(nil)
 )
 

@@ -483,12 +483,13 @@ func (n *Node) Close() error {
 		}
 		cancel()
 	}
-	return n.shutdown()
+	return n.Stop()
 }
 
-// shutdown stops the node without handing over leadership: what a crash
-// does to the group, though files are still closed cleanly.
-func (n *Node) shutdown() error {
+// Stop stops the node at once, without handing leadership over: to the
+// rest of the group it looks like a crash (files are still closed cleanly).
+// Benchmarks and tests use it to kill a leader.
+func (n *Node) Stop() error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
