@@ -1,0 +1,232 @@
+package topics
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// BatchRef locates one stored batch of a queue.
+type BatchRef struct {
+	BaseOffset uint64 // offset of the batch's first record
+	Count      uint32 // records in the batch
+	Part       uint16 // which part of the produce command at Index
+	Index      uint64 // commit-log index of the produce command
+	MaxTime    int64  // newest record time, Unix ms
+}
+
+// Queue is one queue's offset index.
+type Queue struct {
+	mu      sync.RWMutex
+	batches []BatchRef // ordered by BaseOffset, contiguous
+	next    uint64     // offset the next record gets
+	wake    chan struct{}
+}
+
+func newQueue() *Queue { return &Queue{wake: make(chan struct{})} }
+
+// Topic is a topic's configuration and queues.
+type Topic struct {
+	Config
+	CreatedIndex uint64 // log index of the create command
+	queues       []*Queue
+}
+
+// Queue returns queue q or ErrQueueNotFound.
+func (t *Topic) Queue(q int) (*Queue, error) {
+	if q < 0 || q >= len(t.queues) {
+		return nil, fmt.Errorf("%w: topic %s has queues 0..%d, not %d", ErrQueueNotFound, t.Name, len(t.queues)-1, q)
+	}
+	return t.queues[q], nil
+}
+
+// State is the replicated topic state. Apply is called from one goroutine;
+// every other method is safe to call concurrently with it.
+type State struct {
+	mu     sync.RWMutex
+	topics map[string]*Topic
+}
+
+// New returns an empty state.
+func New() *State { return &State{topics: map[string]*Topic{}} }
+
+// ProduceResult is the outcome of one part of a produce command.
+type ProduceResult struct {
+	BaseOffset uint64
+	Count      uint32
+	Err        error
+}
+
+// Apply applies one committed topics command at log index and returns its
+// result: *Topic for create, nil for delete, []ProduceResult for produce,
+// or an error. It is deterministic.
+func (s *State) Apply(index uint64, cmd []byte) any {
+	if len(cmd) == 0 {
+		return fmt.Errorf("%w: empty", ErrBadCommand)
+	}
+	switch cmd[0] {
+	case CmdCreateTopic:
+		var c Config
+		if err := json.Unmarshal(cmd[1:], &c); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadCommand, err)
+		}
+		return s.create(index, c)
+	case CmdDeleteTopic:
+		return s.delete(string(cmd[1:]))
+	case CmdProduce:
+		parts, err := DecodeProduce(cmd)
+		if err != nil {
+			return err
+		}
+		return s.produce(index, parts)
+	}
+	return fmt.Errorf("%w: unknown command type %d", ErrBadCommand, cmd[0])
+}
+
+func (s *State) create(index uint64, c Config) any {
+	if err := c.Normalize(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.topics[c.Name]; ok {
+		return fmt.Errorf("%w: %s", ErrTopicExists, c.Name)
+	}
+	t := &Topic{Config: c, CreatedIndex: index, queues: make([]*Queue, c.Queues)}
+	for i := range t.queues {
+		t.queues[i] = newQueue()
+	}
+	s.topics[c.Name] = t
+	return t
+}
+
+func (s *State) delete(name string) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+	}
+	delete(s.topics, name)
+	for _, q := range t.queues {
+		q.mu.Lock()
+		close(q.wake) // wake long polls; they find the topic gone
+		q.wake = make(chan struct{})
+		q.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *State) produce(index uint64, parts []Part) any {
+	res := make([]ProduceResult, len(parts))
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i, p := range parts {
+		t, ok := s.topics[p.Topic]
+		if !ok {
+			res[i].Err = fmt.Errorf("%w: %s", ErrTopicNotFound, p.Topic)
+			continue
+		}
+		q, err := t.Queue(p.Queue)
+		if err != nil {
+			res[i].Err = err
+			continue
+		}
+		h, err := wire.ParseHeader(p.Batch)
+		if err != nil {
+			res[i].Err = fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+			continue
+		}
+		q.mu.Lock()
+		ref := BatchRef{BaseOffset: q.next, Count: h.Count, Part: uint16(i), Index: index, MaxTime: h.MaxTimestamp}
+		q.batches = append(q.batches, ref)
+		q.next += uint64(h.Count)
+		close(q.wake)
+		q.wake = make(chan struct{})
+		q.mu.Unlock()
+		res[i] = ProduceResult{BaseOffset: ref.BaseOffset, Count: h.Count}
+	}
+	return res
+}
+
+// Lookup returns a topic.
+func (s *State) Lookup(name string) (*Topic, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.topics[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+	}
+	return t, nil
+}
+
+// List returns the topics ordered by name.
+func (s *State) List() []*Topic {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.listLocked()
+}
+
+func sortTopics(ts []*Topic) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+}
+
+// Bounds returns the queue's next offset and a channel closed when a
+// batch is appended (or the topic is deleted).
+func (q *Queue) Bounds() (next uint64, wake <-chan struct{}) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	return q.next, q.wake
+}
+
+// Find returns up to max batch references starting with the batch that
+// holds offset (offset < next). Batches whose log index is below
+// firstIndex were deleted by retention and are skipped; earliest is the
+// first offset still stored.
+func (q *Queue) Find(offset uint64, firstIndex uint64, max int) (refs []BatchRef, earliest uint64) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	lo := sort.Search(len(q.batches), func(i int) bool { return q.batches[i].Index >= firstIndex })
+	if lo == len(q.batches) {
+		return nil, q.next
+	}
+	earliest = q.batches[lo].BaseOffset
+	if offset < earliest {
+		offset = earliest
+	}
+	i := sort.Search(len(q.batches), func(i int) bool {
+		b := q.batches[i]
+		return b.BaseOffset+uint64(b.Count) > offset
+	})
+	end := min(len(q.batches), i+max)
+	return append([]BatchRef(nil), q.batches[i:end]...), earliest
+}
+
+// FindTime returns the offset of the first batch whose newest record is at
+// or after ms (Unix milliseconds), or next if none.
+func (q *Queue) FindTime(ms int64, firstIndex uint64) uint64 {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	lo := sort.Search(len(q.batches), func(i int) bool { return q.batches[i].Index >= firstIndex })
+	rest := q.batches[lo:]
+	// MaxTime is not monotonic across batches (producer clocks), so scan
+	// for the first batch that reaches ms.
+	for _, b := range rest {
+		if b.MaxTime >= ms {
+			return b.BaseOffset
+		}
+	}
+	return q.next
+}
+
+// NextOffsets returns each queue's next offset.
+func (t *Topic) NextOffsets() []uint64 {
+	out := make([]uint64, len(t.queues))
+	for i, q := range t.queues {
+		out[i], _ = q.Bounds()
+	}
+	return out
+}

@@ -1,0 +1,160 @@
+package wire
+
+// JSON shapes of the HTTP API, shared by the broker, the SDK and mqctl.
+// docs/api.md documents each endpoint. These shapes are a contract: extend
+// them, never change them.
+
+// Error codes. Each cause has one stable code; Retriable says whether a
+// client may send the same request again.
+const (
+	CodeTopicNotFound    = "TOPIC_NOT_FOUND"
+	CodeTopicExists      = "TOPIC_EXISTS"
+	CodeQueueNotFound    = "QUEUE_NOT_FOUND"
+	CodeInvalidArgument  = "INVALID_ARGUMENT"
+	CodeMalformedBatch   = "MALFORMED_BATCH"
+	CodeMessageTooLarge  = "MESSAGE_TOO_LARGE"
+	CodeRequestTooLarge  = "REQUEST_TOO_LARGE"
+	CodeOffsetOutOfRange = "OFFSET_OUT_OF_RANGE"
+	CodeNotLeader        = "NOT_LEADER"
+	CodeUnavailable      = "UNAVAILABLE"
+	CodeNotFound         = "NOT_FOUND"
+	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
+	CodeUnsupportedMedia = "UNSUPPORTED_MEDIA_TYPE"
+	CodeInternal         = "INTERNAL"
+)
+
+// ErrorBody is every error response: {"error":{...}}.
+type ErrorBody struct {
+	Error APIError `json:"error"`
+}
+
+// APIError describes a failed request.
+type APIError struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Leader    string `json:"leader,omitempty"` // NOT_LEADER: the leader's API address, if known
+	Retriable bool   `json:"retriable"`
+	// OFFSET_OUT_OF_RANGE: the valid range [Earliest, Latest].
+	Earliest *uint64 `json:"earliest,omitempty"`
+	Latest   *uint64 `json:"latest,omitempty"`
+}
+
+func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+
+// CreateTopicRequest is POST /v1/topics.
+type CreateTopicRequest struct {
+	Name            string `json:"name"`
+	Queues          int    `json:"queues,omitempty"`
+	RetentionMs     int64  `json:"retention_ms,omitempty"`
+	RetentionBytes  int64  `json:"retention_bytes,omitempty"`
+	MaxMessageBytes int    `json:"max_message_bytes,omitempty"`
+}
+
+// TopicInfo describes a topic.
+type TopicInfo struct {
+	Name            string      `json:"name"`
+	Queues          int         `json:"queues"`
+	RetentionMs     int64       `json:"retention_ms"`
+	RetentionBytes  int64       `json:"retention_bytes"`
+	MaxMessageBytes int         `json:"max_message_bytes"`
+	QueueInfo       []QueueInfo `json:"queue_info,omitempty"`
+}
+
+// QueueInfo is a queue's offset range: messages [Earliest, Next) are stored.
+type QueueInfo struct {
+	Queue    int    `json:"queue"`
+	Earliest uint64 `json:"earliest"`
+	Next     uint64 `json:"next"`
+}
+
+// TopicList is GET /v1/topics.
+type TopicList struct {
+	Topics []TopicInfo `json:"topics"`
+}
+
+// ProduceMessage is one message of POST /v1/topics/{topic}/messages.
+type ProduceMessage struct {
+	Key         *string           `json:"key,omitempty"`
+	Value       *string           `json:"value,omitempty"`
+	ValueBase64 *string           `json:"value_base64,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Queue       *int              `json:"queue,omitempty"`
+}
+
+// ProduceRequest is the body of POST /v1/topics/{topic}/messages.
+type ProduceRequest struct {
+	Messages []ProduceMessage `json:"messages"`
+}
+
+// ProduceResult is one message's position.
+type ProduceResult struct {
+	Queue  int    `json:"queue"`
+	Offset uint64 `json:"offset"`
+}
+
+// ProduceResponse lists one result per message, in request order.
+type ProduceResponse struct {
+	Results []ProduceResult `json:"results"`
+}
+
+// BatchProduceResponse answers a binary batch produce.
+type BatchProduceResponse struct {
+	Queue      int    `json:"queue"`
+	BaseOffset uint64 `json:"base_offset"`
+	Count      uint32 `json:"count"`
+}
+
+// FetchedMessage is one message of a JSON fetch. Value is set when the
+// value is valid UTF-8, ValueBase64 otherwise.
+type FetchedMessage struct {
+	Offset      uint64            `json:"offset"`
+	Key         *string           `json:"key,omitempty"`
+	Value       *string           `json:"value,omitempty"`
+	ValueBase64 *string           `json:"value_base64,omitempty"`
+	Headers     map[string]string `json:"headers"`
+	Timestamp   string            `json:"timestamp"`
+}
+
+// FetchResponse is GET .../messages: NextOffset is where to continue.
+type FetchResponse struct {
+	Messages   []FetchedMessage `json:"messages"`
+	NextOffset uint64           `json:"next_offset"`
+}
+
+// ClusterNode is one member in GET /v1/cluster.
+type ClusterNode struct {
+	ID           string `json:"id"`
+	Role         string `json:"role"`
+	APIAddr      string `json:"api_addr"`
+	RaftAddr     string `json:"raft_addr"`
+	Term         uint64 `json:"term"`
+	FirstIndex   uint64 `json:"first_index"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Reachable    bool   `json:"reachable"`
+	Error        string `json:"error,omitempty"`
+}
+
+// ClusterStatus is GET /v1/cluster.
+type ClusterStatus struct {
+	Leader     string        `json:"leader"`
+	LeaderAPI  string        `json:"leader_api,omitempty"`
+	Term       uint64        `json:"term"`
+	GroupID    uint32        `json:"group_id"`
+	AnsweredBy string        `json:"answered_by"`
+	Nodes      []ClusterNode `json:"nodes"`
+}
+
+// TransferRequest is POST /v1/cluster/transfer-leadership.
+type TransferRequest struct {
+	To string `json:"to,omitempty"`
+}
+
+// Binary fetch: GET /v1/topics/{topic}/queues/{queue}/batches answers with
+// Content-Type ContentType and a body of frames, each
+//
+//	baseOffset uint64 | batchLen uint32 | batch
+//
+// and the header X-Next-Offset. The batches are the stored bytes.
+const FetchFrameHeader = 12

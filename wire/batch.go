@@ -1,0 +1,310 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"sort"
+	"time"
+)
+
+// Format constants.
+const (
+	Magic       = "LMQB"
+	Version     = 1
+	HeaderSize  = 56
+	ContentType = "application/vnd.ledgermq.batch"
+	// MaxRecords bounds the records of one batch.
+	MaxRecords = 1 << 20
+)
+
+// Errors. Every decoding error wraps ErrMalformed.
+var (
+	ErrMalformed  = errors.New("wire: malformed batch")
+	ErrCodec      = errors.New("wire: unknown compression codec")
+	ErrTooLarge   = errors.New("wire: batch or record exceeds the size limit")
+	ErrEmptyBatch = errors.New("wire: batch has no records")
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// Message is one record.
+type Message struct {
+	Key       []byte // nil: no key
+	Value     []byte
+	Headers   []Header
+	Timestamp time.Time
+}
+
+// Header is one record header; order is kept.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// BatchHeader is a batch's fixed header.
+type BatchHeader struct {
+	Codec         Codec
+	Length        uint32
+	Count         uint32
+	BaseTimestamp int64 // Unix ms
+	MaxTimestamp  int64 // Unix ms
+	ProducerID    uint64
+	Sequence      uint64
+	GroupID       uint32
+}
+
+// Producer identifies an idempotent producer's batch.
+type Producer struct {
+	ID       uint64
+	Sequence uint64
+}
+
+// Encode builds a batch of msgs. Messages with a zero Timestamp get now.
+func Encode(msgs []Message, codec Codec, p Producer, groupID uint32, now time.Time) ([]byte, error) {
+	if len(msgs) == 0 {
+		return nil, ErrEmptyBatch
+	}
+	if len(msgs) > MaxRecords {
+		return nil, fmt.Errorf("%w: %d records", ErrTooLarge, len(msgs))
+	}
+	base := msgs[0].Timestamp
+	if base.IsZero() {
+		base = now
+	}
+	baseMs, maxMs := base.UnixMilli(), base.UnixMilli()
+	var recs []byte
+	for i := range msgs {
+		ts := msgs[i].Timestamp
+		if ts.IsZero() {
+			ts = now
+		}
+		ms := ts.UnixMilli()
+		maxMs = max(maxMs, ms)
+		recs = appendRecord(recs, &msgs[i], ms-baseMs)
+	}
+	body, err := compress(codec, recs)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, HeaderSize, HeaderSize+len(body))
+	h := BatchHeader{Codec: codec, Length: uint32(HeaderSize + len(body)), Count: uint32(len(msgs)),
+		BaseTimestamp: baseMs, MaxTimestamp: maxMs, ProducerID: p.ID, Sequence: p.Sequence, GroupID: groupID}
+	putHeader(b, &h)
+	b = append(b, body...)
+	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[12:], crcTable))
+	return b, nil
+}
+
+func putHeader(b []byte, h *BatchHeader) {
+	copy(b, Magic)
+	b[4] = Version
+	b[5] = byte(h.Codec)
+	binary.LittleEndian.PutUint16(b[6:], 0)
+	binary.LittleEndian.PutUint32(b[12:], h.Length)
+	binary.LittleEndian.PutUint32(b[16:], h.Count)
+	binary.LittleEndian.PutUint64(b[20:], uint64(h.BaseTimestamp))
+	binary.LittleEndian.PutUint64(b[28:], uint64(h.MaxTimestamp))
+	binary.LittleEndian.PutUint64(b[36:], h.ProducerID)
+	binary.LittleEndian.PutUint64(b[44:], h.Sequence)
+	binary.LittleEndian.PutUint32(b[52:], h.GroupID)
+}
+
+func appendRecord(dst []byte, m *Message, tsDelta int64) []byte {
+	var body []byte
+	body = binary.AppendVarint(body, tsDelta)
+	if m.Key == nil {
+		body = binary.AppendUvarint(body, 0)
+	} else {
+		body = binary.AppendUvarint(body, uint64(len(m.Key))+1)
+		body = append(body, m.Key...)
+	}
+	body = binary.AppendUvarint(body, uint64(len(m.Value)))
+	body = append(body, m.Value...)
+	body = binary.AppendUvarint(body, uint64(len(m.Headers)))
+	for _, h := range m.Headers {
+		body = binary.AppendUvarint(body, uint64(len(h.Key)))
+		body = append(body, h.Key...)
+		body = binary.AppendUvarint(body, uint64(len(h.Value)))
+		body = append(body, h.Value...)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(body)))
+	return append(dst, body...)
+}
+
+// ParseHeader validates the fixed header and CRC of the batch at the start
+// of b and returns it. b may hold more bytes after the batch.
+func ParseHeader(b []byte) (BatchHeader, error) {
+	if len(b) < HeaderSize {
+		return BatchHeader{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformed, len(b), HeaderSize)
+	}
+	if string(b[:4]) != Magic {
+		return BatchHeader{}, fmt.Errorf("%w: bad magic", ErrMalformed)
+	}
+	if b[4] != Version {
+		return BatchHeader{}, fmt.Errorf("%w: version %d, want %d", ErrMalformed, b[4], Version)
+	}
+	h := BatchHeader{
+		Codec:         Codec(b[5]),
+		Length:        binary.LittleEndian.Uint32(b[12:]),
+		Count:         binary.LittleEndian.Uint32(b[16:]),
+		BaseTimestamp: int64(binary.LittleEndian.Uint64(b[20:])),
+		MaxTimestamp:  int64(binary.LittleEndian.Uint64(b[28:])),
+		ProducerID:    binary.LittleEndian.Uint64(b[36:]),
+		Sequence:      binary.LittleEndian.Uint64(b[44:]),
+		GroupID:       binary.LittleEndian.Uint32(b[52:]),
+	}
+	if !h.Codec.valid() {
+		return BatchHeader{}, fmt.Errorf("%w: %w %d", ErrMalformed, ErrCodec, h.Codec)
+	}
+	if binary.LittleEndian.Uint16(b[6:]) != 0 {
+		return BatchHeader{}, fmt.Errorf("%w: unknown flags", ErrMalformed)
+	}
+	if h.Length < HeaderSize || uint64(h.Length) > uint64(len(b)) {
+		return BatchHeader{}, fmt.Errorf("%w: length %d, have %d bytes", ErrMalformed, h.Length, len(b))
+	}
+	if h.Count == 0 || h.Count > MaxRecords {
+		return BatchHeader{}, fmt.Errorf("%w: record count %d", ErrMalformed, h.Count)
+	}
+	if h.MaxTimestamp < h.BaseTimestamp {
+		return BatchHeader{}, fmt.Errorf("%w: max timestamp before base timestamp", ErrMalformed)
+	}
+	if crc32.Checksum(b[12:h.Length], crcTable) != binary.LittleEndian.Uint32(b[8:]) {
+		return BatchHeader{}, fmt.Errorf("%w: CRC mismatch", ErrMalformed)
+	}
+	return h, nil
+}
+
+// Decode validates a whole batch and returns its header and records.
+// maxRecordsBytes bounds the decompressed records section and
+// maxMessageBytes each record's key+value+headers (0: no bound). The
+// returned messages alias the decompressed buffer, not b, unless the batch
+// is uncompressed.
+func Decode(b []byte, maxRecordsBytes, maxMessageBytes int) (BatchHeader, []Message, error) {
+	h, err := ParseHeader(b)
+	if err != nil {
+		return h, nil, err
+	}
+	if int(h.Length) != len(b) {
+		return h, nil, fmt.Errorf("%w: %d trailing bytes after the batch", ErrMalformed, len(b)-int(h.Length))
+	}
+	recs, err := decompress(h.Codec, b[HeaderSize:], maxRecordsBytes)
+	if err != nil {
+		return h, nil, err
+	}
+	msgs := make([]Message, 0, min(int(h.Count), len(recs)/4+1))
+	for len(recs) > 0 {
+		if len(msgs) == int(h.Count) {
+			return h, nil, fmt.Errorf("%w: more records than the count %d", ErrMalformed, h.Count)
+		}
+		m, n, err := decodeRecord(recs, h.BaseTimestamp, maxMessageBytes)
+		if err != nil {
+			return h, nil, fmt.Errorf("record %d: %w", len(msgs), err)
+		}
+		msgs = append(msgs, m)
+		recs = recs[n:]
+	}
+	if len(msgs) != int(h.Count) {
+		return h, nil, fmt.Errorf("%w: %d records, header says %d", ErrMalformed, len(msgs), h.Count)
+	}
+	return h, msgs, nil
+}
+
+func uvarint(b []byte) (uint64, []byte, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, nil, fmt.Errorf("%w: bad varint", ErrMalformed)
+	}
+	return v, b[n:], nil
+}
+
+func bytesField(b []byte, n uint64) ([]byte, []byte, error) {
+	if n > uint64(len(b)) {
+		return nil, nil, fmt.Errorf("%w: field of %d bytes, %d left", ErrMalformed, n, len(b))
+	}
+	return b[:n:n], b[n:], nil
+}
+
+func decodeRecord(b []byte, baseMs int64, maxMessage int) (Message, int, error) {
+	bodyLen, rest, err := uvarint(b)
+	if err != nil {
+		return Message{}, 0, err
+	}
+	body, _, err := bytesField(rest, bodyLen)
+	if err != nil {
+		return Message{}, 0, err
+	}
+	consumed := len(b) - len(rest) + int(bodyLen)
+	if maxMessage > 0 && bodyLen > uint64(maxMessage)+64 {
+		return Message{}, 0, fmt.Errorf("%w: record of %d bytes", ErrTooLarge, bodyLen)
+	}
+	delta, n := binary.Varint(body)
+	if n <= 0 {
+		return Message{}, 0, fmt.Errorf("%w: bad timestamp", ErrMalformed)
+	}
+	body = body[n:]
+	var m Message
+	m.Timestamp = time.UnixMilli(baseMs + delta).UTC()
+	kl, body, err := uvarint(body)
+	if err != nil {
+		return Message{}, 0, err
+	}
+	if kl > 0 {
+		if m.Key, body, err = bytesField(body, kl-1); err != nil {
+			return Message{}, 0, err
+		}
+	}
+	vl, body, err := uvarint(body)
+	if err != nil {
+		return Message{}, 0, err
+	}
+	if m.Value, body, err = bytesField(body, vl); err != nil {
+		return Message{}, 0, err
+	}
+	hc, body, err := uvarint(body)
+	if err != nil {
+		return Message{}, 0, err
+	}
+	if hc > uint64(len(body)) {
+		return Message{}, 0, fmt.Errorf("%w: %d headers in %d bytes", ErrMalformed, hc, len(body))
+	}
+	for i := uint64(0); i < hc; i++ {
+		var k, v []byte
+		var l uint64
+		if l, body, err = uvarint(body); err != nil {
+			return Message{}, 0, err
+		}
+		if k, body, err = bytesField(body, l); err != nil {
+			return Message{}, 0, err
+		}
+		if l, body, err = uvarint(body); err != nil {
+			return Message{}, 0, err
+		}
+		if v, body, err = bytesField(body, l); err != nil {
+			return Message{}, 0, err
+		}
+		m.Headers = append(m.Headers, Header{Key: string(k), Value: v})
+	}
+	if len(body) != 0 {
+		return Message{}, 0, fmt.Errorf("%w: %d stray bytes in record", ErrMalformed, len(body))
+	}
+	if maxMessage > 0 && m.Size() > maxMessage {
+		return Message{}, 0, fmt.Errorf("%w: message of %d bytes, the limit is %d", ErrTooLarge, m.Size(), maxMessage)
+	}
+	return m, consumed, nil
+}
+
+// Size is the message's size as limits count it: key, value and headers.
+func (m *Message) Size() int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// SortHeaders orders headers by key (JSON maps carry no order).
+func SortHeaders(hs []Header) {
+	sort.Slice(hs, func(i, j int) bool { return hs[i].Key < hs[j].Key })
+}

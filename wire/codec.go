@@ -1,0 +1,149 @@
+package wire
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Codec is a batch's compression codec.
+type Codec uint8
+
+// Codecs.
+const (
+	CodecNone Codec = iota
+	CodecGzip
+	CodecSnappy
+	CodecS2
+	CodecZstd
+)
+
+func (c Codec) valid() bool { return c <= CodecZstd }
+
+func (c Codec) String() string {
+	switch c {
+	case CodecNone:
+		return "none"
+	case CodecGzip:
+		return "gzip"
+	case CodecSnappy:
+		return "snappy"
+	case CodecS2:
+		return "s2"
+	case CodecZstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("codec(%d)", uint8(c))
+}
+
+// ParseCodec parses a codec name as printed by String.
+func ParseCodec(s string) (Codec, error) {
+	for c := CodecNone; c <= CodecZstd; c++ {
+		if c.String() == s {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("%w %q (want none, gzip, snappy, s2 or zstd)", ErrCodec, s)
+}
+
+// zstdEncoder is built once per process on first use: an encoder is safe
+// for concurrent EncodeAll calls and costly to build. It is a cache with no
+// state visible to callers.
+var zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
+	e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	return e
+})
+
+func compress(c Codec, b []byte) ([]byte, error) {
+	switch c {
+	case CodecNone:
+		return b, nil
+	case CodecGzip:
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		if _, err := w.Write(b); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		return buf.Bytes(), nil
+	case CodecSnappy:
+		return snappy.Encode(nil, b), nil
+	case CodecS2:
+		return s2.Encode(nil, b), nil
+	case CodecZstd:
+		return zstdEncoder().EncodeAll(b, nil), nil
+	}
+	return nil, fmt.Errorf("%w %d", ErrCodec, c)
+}
+
+// decompress inflates b, refusing output over limit (0: no limit) without
+// allocating it first.
+func decompress(c Codec, b []byte, limit int) ([]byte, error) {
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	switch c {
+	case CodecNone:
+		if len(b) > limit {
+			return nil, fmt.Errorf("%w: %d bytes of records", ErrTooLarge, len(b))
+		}
+		return b, nil
+	case CodecGzip:
+		r, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("%w: gzip: %w", ErrMalformed, err)
+		}
+		out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+		if err != nil {
+			return nil, fmt.Errorf("%w: gzip: %w", ErrMalformed, err)
+		}
+		if len(out) > limit {
+			return nil, fmt.Errorf("%w: records inflate past %d bytes", ErrTooLarge, limit)
+		}
+		return out, nil
+	case CodecSnappy, CodecS2:
+		n, err := s2.DecodedLen(b)
+		if c == CodecSnappy {
+			n, err = snappy.DecodedLen(b)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, c, err)
+		}
+		if n > limit {
+			return nil, fmt.Errorf("%w: records inflate to %d bytes", ErrTooLarge, n)
+		}
+		var out []byte
+		if c == CodecSnappy {
+			out, err = snappy.Decode(nil, b)
+		} else {
+			out, err = s2.Decode(nil, b)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, c, err)
+		}
+		return out, nil
+	case CodecZstd:
+		r, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1))
+		if err != nil {
+			return nil, fmt.Errorf("%w: zstd: %w", ErrMalformed, err)
+		}
+		defer r.Close()
+		out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+		if err != nil {
+			return nil, fmt.Errorf("%w: zstd: %w", ErrMalformed, err)
+		}
+		if len(out) > limit {
+			return nil, fmt.Errorf("%w: records inflate past %d bytes", ErrTooLarge, limit)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w %d", ErrCodec, c)
+}
