@@ -95,3 +95,6 @@ func (n *Node) Stats(ctx context.Context) Stats {
 	wg.Wait()
 	return st
 }
+
+// Status returns this node's own status without asking its peers.
+func (n *Node) Status() PeerStatus { return n.peerStatus() }

@@ -1,0 +1,110 @@
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ledgermq/ledgermq/commitlog"
+	"github.com/ledgermq/ledgermq/replication"
+)
+
+// Config configures a broker node. Start from DefaultConfig.
+type Config struct {
+	// ID is the node's id within its group. Default "n1".
+	ID string
+	// GroupID names the broker group (reported in the API and stamped in
+	// routing); one group per cluster for now. Default 1.
+	GroupID uint32
+	// DataDir holds the node's commit log, Raft state and snapshots.
+	// Default "./data".
+	DataDir string
+	// Listen is the HTTP API address. Default 127.0.0.1:7001.
+	Listen string
+	// RaftListen is the Raft address. Default 127.0.0.1:8001.
+	RaftListen string
+	// Peers lists every member's Raft address. Empty means a group of one:
+	// this node alone.
+	Peers []replication.Peer
+	// MaxRequestBytes bounds a request body; larger bodies are refused
+	// before they are read. Default 16 MiB.
+	MaxRequestBytes int
+	// Sync is the commit log's durability policy. Default every-append.
+	Sync commitlog.SyncPolicy
+	// SegmentBytes is the commit log's segment size. Default 256 MiB.
+	SegmentBytes int64
+	// RetentionBytes and RetentionAge bound the whole log (all topics);
+	// whole segments are deleted. Defaults: unlimited and 7 days.
+	RetentionBytes int64
+	RetentionAge   time.Duration
+	// ProposeTimeout bounds how long a write waits for commit. Default 10s.
+	ProposeTimeout time.Duration
+	// MaxWait bounds a fetch's long poll. Default 30s.
+	MaxWait time.Duration
+	// Raft overrides replication timing (zero fields keep the defaults).
+	Raft replication.Config
+	// Logger receives all logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		ID:              "n1",
+		GroupID:         1,
+		DataDir:         "./data",
+		Listen:          "127.0.0.1:7001",
+		RaftListen:      "127.0.0.1:8001",
+		MaxRequestBytes: 16 << 20,
+		Sync:            commitlog.SyncEveryAppend,
+		SegmentBytes:    256 << 20,
+		RetentionAge:    7 * 24 * time.Hour,
+		ProposeTimeout:  10 * time.Second,
+		MaxWait:         30 * time.Second,
+	}
+}
+
+func (c *Config) replicationConfig() (replication.Config, error) {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	rc := replication.DefaultConfig()
+	o := c.Raft
+	if o.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = o.HeartbeatTimeout
+	}
+	if o.ElectionTimeout > 0 {
+		rc.ElectionTimeout = o.ElectionTimeout
+	}
+	if o.LeaderLeaseTimeout > 0 {
+		rc.LeaderLeaseTimeout = o.LeaderLeaseTimeout
+	}
+	if o.SnapshotInterval > 0 {
+		rc.SnapshotInterval = o.SnapshotInterval
+	}
+	if o.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = o.SnapshotThreshold
+	}
+	rc.ID = c.ID
+	rc.Dir = c.DataDir
+	rc.RaftAddr = c.RaftListen
+	rc.APIAddr = c.Listen
+	rc.Peers = c.Peers
+	if len(rc.Peers) == 0 {
+		rc.Peers = []replication.Peer{{ID: c.ID, RaftAddr: c.RaftListen}}
+	}
+	found := false
+	for _, p := range rc.Peers {
+		found = found || p.ID == c.ID
+	}
+	if !found {
+		return rc, fmt.Errorf("broker: --peers does not list this node's id %q", c.ID)
+	}
+	rc.Log.Sync = c.Sync
+	if c.SegmentBytes > 0 {
+		rc.Log.SegmentSize = c.SegmentBytes
+	}
+	rc.Log.Retention = commitlog.Retention{MaxBytes: c.RetentionBytes, MaxAge: c.RetentionAge}
+	rc.Logger = c.Logger
+	return rc, nil
+}

@@ -1,0 +1,78 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/ledgermq/ledgermq/replication"
+	"github.com/ledgermq/ledgermq/topics"
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// apiError is an error with its HTTP status and stable code.
+type apiError struct {
+	status int
+	body   wire.APIError
+}
+
+func (e *apiError) Error() string { return e.body.Code + ": " + e.body.Message }
+
+func newAPIError(status int, code, format string, args ...any) *apiError {
+	return &apiError{status: status, body: wire.APIError{Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+// toAPIError maps any error to its status and code (docs/api.md has the
+// table).
+func (b *Broker) toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var nle *replication.NotLeaderError
+	switch {
+	case errors.As(err, &nle):
+		e := newAPIError(StatusMisdirected, wire.CodeNotLeader, "this node is not the leader; the request was not applied")
+		e.body.Leader = b.apiAddrOf(nle.LeaderID)
+		e.body.Retriable = true
+		return e
+	case errors.Is(err, replication.ErrNotLeader):
+		e := newAPIError(StatusMisdirected, wire.CodeNotLeader, "this node is not the leader; the request was not applied")
+		e.body.Retriable = true
+		return e
+	case errors.Is(err, replication.ErrLeadershipLost), errors.Is(err, replication.ErrTimeout):
+		e := newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "the write's outcome is unknown: %v", err)
+		e.body.Retriable = true
+		return e
+	case errors.Is(err, replication.ErrClosed):
+		e := newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "the broker is shutting down; the request was not applied")
+		e.body.Retriable = true
+		return e
+	case errors.Is(err, topics.ErrTopicNotFound):
+		return newAPIError(http.StatusNotFound, wire.CodeTopicNotFound, "%v", trimPrefix(err))
+	case errors.Is(err, topics.ErrTopicExists):
+		return newAPIError(http.StatusConflict, wire.CodeTopicExists, "%v", trimPrefix(err))
+	case errors.Is(err, topics.ErrQueueNotFound):
+		return newAPIError(http.StatusNotFound, wire.CodeQueueNotFound, "%v", trimPrefix(err))
+	case errors.Is(err, wire.ErrTooLarge):
+		return newAPIError(http.StatusRequestEntityTooLarge, wire.CodeMessageTooLarge, "%v", err)
+	case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrEmptyBatch):
+		return newAPIError(http.StatusBadRequest, wire.CodeMalformedBatch, "%v", err)
+	case errors.Is(err, topics.ErrInvalidArgument):
+		return newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "%v", trimPrefix(err))
+	}
+	b.logger.Error("internal error", "err", err)
+	return newAPIError(http.StatusInternalServerError, wire.CodeInternal, "internal error: %v", err)
+}
+
+// StatusMisdirected is HTTP 421: a write reached a follower.
+const StatusMisdirected = 421
+
+func trimPrefix(err error) string {
+	s := err.Error()
+	const p = "topics: "
+	if len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}

@@ -1,0 +1,203 @@
+package broker
+
+import (
+	"encoding/base64"
+	"hash/fnv"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ledgermq/ledgermq/topics"
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// KeyQueue is the queue a key maps to: FNV-1a (32-bit) of the key bytes
+// modulo the number of queues. It is part of the API contract: the same
+// key always lands in the same queue while the queue count is unchanged.
+func KeyQueue(key []byte, queues int) int {
+	h := fnv.New32a()
+	h.Write(key)
+	return int(h.Sum32() % uint32(queues))
+}
+
+// produceJSON handles POST /v1/topics/{t}/messages: the messages are
+// grouped by queue into one batch per queue, all proposed as one Raft
+// entry, and acknowledged only once it is committed.
+func (b *Broker) produceJSON(ctx *fasthttp.RequestCtx, topic string) {
+	if !b.node.IsLeader() {
+		b.writeError(ctx, b.notLeader())
+		return
+	}
+	t, err := b.topics.Lookup(topic)
+	if err != nil {
+		b.writeError(ctx, err)
+		return
+	}
+	var req wire.ProduceRequest
+	if !b.decodeJSON(ctx, &req) {
+		return
+	}
+	if len(req.Messages) == 0 {
+		b.writeError(ctx, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "no messages"))
+		return
+	}
+	msgs := make([]wire.Message, len(req.Messages))
+	queues := make([]int, len(req.Messages))
+	now := time.Now()
+	for i, pm := range req.Messages {
+		m, q, aerr := b.toMessage(t, &pm, i, now)
+		if aerr != nil {
+			b.writeError(ctx, aerr)
+			return
+		}
+		msgs[i], queues[i] = m, q
+	}
+	// One batch per queue, in first-appearance order; messages keep their
+	// request order within a queue.
+	var order []int
+	byQueue := map[int][]int{}
+	for i, q := range queues {
+		if _, ok := byQueue[q]; !ok {
+			order = append(order, q)
+		}
+		byQueue[q] = append(byQueue[q], i)
+	}
+	parts := make([]topics.Part, len(order))
+	for pi, q := range order {
+		batch := make([]wire.Message, len(byQueue[q]))
+		for k, i := range byQueue[q] {
+			batch[k] = msgs[i]
+		}
+		enc, err := wire.Encode(batch, wire.CodecNone, wire.Producer{}, b.cfg.GroupID, now)
+		if err != nil {
+			b.writeError(ctx, err)
+			return
+		}
+		parts[pi] = topics.Part{Topic: topic, Queue: q, Batch: enc}
+	}
+	res, err := b.proposeProduce(parts)
+	if err != nil {
+		b.writeError(ctx, err)
+		return
+	}
+	out := wire.ProduceResponse{Results: make([]wire.ProduceResult, len(msgs))}
+	for pi, q := range order {
+		for k, i := range byQueue[q] {
+			out.Results[i] = wire.ProduceResult{Queue: q, Offset: res[pi].BaseOffset + uint64(k)}
+		}
+	}
+	b.m.produced(len(msgs), len(ctx.PostBody()))
+	b.writeJSON(ctx, http.StatusOK, out)
+}
+
+func (b *Broker) toMessage(t *topics.Topic, pm *wire.ProduceMessage, i int, now time.Time) (wire.Message, int, *apiError) {
+	var m wire.Message
+	switch {
+	case pm.Value != nil && pm.ValueBase64 != nil:
+		return m, 0, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "message %d has both value and value_base64", i)
+	case pm.Value != nil:
+		m.Value = []byte(*pm.Value)
+	case pm.ValueBase64 != nil:
+		v, err := base64.StdEncoding.DecodeString(*pm.ValueBase64)
+		if err != nil {
+			return m, 0, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "message %d: value_base64: %v", i, err)
+		}
+		m.Value = v
+	default:
+		m.Value = []byte{}
+	}
+	if pm.Key != nil {
+		m.Key = []byte(*pm.Key)
+	}
+	for k, v := range pm.Headers {
+		m.Headers = append(m.Headers, wire.Header{Key: k, Value: []byte(v)})
+	}
+	wire.SortHeaders(m.Headers)
+	m.Timestamp = now
+	if m.Size() > t.MaxMessageBytes {
+		return m, 0, newAPIError(http.StatusRequestEntityTooLarge, wire.CodeMessageTooLarge,
+			"message %d is %d bytes; topic %s allows %d", i, m.Size(), t.Name, t.MaxMessageBytes)
+	}
+	var q int
+	switch {
+	case pm.Queue != nil:
+		q = *pm.Queue
+		if q < 0 || q >= t.Queues {
+			return m, 0, newAPIError(http.StatusBadRequest, wire.CodeQueueNotFound, "message %d: topic %s has queues 0..%d, not %d", i, t.Name, t.Queues-1, q)
+		}
+	case m.Key != nil:
+		q = KeyQueue(m.Key, t.Queues)
+	default:
+		q = b.nextRoundRobin(t.Name, t.Queues)
+	}
+	return m, q, nil
+}
+
+func (b *Broker) nextRoundRobin(topic string, queues int) int {
+	v, _ := b.rr.LoadOrStore(topic, new(atomic.Uint64))
+	return int(v.(*atomic.Uint64).Add(1) % uint64(queues))
+}
+
+// produceBatch handles POST /v1/topics/{t}/queues/{q}/batches: one
+// binary batch, validated and stored exactly as received.
+func (b *Broker) produceBatch(ctx *fasthttp.RequestCtx, topic string, queue int) {
+	if !b.node.IsLeader() {
+		b.writeError(ctx, b.notLeader())
+		return
+	}
+	if ct := string(ctx.Request.Header.ContentType()); ct != wire.ContentType {
+		b.writeError(ctx, newAPIError(http.StatusUnsupportedMediaType, wire.CodeUnsupportedMedia, "content type must be %s, got %q", wire.ContentType, ct))
+		return
+	}
+	t, err := b.topics.Lookup(topic)
+	if err != nil {
+		b.writeError(ctx, err)
+		return
+	}
+	if _, err := t.Queue(queue); err != nil {
+		b.writeError(ctx, err)
+		return
+	}
+	body := ctx.PostBody()
+	h, _, err := wire.Decode(body, b.cfg.MaxRequestBytes*4, t.MaxMessageBytes)
+	if err != nil {
+		b.writeError(ctx, err)
+		return
+	}
+	batch := append([]byte(nil), body...) // the request buffer is reused after the handler
+	res, err := b.proposeProduce([]topics.Part{{Topic: topic, Queue: queue, Batch: batch}})
+	if err != nil {
+		b.writeError(ctx, err)
+		return
+	}
+	b.m.produced(int(h.Count), len(body))
+	b.writeJSON(ctx, http.StatusOK, wire.BatchProduceResponse{Queue: queue, BaseOffset: res[0].BaseOffset, Count: res[0].Count})
+}
+
+// proposeProduce proposes the parts as one entry and returns each part's
+// result, failing if any part failed.
+func (b *Broker) proposeProduce(parts []topics.Part) ([]topics.ProduceResult, error) {
+	start := time.Now()
+	res, err := b.propose(topics.EncodeProduce(parts))
+	if err != nil {
+		return nil, err
+	}
+	b.m.commitLatency.observe(time.Since(start))
+	out := res.([]topics.ProduceResult)
+	for _, r := range out {
+		if r.Err != nil {
+			return nil, r.Err
+		}
+	}
+	return out, nil
+}
+
+func (b *Broker) notLeader() error {
+	l := b.node.Leader()
+	e := newAPIError(StatusMisdirected, wire.CodeNotLeader, "this node is not the leader; the request was not applied")
+	e.body.Leader = b.apiAddrOf(l.ID)
+	e.body.Retriable = true
+	return e
+}

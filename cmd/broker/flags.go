@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ledgermq/ledgermq/broker"
+	"github.com/ledgermq/ledgermq/commitlog"
+	"github.com/ledgermq/ledgermq/replication"
+)
+
+// nodeOptions are the flags of one broker node. Each flag can also be set
+// by the environment variable LEDGERMQ_<NAME> (upper case, - as _) and by a
+// line `name = value` in the --config file. A flag beats the environment,
+// which beats the file, which beats the default.
+type nodeOptions struct {
+	id, dataDir, listen, raftListen, peers, logLevel, sync string
+	groupID                                                uint
+	segmentBytes, retentionBytes                           int64
+	maxRequestBytes                                        int
+	retention, heartbeat, election                         time.Duration
+}
+
+func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
+	d := broker.DefaultConfig()
+	fs.StringVar(&o.id, "id", d.ID, "this node's id within its group")
+	fs.UintVar(&o.groupID, "group-id", uint(d.GroupID), "broker group id")
+	fs.StringVar(&o.dataDir, "data-dir", d.DataDir, "directory for the commit log, Raft state and snapshots")
+	fs.StringVar(&o.listen, "listen", d.Listen, "HTTP API address")
+	fs.StringVar(&o.raftListen, "raft-listen", d.RaftListen, "Raft address (also the peer protocol)")
+	fs.StringVar(&o.peers, "peers", "", "every member's Raft address: id=host:port,... (empty: a group of one)")
+	fs.StringVar(&o.sync, "sync", d.Sync.String(), "commit-log durability: every-append, interval or never")
+	fs.Int64Var(&o.segmentBytes, "segment-bytes", d.SegmentBytes, "commit-log segment size in bytes")
+	fs.Int64Var(&o.retentionBytes, "retention-bytes", 0, "delete the oldest segments while the log is larger (0: no limit)")
+	fs.DurationVar(&o.retention, "retention", d.RetentionAge, "delete segments whose newest message is older (0: no limit)")
+	fs.IntVar(&o.maxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest request body accepted")
+	fs.DurationVar(&o.heartbeat, "raft-heartbeat", replication.DefaultConfig().HeartbeatTimeout, "Raft heartbeat timeout")
+	fs.DurationVar(&o.election, "raft-election", replication.DefaultConfig().ElectionTimeout, "Raft election timeout")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func parseNodeFlags(args []string, stderr io.Writer) (*nodeOptions, error) {
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &nodeOptions{}
+	defineNodeFlags(fs, o)
+	config := fs.String("config", "", "optional config file of `name = value` lines (flag names)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage:\n  broker [flags]            run one node\n  broker dev [--nodes 3]    run a local group in one process\n\nFlags (also LEDGERMQ_<NAME> environment variables and --config file lines):\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := applyEnv(fs, set); err != nil {
+		return nil, err
+	}
+	if *config != "" {
+		if err := applyFile(fs, *config, set); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+func envName(flagName string) string {
+	return "LEDGERMQ_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func applyEnv(fs *flag.FlagSet, set map[string]bool) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && !set[f.Name] && err == nil {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %w", envName(f.Name), e)
+			}
+			set[f.Name] = true
+		}
+	})
+	return err
+}
+
+func applyFile(fs *flag.FlagSet, path string, set map[string]bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(text, "=")
+		if !ok {
+			return fmt.Errorf("%s:%d: want name = value", path, line)
+		}
+		name, value = strings.TrimSpace(name), strings.Trim(strings.TrimSpace(value), `"`)
+		if fs.Lookup(name) == nil || name == "config" {
+			return fmt.Errorf("%s:%d: unknown setting %q", path, line, name)
+		}
+		if set[name] {
+			continue
+		}
+		if err := fs.Set(name, value); err != nil {
+			return fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+	}
+	return sc.Err()
+}
+
+func parsePeers(s string) ([]replication.Peer, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []replication.Peer
+	for _, item := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("--peers: want id=host:port, got %q", item)
+		}
+		out = append(out, replication.Peer{ID: id, RaftAddr: addr})
+	}
+	return out, nil
+}
+
+func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
+	cfg := broker.DefaultConfig()
+	peers, err := parsePeers(o.peers)
+	if err != nil {
+		return cfg, err
+	}
+	pol, err := commitlog.ParseSyncPolicy(o.sync)
+	if err != nil {
+		return cfg, fmt.Errorf("--sync: %w", err)
+	}
+	cfg.ID, cfg.GroupID, cfg.DataDir = o.id, uint32(o.groupID), o.dataDir
+	cfg.Listen, cfg.RaftListen, cfg.Peers = o.listen, o.raftListen, peers
+	cfg.Sync, cfg.SegmentBytes = pol, o.segmentBytes
+	cfg.RetentionBytes, cfg.RetentionAge = o.retentionBytes, o.retention
+	cfg.MaxRequestBytes = o.maxRequestBytes
+	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout = o.heartbeat, o.election
+	cfg.Logger = logger
+	return cfg, nil
+}
