@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -137,6 +138,9 @@ func decompress(c Codec, b []byte, limit int) ([]byte, error) {
 		}
 		defer r.Close()
 		out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return nil, fmt.Errorf("%w: zstd: %w", ErrTooLarge, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: zstd: %w", ErrMalformed, err)
 		}

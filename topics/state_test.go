@@ -1,0 +1,126 @@
+package topics
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+func batch(t testing.TB, n int, at time.Time) []byte {
+	t.Helper()
+	msgs := make([]wire.Message, n)
+	for i := range msgs {
+		msgs[i] = wire.Message{Value: []byte{byte(i)}, Timestamp: at}
+	}
+	b, err := wire.Encode(msgs, wire.CodecNone, wire.Producer{}, 1, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestApplyAssignsDenseOffsets(t *testing.T) {
+	s := New()
+	if r := s.Apply(1, EncodeCreate(Config{Name: "orders", Queues: 2})); r.(*Topic).Queues != 2 {
+		t.Fatalf("create: %v", r)
+	}
+	if err, _ := s.Apply(2, EncodeCreate(Config{Name: "orders"})).(error); !errors.Is(err, ErrTopicExists) {
+		t.Fatalf("duplicate create: %v", err)
+	}
+	if err, _ := s.Apply(3, EncodeCreate(Config{Name: "bad name"})).(error); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("bad name: %v", err)
+	}
+	t0 := time.UnixMilli(1_000_000)
+	res := s.Apply(4, EncodeProduce([]Part{
+		{Topic: "orders", Queue: 0, Batch: batch(t, 3, t0)},
+		{Topic: "orders", Queue: 1, Batch: batch(t, 2, t0)},
+		{Topic: "orders", Queue: 5, Batch: batch(t, 1, t0)},
+		{Topic: "nope", Queue: 0, Batch: batch(t, 1, t0)},
+		{Topic: "orders", Queue: 0, Batch: []byte("junk")},
+	})).([]ProduceResult)
+	if res[0].BaseOffset != 0 || res[0].Count != 3 || res[1].BaseOffset != 0 || res[1].Count != 2 {
+		t.Fatalf("results %+v", res)
+	}
+	if !errors.Is(res[2].Err, ErrQueueNotFound) || !errors.Is(res[3].Err, ErrTopicNotFound) || !errors.Is(res[4].Err, ErrInvalidArgument) {
+		t.Fatalf("errors %+v", res[2:])
+	}
+	res = s.Apply(5, EncodeProduce([]Part{{Topic: "orders", Queue: 0, Batch: batch(t, 4, t0.Add(time.Minute))}})).([]ProduceResult)
+	if res[0].BaseOffset != 3 {
+		t.Fatalf("second batch base %d, want 3", res[0].BaseOffset)
+	}
+	top, _ := s.Lookup("orders")
+	q, _ := top.Queue(0)
+	refs, earliest := q.Find(4, 0, 10)
+	if earliest != 0 || len(refs) != 1 || refs[0].BaseOffset != 3 || refs[0].Index != 5 {
+		t.Fatalf("Find(4) = %+v, %d", refs, earliest)
+	}
+	// Retention removed log index 4: queue 0 now starts at offset 3.
+	if _, earliest = q.Find(0, 5, 10); earliest != 3 {
+		t.Fatalf("earliest after retention %d", earliest)
+	}
+	if off := q.FindTime(t0.Add(30*time.Second).UnixMilli(), 0); off != 3 {
+		t.Fatalf("FindTime = %d", off)
+	}
+	if err, _ := s.Apply(6, EncodeDelete("orders")).(error); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lookup("orders"); !errors.Is(err, ErrTopicNotFound) {
+		t.Fatalf("lookup after delete: %v", err)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	s := New()
+	s.Apply(1, EncodeCreate(Config{Name: "a", Queues: 3}))
+	s.Apply(2, EncodeCreate(Config{Name: "b"}))
+	for i := uint64(3); i < 20; i++ {
+		s.Apply(i, EncodeProduce([]Part{{Topic: "a", Queue: int(i % 3), Batch: batch(t, int(i%4)+1, time.UnixMilli(int64(i)))}}))
+	}
+	var buf bytes.Buffer
+	if err := s.Snapshot().Persist(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.List()) != 2 {
+		t.Fatalf("restored %d topics", len(r.List()))
+	}
+	ta, _ := s.Lookup("a")
+	tb, _ := r.Lookup("a")
+	for qi := 0; qi < 3; qi++ {
+		q1, _ := ta.Queue(qi)
+		q2, _ := tb.Queue(qi)
+		n1, _ := q1.Bounds()
+		n2, _ := q2.Bounds()
+		r1, _ := q1.Find(0, 0, 100)
+		r2, _ := q2.Find(0, 0, 100)
+		if n1 != n2 || len(r1) != len(r2) {
+			t.Fatalf("queue %d differs after restore", qi)
+		}
+		for i := range r1 {
+			if r1[i] != r2[i] {
+				t.Fatalf("queue %d ref %d differs", qi, i)
+			}
+		}
+	}
+}
+
+func FuzzDecodeProduce(f *testing.F) {
+	f.Add(EncodeProduce([]Part{{Topic: "t", Queue: 1, Batch: []byte("xyz")}}))
+	f.Add([]byte{CmdProduce, 2, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parts, err := DecodeProduce(b)
+		if err != nil {
+			return
+		}
+		if again := EncodeProduce(parts); !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding differs")
+		}
+		New().Apply(1, b) // must not panic
+	})
+}
