@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// fakeGroup is an in-memory stand-in for a broker group, enough of the
+// HTTP API for mqctl's tests: its nodes share one state, only the leader
+// accepts writes, and followers answer writes with 421 NOT_LEADER naming
+// the leader, like the real broker.
+type fakeGroup struct {
+	mu       sync.Mutex
+	topics   map[string]*fakeTopic
+	leader   int
+	rr       int
+	requests []string // "node METHOD path"
+	nodes    []*httptest.Server
+}
+
+type fakeTopic struct {
+	info   wire.TopicInfo
+	queues [][]wire.FetchedMessage
+}
+
+func newFakeGroup(t *testing.T, n int) *fakeGroup {
+	g := &fakeGroup{topics: map[string]*fakeTopic{}}
+	for i := range n {
+		s := httptest.NewServer(g.handler(i))
+		t.Cleanup(s.Close)
+		g.nodes = append(g.nodes, s)
+	}
+	return g
+}
+
+func (g *fakeGroup) addr(i int) string { return strings.TrimPrefix(g.nodes[i].URL, "http://") }
+
+func (g *fakeGroup) brokers() string {
+	var a []string
+	for i := range g.nodes {
+		a = append(a, g.addr(i))
+	}
+	return strings.Join(a, ",")
+}
+
+func (g *fakeGroup) setLeader(i int) {
+	g.mu.Lock()
+	g.leader = i
+	g.mu.Unlock()
+}
+
+func (g *fakeGroup) log() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.requests...)
+}
+
+func writeFake(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func fakeError(w http.ResponseWriter, status int, code, format string, args ...any) {
+	writeFake(w, status, wire.ErrorBody{Error: wire.APIError{Code: code, Message: fmt.Sprintf(format, args...)}})
+}
+
+func (g *fakeGroup) handler(node int) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/topics", func(w http.ResponseWriter, r *http.Request) {
+		var req wire.CreateTopicRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		if req.Queues == 0 {
+			req.Queues = 4
+		}
+		if req.RetentionMs == 0 {
+			req.RetentionMs = 7 * 24 * 3600 * 1000
+		}
+		if req.MaxMessageBytes == 0 {
+			req.MaxMessageBytes = 1 << 20
+		}
+		if _, ok := g.topics[req.Name]; ok {
+			fakeError(w, http.StatusConflict, wire.CodeTopicExists, "topic %s already exists", req.Name)
+			return
+		}
+		t := &fakeTopic{info: wire.TopicInfo{Name: req.Name, Queues: req.Queues, RetentionMs: req.RetentionMs,
+			RetentionBytes: req.RetentionBytes, MaxMessageBytes: req.MaxMessageBytes},
+			queues: make([][]wire.FetchedMessage, req.Queues)}
+		g.topics[req.Name] = t
+		writeFake(w, http.StatusCreated, t.info)
+	})
+	mux.HandleFunc("GET /v1/topics", func(w http.ResponseWriter, r *http.Request) {
+		out := wire.TopicList{Topics: []wire.TopicInfo{}}
+		for _, t := range g.topics {
+			out.Topics = append(out.Topics, t.info)
+		}
+		writeFake(w, http.StatusOK, out)
+	})
+	topic := func(w http.ResponseWriter, r *http.Request) *fakeTopic {
+		t := g.topics[r.PathValue("topic")]
+		if t == nil {
+			fakeError(w, http.StatusNotFound, wire.CodeTopicNotFound, "topic %s not found", r.PathValue("topic"))
+		}
+		return t
+	}
+	mux.HandleFunc("GET /v1/topics/{topic}", func(w http.ResponseWriter, r *http.Request) {
+		if t := topic(w, r); t != nil {
+			info := t.info
+			for q, msgs := range t.queues {
+				info.QueueInfo = append(info.QueueInfo, wire.QueueInfo{Queue: q, Next: uint64(len(msgs))})
+			}
+			writeFake(w, http.StatusOK, info)
+		}
+	})
+	mux.HandleFunc("DELETE /v1/topics/{topic}", func(w http.ResponseWriter, r *http.Request) {
+		if t := topic(w, r); t != nil {
+			delete(g.topics, t.info.Name)
+			writeFake(w, http.StatusOK, map[string]string{"deleted": t.info.Name})
+		}
+	})
+	mux.HandleFunc("POST /v1/topics/{topic}/messages", func(w http.ResponseWriter, r *http.Request) {
+		t := topic(w, r)
+		if t == nil {
+			return
+		}
+		var req wire.ProduceRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) == 0 {
+			fakeError(w, http.StatusBadRequest, wire.CodeInvalidArgument, "bad request")
+			return
+		}
+		out := wire.ProduceResponse{Results: []wire.ProduceResult{}}
+		for _, m := range req.Messages {
+			q := g.rr % t.info.Queues
+			switch {
+			case m.Queue != nil:
+				q = *m.Queue
+			case m.Key != nil:
+				h := fnv.New32a()
+				h.Write([]byte(*m.Key))
+				q = int(h.Sum32() % uint32(t.info.Queues))
+			default:
+				g.rr++
+			}
+			fm := wire.FetchedMessage{Offset: uint64(len(t.queues[q])), Key: m.Key, Value: m.Value,
+				ValueBase64: m.ValueBase64, Headers: m.Headers, Timestamp: time.Now().UTC().Format(time.RFC3339Nano)}
+			if fm.Headers == nil {
+				fm.Headers = map[string]string{}
+			}
+			t.queues[q] = append(t.queues[q], fm)
+			out.Results = append(out.Results, wire.ProduceResult{Queue: q, Offset: fm.Offset})
+		}
+		writeFake(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("GET /v1/topics/{topic}/queues/{queue}/messages", func(w http.ResponseWriter, r *http.Request) {
+		q, _ := strconv.Atoi(r.PathValue("queue"))
+		off, _ := strconv.ParseUint(r.URL.Query().Get("offset"), 10, 64)
+		maxN, _ := strconv.Atoi(r.URL.Query().Get("max_messages"))
+		waitMs, _ := strconv.Atoi(r.URL.Query().Get("wait_ms"))
+		deadline := time.Now().Add(time.Duration(waitMs) * time.Millisecond)
+		for {
+			t := topic(w, r)
+			if t == nil {
+				return
+			}
+			msgs := t.queues[q]
+			if off > uint64(len(msgs)) {
+				e, l := uint64(0), uint64(len(msgs))
+				writeFake(w, http.StatusRequestedRangeNotSatisfiable, wire.ErrorBody{Error: wire.APIError{
+					Code: wire.CodeOffsetOutOfRange, Message: fmt.Sprintf("offset %d is outside the stored range [0, %d]", off, l),
+					Earliest: &e, Latest: &l}})
+				return
+			}
+			if off < uint64(len(msgs)) || !time.Now().Before(deadline) {
+				out := msgs[off:min(uint64(len(msgs)), off+uint64(maxN))]
+				writeFake(w, http.StatusOK, wire.FetchResponse{Messages: out, NextOffset: off + uint64(len(out))})
+				return
+			}
+			g.mu.Unlock()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Millisecond):
+			}
+			g.mu.Lock()
+		}
+	})
+	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
+		st := wire.ClusterStatus{Leader: fmt.Sprintf("n%d", g.leader+1), LeaderAPI: g.addr(g.leader), Term: 3,
+			GroupID: 1, AnsweredBy: fmt.Sprintf("n%d", node+1)}
+		for i := range g.nodes {
+			role := "follower"
+			if i == g.leader {
+				role = "leader"
+			}
+			st.Nodes = append(st.Nodes, wire.ClusterNode{ID: fmt.Sprintf("n%d", i+1), Role: role, APIAddr: g.addr(i),
+				Term: 3, LastIndex: uint64(100 - i), CommitIndex: 98, AppliedIndex: 98, Reachable: true})
+		}
+		writeFake(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("POST /v1/cluster/transfer-leadership", func(w http.ResponseWriter, r *http.Request) {
+		var req wire.TransferRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		g.leader = (g.leader + 1) % len(g.nodes)
+		if req.To != "" {
+			g.leader, _ = strconv.Atoi(strings.TrimPrefix(req.To, "n"))
+			g.leader--
+		}
+		writeFake(w, http.StatusOK, map[string]string{"leader": fmt.Sprintf("n%d", g.leader+1), "leader_api": g.addr(g.leader)})
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.requests = append(g.requests, fmt.Sprintf("%d %s %s", node, r.Method, r.URL.Path))
+		if r.Method != http.MethodGet && node != g.leader {
+			writeFake(w, http.StatusMisdirectedRequest, wire.ErrorBody{Error: wire.APIError{Code: wire.CodeNotLeader,
+				Message: "this node is not the leader; the request was not applied", Leader: g.addr(g.leader), Retriable: true}})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// runResult is one mqctl run.
+type runResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// mqctl runs a command line with MQ_BROKERS=brokers.
+func mqctl(t *testing.T, ctx context.Context, brokers, stdin string, args ...string) runResult {
+	t.Helper()
+	var out bytes.Buffer
+	r := mqctlTo(t, ctx, &out, brokers, stdin, args...)
+	r.stdout = out.String()
+	return r
+}
+
+// mqctlTo is mqctl writing its stdout to w.
+func mqctlTo(t *testing.T, ctx context.Context, w io.Writer, brokers, stdin string, args ...string) runResult {
+	var errb bytes.Buffer
+	a := &app{stdin: strings.NewReader(stdin), stdout: w, stderr: &errb,
+		getenv: func(k string) string {
+			if k == "MQ_BROKERS" {
+				return brokers
+			}
+			return ""
+		},
+		newClient: func(b []string, timeout time.Duration) *client {
+			c := newClient(b, timeout)
+			c.backoff, c.maxBackoff = 5*time.Millisecond, 20*time.Millisecond
+			return c
+		},
+	}
+	code := a.run(ctx, args)
+	return runResult{code: code, stderr: errb.String()}
+}

@@ -1,0 +1,319 @@
+// Command mqctl is LedgerMQ's command-line client. It manages topics,
+// produces and consumes messages and shows the broker group's state, using
+// only the broker's HTTP API (see wire/api.go). It finds the group's leader
+// by itself and follows failovers: give it any or all brokers of the group.
+//
+// Run `mqctl help` for the commands.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// defaultBrokers is the local group started by `broker dev`.
+const defaultBrokers = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+
+const usageText = `mqctl is the command-line client of LedgerMQ.
+
+Usage:
+  mqctl [global flags] <command> [arguments] [flags]
+
+Commands:
+  topic create NAME [--queues N] [--retention D] [--retention-bytes N] [--max-message-bytes N]
+  topic list
+  topic describe NAME
+  topic delete NAME
+  produce TOPIC [--file F] [--key K] [--header k=v]... [--queue Q] [--batch-size N]
+  consume TOPIC [--queue Q] [--offset N | --from-beginning | --from-end | --from-time T]
+                [--count N] [--follow] [--values-only]
+  cluster status
+  cluster transfer-leadership [--to ID]
+  help
+
+Global flags (also accepted after the command):
+  --brokers host:port[,host:port...]  brokers of the group; any of them will do, mqctl
+                                      finds the leader (env MQ_BROKERS; default
+                                      ` + defaultBrokers + `)
+  --format text|json                  text for people (default); json prints the API's JSON
+  --timeout D                         how long one request may take, retries and leader
+                                      changes included (default 10s)
+
+Examples:
+  mqctl topic create orders --queues 4 --retention 7d
+  mqctl topic list
+  mqctl topic describe orders
+  mqctl --format json topic describe orders
+  seq 1 100000 | mqctl produce orders
+  mqctl produce orders --key user-42 --header source=cli --file events.txt
+  mqctl consume orders --from-beginning --count 10
+  mqctl consume orders --queue 2 --offset 1000 --values-only
+  mqctl consume orders --from-time 2025-01-02T15:04:05Z --format json
+  mqctl consume orders --from-end --follow
+  mqctl cluster status
+  mqctl cluster transfer-leadership --to n2
+  mqctl topic delete orders
+
+Run 'mqctl <command> -h' for a command's flags. Exit status: 0 on success,
+1 on failure (the message names the API error code), 2 on a usage error,
+130 when interrupted.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	a := &app{
+		stdin:     os.Stdin,
+		stdout:    os.Stdout,
+		stderr:    os.Stderr,
+		stderrTTY: isTerminal(os.Stderr),
+		getenv:    os.Getenv,
+	}
+	code := a.run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// app holds one invocation's I/O and configuration; there is no global
+// mutable state.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	stderrTTY      bool // progress lines are drawn only on a terminal
+	getenv         func(string) string
+
+	// Global flags.
+	brokers string
+	format  string
+	timeout time.Duration
+
+	client *client // set by setup once the flags are parsed
+	// newClient builds the client; tests shorten its backoff.
+	newClient func(brokers []string, timeout time.Duration) *client
+}
+
+// errHelp ends a run that printed help: exit status 0.
+var errHelp = errors.New("help requested")
+
+// usageError is a command line mqctl cannot run: exit status 2.
+type usageError struct {
+	cmd string // "mqctl topic create"
+	err error
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+
+func usagef(cmd, format string, args ...any) error {
+	return &usageError{cmd: cmd, err: fmt.Errorf(format, args...)}
+}
+
+// run executes one command line and returns the exit status.
+func (a *app) run(ctx context.Context, args []string) int {
+	err := a.dispatch(ctx, args)
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(a.stderr, "mqctl: %v\nRun '%s -h' for usage.\n", err, ue.cmd)
+		return 2
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		fmt.Fprintln(a.stderr, "mqctl: interrupted")
+		return 130
+	}
+	fmt.Fprintf(a.stderr, "mqctl: %v\n", err)
+	return 1
+}
+
+func (a *app) dispatch(ctx context.Context, args []string) error {
+	a.brokers = a.getenv("MQ_BROKERS")
+	if a.brokers == "" {
+		a.brokers = defaultBrokers
+	}
+	a.format, a.timeout = "text", 10*time.Second
+	fs := flag.NewFlagSet("mqctl", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	a.globalFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(a.stdout, usageText)
+			return errHelp
+		}
+		return &usageError{cmd: "mqctl", err: err}
+	}
+	args = fs.Args()
+	if len(args) == 0 {
+		fmt.Fprint(a.stderr, usageText)
+		return usagef("mqctl", "no command given")
+	}
+	switch args[0] {
+	case "help":
+		fmt.Fprint(a.stdout, usageText)
+		return errHelp
+	case "topic", "topics":
+		return a.topicCmd(ctx, args[1:])
+	case "produce":
+		return a.produceCmd(ctx, args[1:])
+	case "consume":
+		return a.consumeCmd(ctx, args[1:])
+	case "cluster":
+		return a.clusterCmd(ctx, args[1:])
+	}
+	return usagef("mqctl", "unknown command %q", args[0])
+}
+
+// globalFlags binds the global flags to a; every command's flag set has
+// them too, so they may follow the command.
+func (a *app) globalFlags(fs *flag.FlagSet) {
+	fs.StringVar(&a.brokers, "brokers", a.brokers, "comma-separated broker API addresses `host:port,...`")
+	fs.StringVar(&a.format, "format", a.format, "output `format`: text or json")
+	fs.DurationVar(&a.timeout, "timeout", a.timeout, "time limit of one request, retries included")
+}
+
+func isGlobalFlag(name string) bool {
+	return name == "brokers" || name == "format" || name == "timeout"
+}
+
+// cmdSpec describes a command for its flag set and its -h output.
+type cmdSpec struct {
+	name    string // "topic create"
+	args    string // "NAME"
+	summary string
+}
+
+// flagSet returns a flag set for a command, with the global flags.
+func (a *app) flagSet(spec cmdSpec) *flag.FlagSet {
+	fs := flag.NewFlagSet("mqctl "+spec.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	// The flag package calls Usage on every error; it prints to the
+	// output, discarded but for -h.
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: mqctl %s %s\n\n%s\n", spec.name, spec.args, spec.summary)
+		printFlags(fs.Output(), fs)
+	}
+	a.globalFlags(fs)
+	return fs
+}
+
+// printFlags lists a command's own flags (the global ones are in `mqctl help`).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if isGlobalFlag(f.Name) {
+			return
+		}
+		if first {
+			fmt.Fprintln(w, "\nFlags:")
+			first = false
+		}
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "%-26s %s\n", line, usage)
+	})
+	fmt.Fprintln(w, "\nGlobal flags --brokers, --format and --timeout: see 'mqctl help'.")
+}
+
+// parse parses a command's arguments, flags and positional arguments in
+// any order ("--" ends the flags), checks that there are nargs positional
+// arguments and builds the client.
+func (a *app) parse(fs *flag.FlagSet, args []string, nargs int, argNames string) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	cmd := fs.Name()
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(a.stdout)
+			fs.Usage()
+			return nil, errHelp
+		}
+		return nil, &usageError{cmd: cmd, err: err}
+	}
+	if len(pos) != nargs {
+		if len(pos) < nargs {
+			return nil, usagef(cmd, "%s: missing %s", strings.TrimPrefix(cmd, "mqctl "), argNames)
+		}
+		return nil, usagef(cmd, "%s: unexpected argument %q", strings.TrimPrefix(cmd, "mqctl "), pos[nargs])
+	}
+	if err := a.setup(); err != nil {
+		return nil, &usageError{cmd: cmd, err: err}
+	}
+	return pos, nil
+}
+
+// parseInterspersed is fs.Parse that also accepts flags after positional
+// arguments. It returns the positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		used := len(args) - len(rest)
+		if used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// setup checks the global flags and builds the client.
+func (a *app) setup() error {
+	if a.format != "text" && a.format != "json" {
+		return fmt.Errorf("--format must be text or json, not %q", a.format)
+	}
+	if a.timeout <= 0 {
+		return fmt.Errorf("--timeout must be positive")
+	}
+	brokers, err := parseBrokers(a.brokers)
+	if err != nil {
+		return err
+	}
+	if a.newClient != nil {
+		a.client = a.newClient(brokers, a.timeout)
+	} else {
+		a.client = newClient(brokers, a.timeout)
+	}
+	return nil
+}
+
+func (a *app) json() bool { return a.format == "json" }
+
+// printJSON prints an API answer, indented; an empty answer prints nothing.
+func printJSON(w io.Writer, raw []byte) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		buf.Reset()
+		buf.Write(raw)
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}
