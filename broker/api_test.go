@@ -172,7 +172,7 @@ func TestAPIErrorsAndRoundTrip(t *testing.T) {
 
 	expectCode(t, call(t, "POST", base+"/v1/topics/nope/messages", "", []byte(`{"messages":[{"value":"x"}]}`)), 404, wire.CodeTopicNotFound)
 	expectCode(t, call(t, "POST", base+"/v1/topics/orders/messages", "", []byte(`{"messages":[]}`)), 400, wire.CodeInvalidArgument)
-	expectCode(t, call(t, "POST", base+"/v1/topics/orders/messages", "", []byte(`{"messages":[{"value":"x","queue":9}]}`)), 400, wire.CodeQueueNotFound)
+	expectCode(t, call(t, "POST", base+"/v1/topics/orders/messages", "", []byte(`{"messages":[{"value":"x","queue":9}]}`)), 404, wire.CodeQueueNotFound)
 	expectCode(t, call(t, "POST", base+"/v1/topics/orders/messages", "", []byte(`{"messages":[{"value":"x","value_base64":"eA=="}]}`)), 400, wire.CodeInvalidArgument)
 	big := strings.Repeat("x", 1<<20+1)
 	expectCode(t, call(t, "POST", base+"/v1/topics/orders/messages", "", []byte(`{"messages":[{"value":"`+big[:600000]+`"}]}`)), 200, "")

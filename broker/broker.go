@@ -142,7 +142,7 @@ func (b *Broker) countLeaderChanges() {
 		case <-b.stop:
 			return
 		case info := <-ch:
-			if info.ID != last {
+			if info.ID != "" && info.ID != last {
 				b.m.leaderChanges.Add(1)
 				last = info.ID
 			}

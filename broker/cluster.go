@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -42,16 +43,37 @@ func (b *Broker) transferLeadership(ctx *fasthttp.RequestCtx) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	old := b.node.Leader().ID
 	if err := b.node.TransferLeadership(c, req.To); err != nil {
-		if errors.Is(err, replication.ErrUnknownPeer) {
-			b.writeError(ctx, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "%v", err))
-			return
+		switch {
+		case errors.Is(err, replication.ErrNotLeader), errors.Is(err, replication.ErrClosed):
+			b.writeError(ctx, err)
+		case errors.Is(err, replication.ErrTimeout):
+			b.writeError(ctx, unavailable("the transfer did not complete in time; leadership may or may not have moved"))
+		default: // unknown target, a group of one, the leader itself
+			b.writeError(ctx, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "cannot transfer leadership: %v", err))
 		}
-		b.writeError(ctx, err)
 		return
 	}
-	l := b.node.Leader()
+	// Report the new leader once this node has heard from it.
+	ch, stop := b.node.WatchLeader()
+	defer stop()
+	var l replication.LeaderInfo
+	for l.ID == "" || l.ID == old {
+		select {
+		case l = <-ch:
+		case <-c.Done():
+			b.writeJSON(ctx, http.StatusOK, map[string]string{"leader": "", "leader_api": ""})
+			return
+		}
+	}
 	b.writeJSON(ctx, http.StatusOK, map[string]string{"leader": l.ID, "leader_api": b.apiAddrOf(l.ID)})
+}
+
+func unavailable(msg string) *apiError {
+	e := newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "%s", msg)
+	e.body.Retriable = true
+	return e
 }
 
 // readyz: a member of a group with a known leader, whose state machine has
@@ -61,12 +83,11 @@ func (b *Broker) readyz(ctx *fasthttp.RequestCtx) {
 	st := b.node.Status()
 	switch {
 	case b.draining.Load():
-		b.writeError(ctx, newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "shutting down"))
+		b.writeError(ctx, unavailable("shutting down"))
 	case l.ID == "":
-		b.writeError(ctx, newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "no known leader"))
+		b.writeError(ctx, unavailable("no known leader"))
 	case st.AppliedIndex+64 < st.CommitIndex:
-		b.writeError(ctx, newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable,
-			"catching up: applied %d of %d", st.AppliedIndex, st.CommitIndex))
+		b.writeError(ctx, unavailable(fmt.Sprintf("catching up: applied %d of %d", st.AppliedIndex, st.CommitIndex)))
 	default:
 		ctx.SetStatusCode(http.StatusOK)
 		ctx.SetBodyString("ready\n")

@@ -221,7 +221,7 @@ func (b *Broker) fetchBatches(ctx *fasthttp.RequestCtx, topic string, queue int)
 			b.writeError(ctx, err)
 			return
 		}
-		if len(body) > 0 && len(body)+len(raw) > p.maxBytes {
+		if len(body) > 0 && len(body)+wire.FetchFrameHeader+len(raw) > p.maxBytes {
 			break
 		}
 		body = binary.LittleEndian.AppendUint64(body, ref.BaseOffset)

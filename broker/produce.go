@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"hash/fnv"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -125,7 +126,7 @@ func (b *Broker) toMessage(t *topics.Topic, pm *wire.ProduceMessage, i int, now 
 	case pm.Queue != nil:
 		q = *pm.Queue
 		if q < 0 || q >= t.Queues {
-			return m, 0, newAPIError(http.StatusBadRequest, wire.CodeQueueNotFound, "message %d: topic %s has queues 0..%d, not %d", i, t.Name, t.Queues-1, q)
+			return m, 0, newAPIError(http.StatusNotFound, wire.CodeQueueNotFound, "message %d: topic %s has queues 0..%d, not %d", i, t.Name, t.Queues-1, q)
 		}
 	case m.Key != nil:
 		q = KeyQueue(m.Key, t.Queues)
@@ -147,7 +148,8 @@ func (b *Broker) produceBatch(ctx *fasthttp.RequestCtx, topic string, queue int)
 		b.writeError(ctx, b.notLeader())
 		return
 	}
-	if ct := string(ctx.Request.Header.ContentType()); ct != wire.ContentType {
+	ct, _, _ := strings.Cut(string(ctx.Request.Header.ContentType()), ";")
+	if ct = strings.TrimSpace(ct); ct != wire.ContentType {
 		b.writeError(ctx, newAPIError(http.StatusUnsupportedMediaType, wire.CodeUnsupportedMedia, "content type must be %s, got %q", wire.ContentType, ct))
 		return
 	}

@@ -93,8 +93,14 @@ func Encode(msgs []Message, codec Codec, p Producer, groupID uint32, now time.Ti
 		BaseTimestamp: baseMs, MaxTimestamp: maxMs, ProducerID: p.ID, Sequence: p.Sequence, GroupID: groupID}
 	putHeader(b, &h)
 	b = append(b, body...)
-	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[12:], crcTable))
+	binary.LittleEndian.PutUint32(b[8:], batchCRC(b))
 	return b, nil
+}
+
+// batchCRC is the CRC32C of every byte of the batch except the CRC field:
+// bytes [0, 8) and [12, length).
+func batchCRC(b []byte) uint32 {
+	return crc32.Update(crc32.Checksum(b[:8], crcTable), crcTable, b[12:])
 }
 
 func putHeader(b []byte, h *BatchHeader) {
@@ -170,7 +176,7 @@ func ParseHeader(b []byte) (BatchHeader, error) {
 	if h.MaxTimestamp < h.BaseTimestamp {
 		return BatchHeader{}, fmt.Errorf("%w: max timestamp before base timestamp", ErrMalformed)
 	}
-	if crc32.Checksum(b[12:h.Length], crcTable) != binary.LittleEndian.Uint32(b[8:]) {
+	if batchCRC(b[:h.Length]) != binary.LittleEndian.Uint32(b[8:]) {
 		return BatchHeader{}, fmt.Errorf("%w: CRC mismatch", ErrMalformed)
 	}
 	return h, nil
@@ -207,6 +213,13 @@ func Decode(b []byte, maxRecordsBytes, maxMessageBytes int) (BatchHeader, []Mess
 	}
 	if len(msgs) != int(h.Count) {
 		return h, nil, fmt.Errorf("%w: %d records, header says %d", ErrMalformed, len(msgs), h.Count)
+	}
+	maxMs := msgs[0].Timestamp.UnixMilli()
+	for i := range msgs {
+		maxMs = max(maxMs, msgs[i].Timestamp.UnixMilli())
+	}
+	if maxMs != h.MaxTimestamp || msgs[0].Timestamp.UnixMilli() != h.BaseTimestamp {
+		return h, nil, fmt.Errorf("%w: header timestamps do not match the records", ErrMalformed)
 	}
 	return h, msgs, nil
 }

@@ -9,7 +9,7 @@
 //	4  version        uint8 (1)
 //	5  codec          uint8 (0 none, 1 gzip, 2 snappy, 3 s2, 4 zstd)
 //	6  flags          uint16 (0)
-//	8  crc            uint32 CRC32C of bytes [12, length)
+//	8  crc            uint32 CRC32C of bytes [0, 8) and [12, length)
 //	12 length         uint32 total batch length, header included
 //	16 count          uint32 number of records (>= 1)
 //	20 baseTimestamp  int64 Unix milliseconds of the first record
