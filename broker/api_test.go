@@ -221,6 +221,24 @@ func TestAPIErrorsAndRoundTrip(t *testing.T) {
 		t.Fatalf("batch fetch: %d, %d bytes", r.status, len(r.body))
 	}
 
+	// Idempotent produce: a resent batch is answered with its original
+	// offsets and stored once.
+	var ip wire.InitProducerResponse
+	if r = call(t, "POST", base+"/v1/producers", "", nil); r.status != 200 || json.Unmarshal(r.body, &ip) != nil || ip.ProducerID == 0 {
+		t.Fatalf("init producer: %d %s", r.status, r.body)
+	}
+	idem, _ := wire.Encode([]wire.Message{{Value: []byte("once")}}, wire.CodecNone, wire.Producer{ID: ip.ProducerID}, 1, time.Now())
+	var first, again wire.BatchProduceResponse
+	json.Unmarshal(call(t, "POST", base+"/v1/topics/orders/queues/2/batches", wire.ContentType, idem).body, &first)
+	json.Unmarshal(call(t, "POST", base+"/v1/topics/orders/queues/2/batches", wire.ContentType, idem).body, &again)
+	if first.Duplicate || !again.Duplicate || again.BaseOffset != first.BaseOffset {
+		t.Fatalf("idempotent resend: first %+v again %+v", first, again)
+	}
+	gap, _ := wire.Encode([]wire.Message{{Value: []byte("gap")}}, wire.CodecNone, wire.Producer{ID: ip.ProducerID, Sequence: 5}, 1, time.Now())
+	expectCode(t, call(t, "POST", base+"/v1/topics/orders/queues/2/batches", wire.ContentType, gap), 409, wire.CodeOutOfOrderSequence)
+	unknown, _ := wire.Encode([]wire.Message{{Value: []byte("u")}}, wire.CodecNone, wire.Producer{ID: 424242}, 1, time.Now())
+	expectCode(t, call(t, "POST", base+"/v1/topics/orders/queues/2/batches", wire.ContentType, unknown), 400, wire.CodeUnknownProducer)
+
 	// Long poll wakes when data arrives.
 	var ti wire.TopicInfo
 	json.Unmarshal(call(t, "GET", base+"/v1/topics/orders", "", nil).body, &ti)

@@ -48,6 +48,14 @@ func (b *Broker) toAPIError(err error) *apiError {
 		e := newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "the broker is shutting down; the request was not applied")
 		e.body.Retriable = true
 		return e
+	case errors.Is(err, topics.ErrUnknownProducer):
+		return newAPIError(http.StatusBadRequest, wire.CodeUnknownProducer, "%v", trimPrefix(err))
+	case errors.Is(err, topics.ErrOutOfOrderSeq):
+		e := newAPIError(http.StatusConflict, wire.CodeOutOfOrderSequence, "%v", trimPrefix(err))
+		e.body.Retriable = true
+		return e
+	case errors.Is(err, topics.ErrDuplicateSequence):
+		return newAPIError(http.StatusConflict, wire.CodeDuplicateSequence, "%v", trimPrefix(err))
 	case errors.Is(err, topics.ErrTopicNotFound):
 		return newAPIError(http.StatusNotFound, wire.CodeTopicNotFound, "%v", trimPrefix(err))
 	case errors.Is(err, topics.ErrTopicExists):

@@ -125,7 +125,7 @@ func (b *Broker) readBatch(ref topics.BatchRef) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read log entry %d: %w", ref.Index, err)
 	}
-	parts, err := topics.DecodeProduce(e.Data)
+	_, parts, err := topics.DecodeProduce(e.Data)
 	if err != nil || int(ref.Part) >= len(parts) {
 		return nil, fmt.Errorf("log entry %d is not the expected produce command: %v", ref.Index, err)
 	}

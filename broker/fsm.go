@@ -24,7 +24,7 @@ func (s *stateMachine) Apply(cmds []replication.Command) []any {
 			continue
 		}
 		switch c.Data[0] {
-		case topics.CmdCreateTopic, topics.CmdDeleteTopic, topics.CmdProduce:
+		case topics.CmdCreateTopic, topics.CmdDeleteTopic, topics.CmdProduce, topics.CmdInitProducer:
 			out[i] = s.topics.Apply(c.Index, c.Data)
 		default:
 			out[i] = fmt.Errorf("%w: unknown command type %d", topics.ErrBadCommand, c.Data[0])

@@ -53,6 +53,11 @@ func (b *Broker) route(ctx *fasthttp.RequestCtx) string {
 			b.transferLeadership(ctx)
 		}
 		return "transfer_leadership"
+	case "/v1/producers":
+		if b.allow(ctx, method, "POST") {
+			b.initProducer(ctx)
+		}
+		return "producers"
 	case "/v1/topics":
 		switch method {
 		case "GET":

@@ -175,14 +175,24 @@ func (b *Broker) produceBatch(ctx *fasthttp.RequestCtx, topic string, queue int)
 		return
 	}
 	b.m.produced(int(h.Count), len(body))
-	b.writeJSON(ctx, http.StatusOK, wire.BatchProduceResponse{Queue: queue, BaseOffset: res[0].BaseOffset, Count: res[0].Count})
+	b.writeJSON(ctx, http.StatusOK, wire.BatchProduceResponse{Queue: queue, BaseOffset: res[0].BaseOffset, Count: res[0].Count, Duplicate: res[0].Duplicate})
+}
+
+// initProducer handles POST /v1/producers: a new idempotent producer id.
+func (b *Broker) initProducer(ctx *fasthttp.RequestCtx) {
+	res, err := b.propose(topics.EncodeInitProducer(time.Now().UnixMilli()))
+	if err != nil {
+		b.writeError(ctx, err)
+		return
+	}
+	b.writeJSON(ctx, http.StatusOK, wire.InitProducerResponse{ProducerID: res.(uint64)})
 }
 
 // proposeProduce proposes the parts as one entry and returns each part's
 // result, failing if any part failed.
 func (b *Broker) proposeProduce(parts []topics.Part) ([]topics.ProduceResult, error) {
 	start := time.Now()
-	res, err := b.propose(topics.EncodeProduce(parts))
+	res, err := b.propose(topics.EncodeProduce(time.Now().UnixMilli(), parts))
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,15 @@ const (
 	CmdCreateTopic byte = 1
 	CmdDeleteTopic byte = 2
 	CmdProduce     byte = 3
+	// CmdInitProducer hands out a producer id: type u8 | time i64.
+	CmdInitProducer byte = 4
 )
+
+// EncodeInitProducer encodes a request for a new producer id; timeMs is
+// the leader's clock, which ages out idle producers deterministically.
+func EncodeInitProducer(timeMs int64) []byte {
+	return binary.LittleEndian.AppendUint64([]byte{CmdInitProducer}, uint64(timeMs))
+}
 
 // Config is a topic's configuration.
 type Config struct {
@@ -86,17 +94,20 @@ type Part struct {
 	Batch []byte // a wire batch, stored as is
 }
 
-// Produce command layout: type u8 | parts u16 | parts × (topicLen u16 |
-// topic | queue u32 | batchLen u32 | batch).
+// Produce command layout: type u8 | time i64 | parts u16 | parts ×
+// (topicLen u16 | topic | queue u32 | batchLen u32 | batch). time is the
+// leader's clock when it proposed the command (Unix ms).
+const produceHeader = 11
 
 // EncodeProduce encodes a produce command.
-func EncodeProduce(parts []Part) []byte {
-	n := 3
+func EncodeProduce(timeMs int64, parts []Part) []byte {
+	n := produceHeader
 	for _, p := range parts {
 		n += 10 + len(p.Topic) + len(p.Batch)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, CmdProduce)
+	b = binary.LittleEndian.AppendUint64(b, uint64(timeMs))
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(parts)))
 	for _, p := range parts {
 		b = binary.LittleEndian.AppendUint16(b, uint16(len(p.Topic)))
@@ -108,35 +119,41 @@ func EncodeProduce(parts []Part) []byte {
 	return b
 }
 
-// DecodeProduce decodes a produce command (including its type byte). The
-// parts' batches alias b.
-func DecodeProduce(b []byte) ([]Part, error) {
-	if len(b) < 3 || b[0] != CmdProduce {
-		return nil, fmt.Errorf("%w: not a produce command", ErrBadCommand)
+// DecodeProduce decodes a produce command (including its type byte) into
+// its time and parts. The parts' batches alias b.
+func DecodeProduce(b []byte) (int64, []Part, error) {
+	timeMs, parts, err := decodeProduce(b)
+	return timeMs, parts, err
+}
+
+func decodeProduce(b []byte) (int64, []Part, error) {
+	if len(b) < produceHeader || b[0] != CmdProduce {
+		return 0, nil, fmt.Errorf("%w: not a produce command", ErrBadCommand)
 	}
-	n := int(binary.LittleEndian.Uint16(b[1:]))
-	b = b[3:]
+	timeMs := int64(binary.LittleEndian.Uint64(b[1:]))
+	n := int(binary.LittleEndian.Uint16(b[9:]))
+	b = b[produceHeader:]
 	parts := make([]Part, 0, min(n, 1024))
 	for i := 0; i < n; i++ {
 		if len(b) < 2 {
-			return nil, fmt.Errorf("%w: truncated part %d", ErrBadCommand, i)
+			return 0, nil, fmt.Errorf("%w: truncated part %d", ErrBadCommand, i)
 		}
 		tl := int(binary.LittleEndian.Uint16(b))
 		if len(b) < 2+tl+8 {
-			return nil, fmt.Errorf("%w: truncated part %d", ErrBadCommand, i)
+			return 0, nil, fmt.Errorf("%w: truncated part %d", ErrBadCommand, i)
 		}
 		p := Part{Topic: string(b[2 : 2+tl]), Queue: int(binary.LittleEndian.Uint32(b[2+tl:]))}
 		bl := int(binary.LittleEndian.Uint32(b[6+tl:]))
 		b = b[10+tl:]
 		if bl > len(b) {
-			return nil, fmt.Errorf("%w: truncated batch in part %d", ErrBadCommand, i)
+			return 0, nil, fmt.Errorf("%w: truncated batch in part %d", ErrBadCommand, i)
 		}
 		p.Batch = b[:bl:bl]
 		b = b[bl:]
 		parts = append(parts, p)
 	}
 	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadCommand, len(b))
+		return 0, nil, fmt.Errorf("%w: %d trailing bytes", ErrBadCommand, len(b))
 	}
-	return parts, nil
+	return timeMs, parts, nil
 }

@@ -12,7 +12,15 @@ import (
 func (s *State) Snapshot() *Snap {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	sn := &Snap{}
+	sn := &Snap{NextProducer: s.nextProducer, ClockMs: s.clockMs, Producers: make(map[uint64]*producerState, len(s.producers))}
+	// Producer state changes in place, so it is copied.
+	for id, p := range s.producers {
+		cp := &producerState{LastSeenMs: p.LastSeenMs, Queues: make(map[string]*seqState, len(p.Queues))}
+		for k, st := range p.Queues {
+			cp.Queues[k] = &seqState{Next: st.Next, Recent: append([]sentBatch(nil), st.Recent...)}
+		}
+		sn.Producers[id] = cp
+	}
 	for _, t := range s.listLocked() {
 		st := snapTopic{Config: t.Config, CreatedIndex: t.CreatedIndex}
 		for _, q := range t.queues {
@@ -37,7 +45,10 @@ func (s *State) listLocked() []*Topic {
 
 // Snap is a point-in-time copy of the state.
 type Snap struct {
-	Topics []snapTopic
+	Topics       []snapTopic
+	Producers    map[uint64]*producerState
+	NextProducer uint64
+	ClockMs      int64
 }
 
 type snapTopic struct {
@@ -75,9 +86,18 @@ func (s *State) Restore(r io.Reader) error {
 		}
 		topics[t.Name] = t
 	}
+	if sn.Producers == nil {
+		sn.Producers = map[uint64]*producerState{}
+	}
+	for _, p := range sn.Producers {
+		if p.Queues == nil {
+			p.Queues = map[string]*seqState{}
+		}
+	}
 	s.mu.Lock()
 	old := s.topics
 	s.topics = topics
+	s.producers, s.nextProducer, s.clockMs = sn.Producers, sn.NextProducer, sn.ClockMs
 	s.mu.Unlock()
 	for _, t := range old { // wake long polls on the replaced queues
 		for _, q := range t.queues {

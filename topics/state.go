@@ -1,9 +1,11 @@
 package topics
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/ledgermq/ledgermq/wire"
@@ -46,23 +48,30 @@ func (t *Topic) Queue(q int) (*Queue, error) {
 // State is the replicated topic state. Apply is called from one goroutine;
 // every other method is safe to call concurrently with it.
 type State struct {
-	mu     sync.RWMutex
-	topics map[string]*Topic
+	mu           sync.RWMutex
+	topics       map[string]*Topic
+	producers    map[uint64]*producerState
+	nextProducer uint64
+	clockMs      int64 // newest leader time seen in a command
 }
 
 // New returns an empty state.
-func New() *State { return &State{topics: map[string]*Topic{}} }
+func New() *State {
+	return &State{topics: map[string]*Topic{}, producers: map[uint64]*producerState{}}
+}
 
 // ProduceResult is the outcome of one part of a produce command.
 type ProduceResult struct {
 	BaseOffset uint64
 	Count      uint32
+	Duplicate  bool // a resend of a stored batch: not stored again
 	Err        error
 }
 
 // Apply applies one committed topics command at log index and returns its
 // result: *Topic for create, nil for delete, []ProduceResult for produce,
-// or an error. It is deterministic.
+// a uint64 producer id for init-producer, or an error. It is
+// deterministic.
 func (s *State) Apply(index uint64, cmd []byte) any {
 	if len(cmd) == 0 {
 		return fmt.Errorf("%w: empty", ErrBadCommand)
@@ -77,11 +86,16 @@ func (s *State) Apply(index uint64, cmd []byte) any {
 	case CmdDeleteTopic:
 		return s.delete(string(cmd[1:]))
 	case CmdProduce:
-		parts, err := DecodeProduce(cmd)
+		timeMs, parts, err := DecodeProduce(cmd)
 		if err != nil {
 			return err
 		}
-		return s.produce(index, parts)
+		return s.produce(index, timeMs, parts)
+	case CmdInitProducer:
+		if len(cmd) != 9 {
+			return fmt.Errorf("%w: init-producer of %d bytes", ErrBadCommand, len(cmd))
+		}
+		return s.initProducer(int64(binary.LittleEndian.Uint64(cmd[1:])))
 	}
 	return fmt.Errorf("%w: unknown command type %d", ErrBadCommand, cmd[0])
 }
@@ -120,10 +134,11 @@ func (s *State) delete(name string) any {
 	return nil
 }
 
-func (s *State) produce(index uint64, parts []Part) any {
+func (s *State) produce(index uint64, timeMs int64, parts []Part) any {
 	res := make([]ProduceResult, len(parts))
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.advanceClock(timeMs)
 	for i, p := range parts {
 		t, ok := s.topics[p.Topic]
 		if !ok {
@@ -140,6 +155,18 @@ func (s *State) produce(index uint64, parts []Part) any {
 			res[i].Err = fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 			continue
 		}
+		key := p.Topic + "/" + strconv.Itoa(p.Queue)
+		if h.ProducerID != 0 {
+			dup, err := s.checkSequence(h.ProducerID, key, h.Sequence, h.Count, now)
+			if err != nil {
+				res[i].Err = err
+				continue
+			}
+			if dup != nil {
+				res[i] = ProduceResult{BaseOffset: dup.BaseOffset, Count: dup.Count, Duplicate: true}
+				continue
+			}
+		}
 		q.mu.Lock()
 		ref := BatchRef{BaseOffset: q.next, Count: h.Count, Part: uint16(i), Index: index, MaxTime: h.MaxTimestamp}
 		q.batches = append(q.batches, ref)
@@ -148,6 +175,9 @@ func (s *State) produce(index uint64, parts []Part) any {
 		q.wake = make(chan struct{})
 		q.mu.Unlock()
 		res[i] = ProduceResult{BaseOffset: ref.BaseOffset, Count: h.Count}
+		if h.ProducerID != 0 {
+			s.recordSequence(h.ProducerID, key, sentBatch{Seq: h.Sequence, Count: h.Count, BaseOffset: ref.BaseOffset})
+		}
 	}
 	return res
 }

@@ -34,7 +34,7 @@ func TestApplyAssignsDenseOffsets(t *testing.T) {
 		t.Fatalf("bad name: %v", err)
 	}
 	t0 := time.UnixMilli(1_000_000)
-	res := s.Apply(4, EncodeProduce([]Part{
+	res := s.Apply(4, EncodeProduce(0, []Part{
 		{Topic: "orders", Queue: 0, Batch: batch(t, 3, t0)},
 		{Topic: "orders", Queue: 1, Batch: batch(t, 2, t0)},
 		{Topic: "orders", Queue: 5, Batch: batch(t, 1, t0)},
@@ -47,7 +47,7 @@ func TestApplyAssignsDenseOffsets(t *testing.T) {
 	if !errors.Is(res[2].Err, ErrQueueNotFound) || !errors.Is(res[3].Err, ErrTopicNotFound) || !errors.Is(res[4].Err, ErrInvalidArgument) {
 		t.Fatalf("errors %+v", res[2:])
 	}
-	res = s.Apply(5, EncodeProduce([]Part{{Topic: "orders", Queue: 0, Batch: batch(t, 4, t0.Add(time.Minute))}})).([]ProduceResult)
+	res = s.Apply(5, EncodeProduce(0, []Part{{Topic: "orders", Queue: 0, Batch: batch(t, 4, t0.Add(time.Minute))}})).([]ProduceResult)
 	if res[0].BaseOffset != 3 {
 		t.Fatalf("second batch base %d, want 3", res[0].BaseOffset)
 	}
@@ -77,7 +77,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	s.Apply(1, EncodeCreate(Config{Name: "a", Queues: 3}))
 	s.Apply(2, EncodeCreate(Config{Name: "b"}))
 	for i := uint64(3); i < 20; i++ {
-		s.Apply(i, EncodeProduce([]Part{{Topic: "a", Queue: int(i % 3), Batch: batch(t, int(i%4)+1, time.UnixMilli(int64(i)))}}))
+		s.Apply(i, EncodeProduce(0, []Part{{Topic: "a", Queue: int(i % 3), Batch: batch(t, int(i%4)+1, time.UnixMilli(int64(i)))}}))
 	}
 	var buf bytes.Buffer
 	if err := s.Snapshot().Persist(&buf); err != nil {
@@ -111,14 +111,14 @@ func TestSnapshotRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeProduce(f *testing.F) {
-	f.Add(EncodeProduce([]Part{{Topic: "t", Queue: 1, Batch: []byte("xyz")}}))
-	f.Add([]byte{CmdProduce, 2, 0})
+	f.Add(EncodeProduce(0, []Part{{Topic: "t", Queue: 1, Batch: []byte("xyz")}}))
+	f.Add([]byte{CmdProduce, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		parts, err := DecodeProduce(b)
+		ts, parts, err := DecodeProduce(b)
 		if err != nil {
 			return
 		}
-		if again := EncodeProduce(parts); !bytes.Equal(again, b) {
+		if again := EncodeProduce(ts, parts); !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding differs")
 		}
 		New().Apply(1, b) // must not panic

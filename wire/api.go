@@ -21,6 +21,10 @@ const (
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	CodeUnsupportedMedia = "UNSUPPORTED_MEDIA_TYPE"
 	CodeInternal         = "INTERNAL"
+	// Idempotent produce.
+	CodeUnknownProducer    = "UNKNOWN_PRODUCER"
+	CodeOutOfOrderSequence = "OUT_OF_ORDER_SEQUENCE"
+	CodeDuplicateSequence  = "DUPLICATE_SEQUENCE"
 )
 
 // ErrorBody is every error response: {"error":{...}}.
@@ -102,6 +106,15 @@ type BatchProduceResponse struct {
 	Queue      int    `json:"queue"`
 	BaseOffset uint64 `json:"base_offset"`
 	Count      uint32 `json:"count"`
+	// Duplicate: the batch was a resend of one already stored (same
+	// producer id and sequence); the offsets are the original ones.
+	Duplicate bool `json:"duplicate,omitempty"`
+}
+
+// InitProducerResponse is POST /v1/producers: a producer id for
+// idempotent produce.
+type InitProducerResponse struct {
+	ProducerID uint64 `json:"producer_id"`
 }
 
 // FetchedMessage is one message of a JSON fetch. Value is set when the
