@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/ledgermq/ledgermq/consumer"
 	"github.com/ledgermq/ledgermq/replication"
 	"github.com/ledgermq/ledgermq/topics"
 	"github.com/ledgermq/ledgermq/wire"
@@ -25,9 +26,12 @@ type Broker struct {
 	logger *slog.Logger
 	node   *replication.Node
 	topics *topics.State
+	groups *consumer.State
 	srv    *fasthttp.Server
-	ln     net.Listener
-	m      *metrics
+	// sessions tracks group members' heartbeats on the leader.
+	sessions *sessions
+	ln       net.Listener
+	m        *metrics
 
 	apiMu    sync.RWMutex
 	apiAddrs map[string]string // node id -> API address, learned from peers
@@ -45,14 +49,15 @@ func Open(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), topics: topics.New(),
+	sm := newStateMachine()
+	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), topics: sm.topics, groups: sm.groups, sessions: newSessions(),
 		apiAddrs: map[string]string{cfg.ID: cfg.Listen}, stop: make(chan struct{}), m: newMetrics()}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("broker: listen on %s: %w", cfg.Listen, err)
 	}
 	b.ln = ln
-	b.node, err = replication.Open(rc, &stateMachine{topics: b.topics})
+	b.node, err = replication.Open(rc, sm)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -68,10 +73,11 @@ func Open(cfg Config) (*Broker, error) {
 		Logger:                fasthttpLogger{b.logger},
 		ErrorHandler:          b.requestError,
 	}
-	b.wg.Add(3)
+	b.wg.Add(4)
 	go b.serve()
 	go b.refreshPeers()
 	go b.countLeaderChanges()
+	go b.expireMembers()
 	b.logger.Info("broker started", "api", cfg.Listen, "raft", cfg.RaftListen, "data_dir", cfg.DataDir)
 	return b, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/ledgermq/ledgermq/consumer"
 	"github.com/ledgermq/ledgermq/replication"
 	"github.com/ledgermq/ledgermq/topics"
 	"github.com/ledgermq/ledgermq/wire"
@@ -56,6 +57,18 @@ func (b *Broker) toAPIError(err error) *apiError {
 		return e
 	case errors.Is(err, topics.ErrDuplicateSequence):
 		return newAPIError(http.StatusConflict, wire.CodeDuplicateSequence, "%v", trimPrefix(err))
+	case errors.Is(err, consumer.ErrGroupNotFound):
+		return newAPIError(http.StatusNotFound, wire.CodeGroupNotFound, "%v", err)
+	case errors.Is(err, consumer.ErrUnknownMember):
+		return newAPIError(http.StatusNotFound, wire.CodeUnknownMember, "%v", err)
+	case errors.Is(err, consumer.ErrIllegalGeneration):
+		return newAPIError(http.StatusConflict, wire.CodeIllegalGeneration, "%v", err)
+	case errors.Is(err, consumer.ErrNotAssigned):
+		return newAPIError(http.StatusConflict, wire.CodeNotAssigned, "%v", err)
+	case errors.Is(err, consumer.ErrGroupActive):
+		return newAPIError(http.StatusConflict, wire.CodeGroupActive, "%v", err)
+	case errors.Is(err, consumer.ErrInvalid):
+		return newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "%v", err)
 	case errors.Is(err, topics.ErrTopicNotFound):
 		return newAPIError(http.StatusNotFound, wire.CodeTopicNotFound, "%v", trimPrefix(err))
 	case errors.Is(err, topics.ErrTopicExists):

@@ -69,6 +69,12 @@ func (b *Broker) route(ctx *fasthttp.RequestCtx) string {
 		}
 		return "topics"
 	}
+	if path == "/v1/groups" {
+		return b.routeGroups(ctx, method, "")
+	}
+	if rest, ok := strings.CutPrefix(path, "/v1/groups/"); ok {
+		return b.routeGroups(ctx, method, rest)
+	}
 	rest, ok := strings.CutPrefix(path, "/v1/topics/")
 	if !ok {
 		b.writeError(ctx, newAPIError(http.StatusNotFound, wire.CodeNotFound, "no such endpoint: %s", path))

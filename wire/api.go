@@ -171,3 +171,101 @@ type TransferRequest struct {
 //
 // and the header X-Next-Offset. The batches are the stored bytes.
 const FetchFrameHeader = 12
+
+// Consumer groups. Error codes of the group endpoints.
+const (
+	CodeGroupNotFound     = "GROUP_NOT_FOUND"
+	CodeUnknownMember     = "UNKNOWN_MEMBER"     // rejoin the group
+	CodeIllegalGeneration = "ILLEGAL_GENERATION" // the group rebalanced: rejoin
+	CodeNotAssigned       = "NOT_ASSIGNED"       // the queue belongs to another member
+	CodeGroupActive       = "GROUP_ACTIVE"       // offsets can be reset only with no members
+)
+
+// TopicQueue names one queue of one topic.
+type TopicQueue struct {
+	Topic string `json:"topic"`
+	Queue int    `json:"queue"`
+}
+
+// JoinGroupRequest is POST /v1/groups/{group}/members. An empty MemberID
+// asks the broker for a new one; a known one re-joins.
+type JoinGroupRequest struct {
+	MemberID         string   `json:"member_id,omitempty"`
+	Topics           []string `json:"topics"`
+	SessionTimeoutMs int64    `json:"session_timeout_ms,omitempty"`
+}
+
+// Membership is a member's view of its group: the answer to a join and to
+// every heartbeat. A member owns exactly the queues in Assignment for
+// Generation; when the generation changes it must stop delivering queues
+// it no longer owns.
+type Membership struct {
+	Group               string       `json:"group"`
+	MemberID            string       `json:"member_id"`
+	Generation          uint64       `json:"generation"`
+	Assignment          []TopicQueue `json:"assignment"`
+	HeartbeatIntervalMs int64        `json:"heartbeat_interval_ms"`
+	SessionTimeoutMs    int64        `json:"session_timeout_ms"`
+}
+
+// HeartbeatRequest is POST /v1/groups/{group}/members/{member}/heartbeat.
+type HeartbeatRequest struct {
+	Generation uint64 `json:"generation"`
+}
+
+// CommitOffset is the next offset to consume in a queue.
+type CommitOffset struct {
+	Topic  string `json:"topic"`
+	Queue  int    `json:"queue"`
+	Offset uint64 `json:"offset"`
+}
+
+// CommitRequest is POST /v1/groups/{group}/offsets. The commit is refused
+// (ILLEGAL_GENERATION, NOT_ASSIGNED) unless the member owns every queue in
+// it in the current generation: a stale member cannot move offsets.
+type CommitRequest struct {
+	MemberID   string         `json:"member_id"`
+	Generation uint64         `json:"generation"`
+	Offsets    []CommitOffset `json:"offsets"`
+}
+
+// ResetOffsetsRequest is POST /v1/groups/{group}/reset-offsets. To is
+// "earliest", "latest", "time" (with Timestamp, RFC3339) or "offset" (with
+// Offset). Allowed only while the group has no members.
+type ResetOffsetsRequest struct {
+	Topic     string `json:"topic"`
+	To        string `json:"to"`
+	Timestamp string `json:"timestamp,omitempty"`
+	Offset    uint64 `json:"offset,omitempty"`
+}
+
+// GroupQueue is one queue in a group description.
+type GroupQueue struct {
+	Topic     string  `json:"topic"`
+	Queue     int     `json:"queue"`
+	Owner     string  `json:"owner,omitempty"`
+	Committed *uint64 `json:"committed,omitempty"`
+	Next      uint64  `json:"next"`
+	Lag       uint64  `json:"lag"`
+}
+
+// GroupMember is one member in a group description.
+type GroupMember struct {
+	MemberID         string       `json:"member_id"`
+	Topics           []string     `json:"topics"`
+	SessionTimeoutMs int64        `json:"session_timeout_ms"`
+	Assignment       []TopicQueue `json:"assignment"`
+}
+
+// GroupInfo is GET /v1/groups/{group}.
+type GroupInfo struct {
+	Group      string        `json:"group"`
+	Generation uint64        `json:"generation"`
+	Members    []GroupMember `json:"members"`
+	Queues     []GroupQueue  `json:"queues"`
+}
+
+// GroupList is GET /v1/groups.
+type GroupList struct {
+	Groups []GroupInfo `json:"groups"`
+}
