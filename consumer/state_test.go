@@ -1,0 +1,114 @@
+package consumer
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func counter(topics map[string]int) QueueCounter {
+	return func(t string) (int, bool) { n, ok := topics[t]; return n, ok }
+}
+
+func join(t *testing.T, s *State, idx uint64, group, member string, topics ...string) Membership {
+	t.Helper()
+	r := s.Apply(idx, Encode(CmdJoin, JoinCmd{Group: group, MemberID: member, Topics: topics, SessionTimeoutMs: 10000}))
+	m, ok := r.(Membership)
+	if !ok {
+		t.Fatalf("join: %v", r)
+	}
+	return m
+}
+
+func TestAssignmentAndFencing(t *testing.T) {
+	s := New(counter(map[string]int{"orders": 12}))
+	a := join(t, s, 1, "g", "", "orders")
+	b := join(t, s, 2, "g", "", "orders")
+	c := join(t, s, 3, "g", "", "orders")
+	if a.MemberID == b.MemberID || b.MemberID == c.MemberID {
+		t.Fatalf("member ids not unique: %s %s %s", a.MemberID, b.MemberID, c.MemberID)
+	}
+	g, _ := s.Describe("g")
+	owners := map[TQ]string{}
+	for id, qs := range g.Assignment {
+		if len(qs) != 4 {
+			t.Fatalf("%s owns %d queues, want 4", id, len(qs))
+		}
+		for _, q := range qs {
+			if prev, dup := owners[q]; dup {
+				t.Fatalf("queue %v owned by %s and %s", q, prev, id)
+			}
+			owners[q] = id
+		}
+	}
+	if len(owners) != 12 || g.Generation != 3 {
+		t.Fatalf("%d queues assigned, generation %d", len(owners), g.Generation)
+	}
+	// a's commit from its first generation is stale now.
+	first := g.Assignment[a.MemberID][0]
+	err, _ := s.Apply(4, Encode(CmdCommit, CommitCmd{Group: "g", MemberID: a.MemberID, Generation: a.Generation,
+		Offsets: []Offset{{first.Topic, first.Queue, 5}}})).(error)
+	if !errors.Is(err, ErrIllegalGeneration) {
+		t.Fatalf("stale commit: %v", err)
+	}
+	// A commit for a queue owned by another member is refused.
+	other := g.Assignment[b.MemberID][0]
+	err, _ = s.Apply(5, Encode(CmdCommit, CommitCmd{Group: "g", MemberID: a.MemberID, Generation: g.Generation,
+		Offsets: []Offset{{other.Topic, other.Queue, 5}}})).(error)
+	if !errors.Is(err, ErrNotAssigned) {
+		t.Fatalf("foreign commit: %v", err)
+	}
+	if r := s.Apply(6, Encode(CmdCommit, CommitCmd{Group: "g", MemberID: a.MemberID, Generation: g.Generation,
+		Offsets: []Offset{{first.Topic, first.Queue, 7}}})); r != nil {
+		t.Fatalf("commit: %v", r)
+	}
+	// c leaves: its queues move to a and b.
+	if r := s.Apply(7, Encode(CmdLeave, LeaveCmd{Group: "g", MemberID: c.MemberID})); r != nil {
+		t.Fatal(r)
+	}
+	g, _ = s.Describe("g")
+	if len(g.Assignment[a.MemberID])+len(g.Assignment[b.MemberID]) != 12 || len(g.Assignment[c.MemberID]) != 0 {
+		t.Fatalf("after leave: %v", g.Assignment)
+	}
+	if g.Offsets[first] != 7 {
+		t.Fatalf("committed offset lost: %v", g.Offsets)
+	}
+	if err, _ := s.Apply(8, Encode(CmdReset, ResetCmd{Group: "g"})).(error); !errors.Is(err, ErrGroupActive) {
+		t.Fatalf("reset of an active group: %v", err)
+	}
+	if err, _ := s.Apply(9, Encode(CmdJoin, JoinCmd{Group: "g", MemberID: "ghost", Topics: []string{"orders"}})).(error); !errors.Is(err, ErrUnknownMember) {
+		t.Fatalf("rejoin with unknown id: %v", err)
+	}
+
+	// The same commands give the same state on another replica, and a
+	// snapshot carries it.
+	r := New(counter(map[string]int{"orders": 12}))
+	r2 := New(counter(map[string]int{"orders": 12}))
+	if err := r.Restore(bytes.NewReader(s.Snapshot())); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Restore(bytes.NewReader(r.Snapshot())); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s.Snapshot(), r2.Snapshot()) {
+		t.Fatal("snapshot round trip changed the state")
+	}
+	if m := join(t, r, 10, "g", "", "orders"); m.MemberID == a.MemberID || m.MemberID == b.MemberID || m.MemberID == c.MemberID {
+		t.Fatalf("restored state reissued member id %s", m.MemberID)
+	}
+}
+
+func TestTopicCreatedLaterIsAssigned(t *testing.T) {
+	topics := map[string]int{}
+	s := New(counter(topics))
+	m := join(t, s, 1, "g", "", "later")
+	if len(m.Assignment) != 0 {
+		t.Fatalf("assignment before the topic exists: %v", m.Assignment)
+	}
+	topics["later"] = 3
+	s.TopicChanged("later")
+	got, _ := s.Membership("g", m.MemberID)
+	if len(got.Assignment) != 3 || got.Generation != m.Generation+1 {
+		t.Fatalf("after creation: %+v", got)
+	}
+}
