@@ -7,7 +7,8 @@ import (
 // Append writes entries, which must have consecutive indexes starting at
 // LastIndex()+1, at the end of the log. Under SyncEveryAppend it returns
 // once they are durable. It writes the whole batch with one write per
-// segment it touches. On error nothing of the batch remains in the log.
+// segment it touches (see writeBatch). On error nothing of the batch
+// remains in the log.
 //
 // The log does not retain entries: the caller may reuse them once Append
 // returns.
@@ -27,60 +28,55 @@ func (l *Log) Append(entries []Entry) error {
 	return nil
 }
 
-// maxRetainedBuffer bounds the encode buffer kept between appends.
-const maxRetainedBuffer = 4 << 20
-
 func (l *Log) appendLocked(entries []Entry) (uint64, error) {
+	if err := l.checkAppend(entries); err != nil {
+		return 0, err
+	}
+	next := l.last.Load() + 1
+	act := l.active()
+	b := &l.batch
+	b.prepare(entries, act.f, act.size)
+	defer b.release()
+	for i := range entries {
+		e := &entries[i]
+		if act.count+uint64(len(b.pos)) > 0 && act.size+b.size+frameSize(e) > l.opts.SegmentSize {
+			var err error
+			if _, err = l.writeOut(act, b); err != nil {
+				return 0, l.undo(next, err)
+			}
+			if act, err = l.roll(); err != nil {
+				return 0, l.undo(next, err)
+			}
+			b.begin(act.size)
+		}
+		b.add(e)
+	}
+	seq, err := l.writeOut(act, b)
+	if err != nil {
+		return 0, l.undo(next, err)
+	}
+	return seq, nil
+}
+
+// checkAppend checks that the log takes writes and that entries continue it.
+func (l *Log) checkAppend(entries []Entry) error {
 	if l.closed {
-		return 0, ErrClosed
+		return ErrClosed
 	}
 	if err := l.syncer.failure(); err != nil {
-		return 0, err
+		return err
 	}
 	next := l.last.Load() + 1
 	for i := range entries {
 		e := &entries[i]
 		if e.Index != next+uint64(i) {
-			return 0, fmt.Errorf("%w: entry %d of the batch has index %d, want %d", ErrNonContiguous, i, e.Index, next+uint64(i))
+			return fmt.Errorf("%w: entry %d of the batch has index %d, want %d", ErrNonContiguous, i, e.Index, next+uint64(i))
 		}
 		if n := len(e.Data) + len(e.Extensions); n > l.opts.MaxEntrySize {
-			return 0, fmt.Errorf("%w: entry %d is %d bytes, the maximum is %d", ErrEntryTooLarge, e.Index, n, l.opts.MaxEntrySize)
+			return fmt.Errorf("%w: entry %d is %d bytes, the maximum is %d", ErrEntryTooLarge, e.Index, n, l.opts.MaxEntrySize)
 		}
 	}
-	act := l.active()
-	buf := l.buf[:0]
-	var pos []int64
-	var newest int64
-	var seq uint64
-	for i := range entries {
-		e := &entries[i]
-		fsz := frameSize(e)
-		if act.count+uint64(len(pos)) > 0 && act.size+int64(len(buf))+fsz > l.opts.SegmentSize {
-			var err error
-			if seq, err = l.writeOut(act, buf, pos, newest); err != nil {
-				return 0, l.undo(next, err)
-			}
-			buf, pos, newest = buf[:0], pos[:0], 0
-			if act, err = l.roll(); err != nil {
-				return 0, l.undo(next, err)
-			}
-		}
-		pos = append(pos, act.size+int64(len(buf)))
-		buf = appendFrame(buf, e)
-		if ns := nanos(e.AppendedAt); ns > newest {
-			newest = ns
-		}
-	}
-	seq, err := l.writeOut(act, buf, pos, newest)
-	if err != nil {
-		return 0, l.undo(next, err)
-	}
-	if cap(buf) <= maxRetainedBuffer {
-		l.buf = buf[:0]
-	} else {
-		l.buf = nil
-	}
-	return seq, nil
+	return nil
 }
 
 // undo removes the part of a failed batch that was already written, so a
@@ -94,10 +90,10 @@ func (l *Log) undo(next uint64, cause error) error {
 	return cause
 }
 
-// writeOut writes encoded frames at the end of s and publishes them to
-// readers. It returns the write's sequence number for group commit.
-func (l *Log) writeOut(s *segment, buf []byte, pos []int64, newest int64) (uint64, error) {
-	if _, err := s.f.WriteAt(buf, s.size); err != nil {
+// writeOut writes b at the end of s and publishes its frames to readers.
+// It returns the write's sequence number for group commit.
+func (l *Log) writeOut(s *segment, b *writeBatch) (uint64, error) {
+	if err := writeBuffers(s.f, b.buffers(), s.size); err != nil {
 		werr := fmt.Errorf("commitlog: write %s: %w", s.path, err)
 		// The file may hold part of the write past s.size; cut it so the
 		// next write lands after the last complete frame.
@@ -107,11 +103,11 @@ func (l *Log) writeOut(s *segment, buf []byte, pos []int64, newest int64) (uint6
 		return 0, werr
 	}
 	l.mu.Lock()
-	s.pos = append(s.pos, pos...)
-	s.count += uint64(len(pos))
-	s.size += int64(len(buf))
-	if newest > s.newest {
-		s.newest = newest
+	s.pos = append(s.pos, b.pos...)
+	s.count += uint64(len(b.pos))
+	s.size += b.size
+	if b.newest > s.newest {
+		s.newest = b.newest
 	}
 	l.written++
 	seq := l.written

@@ -249,8 +249,9 @@ func fillReadLog(b *testing.B) *commitlog.Log {
 }
 
 // BenchmarkRead measures reads of a pre-filled log from the page cache:
-// Read of consecutive indexes (wrapping at the end), ReadRange with a 1 MiB
-// budget from consecutive positions, and Read at uniformly random indexes.
+// Read of consecutive indexes (wrapping at the end), ReadRange and
+// ReadRangeInto with a 1 MiB budget from consecutive positions, and Read at
+// uniformly random indexes.
 func BenchmarkRead(b *testing.B) {
 	l := fillReadLog(b)
 	defer benchClose(b, l)
@@ -293,6 +294,27 @@ func BenchmarkRead(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(entries)/float64(b.N), "entries/op")
+	})
+
+	b.Run("rangeInto=1MiB", func(b *testing.B) {
+		// ReadRangeInto reuses the entries and the frame buffer, so after
+		// the first call it allocates nothing.
+		es, buf, err := l.ReadRangeInto(nil, nil, first, readRangeBytes)
+		if err != nil {
+			b.Fatalf("ReadRangeInto: %v", err)
+		}
+		b.ReportAllocs()
+		b.SetBytes(int64(len(es) * readEntrySize))
+		b.ResetTimer()
+		i := first
+		for range b.N {
+			if es, buf, err = l.ReadRangeInto(es, buf, i, readRangeBytes); err != nil {
+				b.Fatalf("ReadRangeInto(%d): %v", i, err)
+			}
+			if i += uint64(len(es)); i > last {
+				i = first
+			}
+		}
 	})
 
 	b.Run("random", func(b *testing.B) {

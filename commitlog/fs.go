@@ -35,6 +35,29 @@ type File interface {
 	Size() (int64, error)
 }
 
+// vectorWriter is an optional interface of File: WriteVAt writes the
+// concatenation of bufs at off, like WriteAt (an error if not all of it was
+// written), with one system call where it can. Append uses it to write a
+// large entry from the caller's memory, next to the frames encoded around
+// it, instead of copying it into its encode buffer. A File without it (a
+// test's wrapper, say) gets one WriteAt of copied bytes per segment write.
+type vectorWriter interface {
+	WriteVAt(bufs [][]byte, off int64) (int, error)
+}
+
+// consumeBufs drops the first n bytes of bufs, and any empty buffers that
+// then lead it: what is left to write after a vectored write of n bytes.
+func consumeBufs(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if n > 0 {
+		bufs[0] = bufs[0][n:]
+	}
+	return bufs
+}
+
 // OSFS is the operating system's file system.
 type OSFS struct{}
 

@@ -23,8 +23,8 @@ type Log struct {
 	unlock func() error
 
 	// wmu serializes mutations. Lock order: wmu, syncMu, mu, smu.
-	wmu sync.Mutex
-	buf []byte // encode buffer, guarded by wmu
+	wmu   sync.Mutex
+	batch writeBatch // Append's encode state, guarded by wmu
 
 	// mu guards segs, the segments' index state, closed and written.
 	mu      sync.RWMutex

@@ -2,6 +2,7 @@ package commitlog
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -29,57 +30,98 @@ func (l *Log) Read(index uint64) (Entry, error) {
 }
 
 // ReadRange returns consecutive entries starting at from whose frames add up
-// to at most maxBytes, but always at least one entry. The entries share one
-// freshly allocated buffer owned by the caller. Errors are those of Read.
+// to at most maxBytes, but always at least one entry. The entries and their
+// slices are freshly allocated and owned by the caller. Errors are those of
+// Read.
 func (l *Log) ReadRange(from uint64, maxBytes int) ([]Entry, error) {
+	out, _, err := l.ReadRangeInto(nil, nil, from, maxBytes)
+	return out, err
+}
+
+// ReadRangeInto is ReadRange into the caller's memory, for readers that
+// stream the log without allocating. It puts the entries in dst[:0] and
+// their frames in buf[:0], growing either if it is too small, and returns
+// both for the next call. The entries' Data and Extensions alias the
+// returned buffer: they are valid until it is passed to ReadRangeInto again
+// (or otherwise reused), so an entry kept longer must be copied. On error it
+// returns no entries, and the buffers for reuse.
+func (l *Log) ReadRangeInto(dst []Entry, buf []byte, from uint64, maxBytes int) ([]Entry, []byte, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
+	dst, buf = dst[:0], buf[:0]
 	if err := l.checkRange(from); err != nil {
-		return nil, err
+		return dst, buf, err
 	}
 	budget := int64(maxBytes)
 	last := l.last.Load()
-	var out []Entry
 	for index := from; index <= last; {
 		s := l.findSegment(index)
 		rel := index - s.base
-		start, _ := s.bounds(rel)
-		// The last entry of s that still fits the budget: the largest k
-		// with end(k) - start <= budget, but at least rel.
-		n := sort.Search(int(s.count-rel), func(i int) bool {
-			_, end := s.bounds(rel + uint64(i))
-			return end-start > budget
-		})
+		n := s.framesWithin(rel, budget)
 		if n == 0 {
-			if len(out) > 0 {
+			if len(dst) > 0 {
 				break
 			}
 			n = 1
 		}
-		_, end := s.bounds(rel + uint64(n) - 1)
-		buf := make([]byte, end-start)
-		if _, err := s.f.ReadAt(buf, start); err != nil {
-			return nil, fmt.Errorf("commitlog: read entries %d.. from %s: %w", index, s.path, err)
+		var err error
+		if dst, buf, err = l.readFrames(s, rel, n, dst, buf); err != nil {
+			return dst[:0], buf[:0], err
 		}
-		for off := int64(0); off < int64(len(buf)); {
-			var e Entry
-			fend := int64(len(buf))
-			if i := index - s.base + 1; i < s.count {
-				fend = s.position(i) - start
-			}
-			if err := l.decodeAt(s, buf[off:fend], start+off, index, &e); err != nil {
-				return nil, err
-			}
-			out = append(out, e)
-			off = fend
-			index++
-		}
+		start, _ := s.bounds(rel)
+		_, end := s.bounds(rel + n - 1)
 		budget -= end - start
-		if budget <= 0 || int(rel)+n < int(s.count) {
+		index += n
+		if budget <= 0 || rel+n < s.count {
 			break
 		}
 	}
-	return out, nil
+	return dst, buf, nil
+}
+
+// framesWithin returns how many frames of s, from rel on, add up to at most
+// budget bytes.
+func (s *segment) framesWithin(rel uint64, budget int64) uint64 {
+	start, _ := s.bounds(rel)
+	return uint64(sort.Search(int(s.count-rel), func(i int) bool {
+		_, end := s.bounds(rel + uint64(i))
+		return end-start > budget
+	}))
+}
+
+// readFrames reads n frames of s from rel on with one ReadAt, appending
+// their bytes to buf and their entries, which alias buf, to dst.
+func (l *Log) readFrames(s *segment, rel, n uint64, dst []Entry, buf []byte) ([]Entry, []byte, error) {
+	start, _ := s.bounds(rel)
+	_, end := s.bounds(rel + n - 1)
+	size := int(end - start)
+	slack := 0
+	if size >= minAlignedRead {
+		slack = pageSize - 1
+	}
+	// Growing buf moves it, but entries decoded into the old array stay
+	// valid: the old array is only read from now on.
+	buf = slices.Grow(buf, size+slack)
+	at := len(buf)
+	if slack > 0 {
+		at = alignFor(buf, at, start)
+	}
+	buf = buf[:at+size]
+	frames := buf[at:]
+	index := s.base + rel
+	if _, err := s.f.ReadAt(frames, start); err != nil {
+		return dst, buf, fmt.Errorf("commitlog: read entries %d.. from %s: %w", index, s.path, err)
+	}
+	dst = slices.Grow(dst, int(n))
+	for i := range n {
+		fstart, fend := s.bounds(rel + i)
+		dst = append(dst, Entry{})
+		e := &dst[len(dst)-1]
+		if err := l.decodeAt(s, frames[fstart-start:fend-start], fstart, index+i, e); err != nil {
+			return dst, buf, err
+		}
+	}
+	return dst, buf, nil
 }
 
 // checkRange must be called with mu held.

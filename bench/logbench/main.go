@@ -2,7 +2,7 @@
 // it runs on, measured in the same run and in the same directory, so the
 // ratio is meaningful on a noisy, shared machine.
 //
-// It measures three modes, each for 1 KiB entries in 1 MiB batches (1024
+// It measures four modes, each for 1 KiB entries in 1 MiB batches (1024
 // entries per Append) and for single-entry batches of 64 KiB and of 1 MiB:
 //
 //   - fsync: commitlog Append with SyncEveryAppend against the same encoded
@@ -14,6 +14,9 @@
 //   - read: sequential ReadRange with a 1 MiB budget over a pre-filled,
 //     page-cache-resident log against reading the same segment files with
 //     os.File.Read in 1 MiB chunks. Target: commitlog >= 1 GB/s.
+//   - read-into: the same with ReadRangeInto, which reuses the caller's
+//     entry slice and frame buffer, as a streaming consumer would, instead
+//     of allocating them on every call. Target: commitlog >= 1 GB/s.
 //
 // The machine may be shared and noisy, so raw and commitlog are measured
 // side by side: in each round the two alternate one step at a time (one
@@ -33,8 +36,8 @@
 // Usage:
 //
 //	go run ./bench/logbench [-dir DIR] [-bytes N] [-duration D] [-rounds N]
-//		[-read-bytes N] [-modes fsync,buffered,read] [-raw-offset N] [-json]
-//		[-cpuprofile FILE]
+//		[-read-bytes N] [-modes fsync,buffered,read,read-into] [-raw-offset N]
+//		[-json] [-cpuprofile FILE]
 package main
 
 import (
@@ -94,7 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.rounds, "rounds", 5, "rounds per mode and size; the table shows medians")
 	fs.Int64Var(&c.readBytes, "read-bytes", 128<<20, "payload bytes of the log pre-filled for the read trials (kept in the page cache)")
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON instead of a table")
-	modeList := fs.String("modes", "fsync,buffered,read", "comma-separated modes to run")
+	modeList := fs.String("modes", "fsync,buffered,read,read-into", "comma-separated modes to run")
 	fs.IntVar(&c.rawOffset, "raw-offset", 0, "start the raw file's writes at this offset (16 mimics commitlog's segment header, for diagnosing alignment effects)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
@@ -102,7 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	for _, name := range strings.Split(*modeList, ",") {
 		if !slices.ContainsFunc(modes(), func(m mode) bool { return m.name == name }) {
-			return c, fmt.Errorf("unknown mode %q in -modes (want fsync, buffered or read)", name)
+			return c, fmt.Errorf("unknown mode %q in -modes (want fsync, buffered, read or read-into)", name)
 		}
 		c.modes = append(c.modes, name)
 	}
@@ -141,6 +144,7 @@ type mode struct {
 	name   string
 	policy commitlog.SyncPolicy // for write modes
 	read   bool
+	into   bool // read with ReadRangeInto, reusing buffers, not ReadRange
 	// Target: commitlog/raw >= minRatio, or commitlog >= minMBps.
 	minRatio float64
 	minMBps  float64
@@ -152,6 +156,7 @@ func modes() []mode {
 		{name: "fsync", policy: commitlog.SyncEveryAppend, minRatio: 0.85, target: ">= 85% of raw write+fsync"},
 		{name: "buffered", policy: commitlog.SyncNever, minRatio: 0.70, target: ">= 70% of raw write"},
 		{name: "read", read: true, minMBps: 1000, target: ">= 1 GB/s"},
+		{name: "read-into", read: true, into: true, minMBps: 1000, target: ">= 1 GB/s"},
 	}
 }
 
@@ -248,11 +253,14 @@ func (b *bench) measure(ctx context.Context, m mode, sh shape) (result, error) {
 	batchDesc := fmt.Sprintf("%d x %s", sh.perBatch, sh.name)
 	if m.read {
 		batchDesc = "ReadRange 1MiB"
+		if m.into {
+			batchDesc = "ReadRangeInto 1MiB"
+		}
 	}
 	r := result{Mode: m.name, Size: sh.name, Batch: batchDesc, Target: m.target}
 	var round func(context.Context) (raw, log trial, err error)
 	if m.read {
-		rs, err := b.prepareRead(sh)
+		rs, err := b.prepareRead(sh, m.into)
 		if err != nil {
 			return r, err
 		}
@@ -428,16 +436,20 @@ type readSetup struct {
 	// Raw read cursor: the file being read and the buffer.
 	file int
 	buf  []byte
-	// Log read cursor: the next index to read.
+	// Log read cursor: the next index to read, and with into the buffers
+	// ReadRangeInto reuses.
 	index       uint64
 	frameHeader int
+	into        bool
+	entries     []commitlog.Entry
+	frames      []byte
 }
 
 // readPasses is how many times a read round reads the whole log on each
 // side.
 const readPasses = 3
 
-func (b *bench) prepareRead(sh shape) (rs *readSetup, err error) {
+func (b *bench) prepareRead(sh shape, into bool) (rs *readSetup, err error) {
 	dir := b.next("read")
 	opts := commitlog.DefaultOptions()
 	opts.Sync = commitlog.SyncNever
@@ -471,6 +483,7 @@ func (b *bench) prepareRead(sh shape) (rs *readSetup, err error) {
 		buf:         make([]byte, 1<<20),
 		index:       l.FirstIndex(),
 		frameHeader: len(commitlog.EncodeEntry(nil, &commitlog.Entry{})),
+		into:        into,
 	}
 	defer func() {
 		if err != nil {
@@ -548,9 +561,16 @@ func (rs *readSetup) rawStep() (int64, error) {
 }
 
 func (rs *readSetup) logStep() (int64, error) {
-	es, err := rs.log.ReadRange(rs.index, 1<<20)
+	var es []commitlog.Entry
+	var err error
+	if rs.into {
+		rs.entries, rs.frames, err = rs.log.ReadRangeInto(rs.entries, rs.frames, rs.index, 1<<20)
+		es = rs.entries
+	} else {
+		es, err = rs.log.ReadRange(rs.index, 1<<20)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("ReadRange(%d): %w", rs.index, err)
+		return 0, fmt.Errorf("reading from %d: %w", rs.index, err)
 	}
 	var n int64
 	for _, e := range es {
