@@ -67,7 +67,7 @@ func (b *Broker) parseFetch(ctx *fasthttp.RequestCtx, topic string, queue int, b
 			return nil, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "timestamp must be RFC3339: %v", err)
 		}
 		p.timeMs = at.UnixMilli()
-		p.offset = q.FindTime(p.timeMs, b.node.Log().FirstIndex())
+		p.offset = q.FindTime(p.timeMs, b.horizon(t))
 	}
 	return p, nil
 }
@@ -82,7 +82,7 @@ func (b *Broker) waitForData(p *fetchParams) ([]topics.BatchRef, error) {
 			return nil, b.outOfRange(p, next)
 		}
 		if p.offset < next {
-			refs, earliest := p.queue.Find(p.offset, b.node.Log().FirstIndex(), 64)
+			refs, earliest := p.queue.Find(p.offset, b.horizon(p.topic), 64)
 			if p.offset < earliest {
 				return nil, b.outOfRange(p, next)
 			}
@@ -111,7 +111,7 @@ func (b *Broker) waitForData(p *fetchParams) ([]topics.BatchRef, error) {
 }
 
 func (b *Broker) outOfRange(p *fetchParams, next uint64) error {
-	_, earliest := p.queue.Find(next, b.node.Log().FirstIndex(), 0)
+	_, earliest := p.queue.Find(next, b.horizon(p.topic), 0)
 	earliest = min(earliest, next)
 	e := newAPIError(http.StatusRequestedRangeNotSatisfiable, wire.CodeOffsetOutOfRange,
 		"offset %d is outside the stored range [%d, %d] of %s/%d", p.offset, earliest, next, p.topic.Name, p.queueID)

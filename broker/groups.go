@@ -193,12 +193,12 @@ func (b *Broker) resetOffsets(ctx *fasthttp.RequestCtx, group string) {
 			return
 		}
 	}
-	first := b.node.Log().FirstIndex()
+	h := b.horizon(t)
 	c := consumer.ResetCmd{Group: group}
 	for i := 0; i < t.Queues; i++ {
 		q, _ := t.Queue(i)
 		next, _ := q.Bounds()
-		_, earliest := q.Find(next, first, 0)
+		_, earliest := q.Find(next, h, 0)
 		var off uint64
 		switch req.To {
 		case "earliest":
@@ -206,7 +206,7 @@ func (b *Broker) resetOffsets(ctx *fasthttp.RequestCtx, group string) {
 		case "latest":
 			off = next
 		case "time":
-			off = q.FindTime(at.UnixMilli(), first)
+			off = q.FindTime(at.UnixMilli(), h)
 		case "offset":
 			off = min(max(req.Offset, min(earliest, next)), next)
 		default:

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -83,12 +84,22 @@ func (b *Broker) topicInfo(t *topics.Topic, queues bool) wire.TopicInfo {
 	if !queues {
 		return info
 	}
-	first := b.node.Log().FirstIndex()
+	h := b.horizon(t)
 	for i := 0; i < t.Queues; i++ {
 		q, _ := t.Queue(i)
 		next, _ := q.Bounds()
-		_, earliest := q.Find(next, first, 0)
+		_, earliest := q.Find(next, h, 0)
 		info.QueueInfo = append(info.QueueInfo, wire.QueueInfo{Queue: i, Earliest: min(earliest, next), Next: next})
 	}
 	return info
+}
+
+// horizon is what readers of t may see now: entries still in the log,
+// within the topic's retention by time and by bytes.
+func (b *Broker) horizon(t *topics.Topic) topics.Horizon {
+	h := topics.Horizon{FirstIndex: b.node.Log().FirstIndex(), MaxBytes: t.RetentionBytes}
+	if t.RetentionMs > 0 {
+		h.MinTimeMs = time.Now().UnixMilli() - t.RetentionMs
+	}
+	return h
 }

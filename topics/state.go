@@ -18,6 +18,18 @@ type BatchRef struct {
 	Part       uint16 // which part of the produce command at Index
 	Index      uint64 // commit-log index of the produce command
 	MaxTime    int64  // newest record time, Unix ms
+	End        uint64 // bytes stored in the queue up to and including this batch
+}
+
+// Horizon says which stored batches a reader may see: those whose log
+// entry is still retained (FirstIndex), and the topic's own retention by
+// time (newest record at or after MinTimeMs) and by bytes (the newest
+// MaxBytes of the queue). Topic retention is applied when reading; the log
+// itself is deleted by the broker-wide retention. 0 disables a bound.
+type Horizon struct {
+	FirstIndex uint64
+	MinTimeMs  int64
+	MaxBytes   int64
 }
 
 // Queue is one queue's offset index.
@@ -168,7 +180,11 @@ func (s *State) produce(index uint64, timeMs int64, parts []Part) any {
 			}
 		}
 		q.mu.Lock()
-		ref := BatchRef{BaseOffset: q.next, Count: h.Count, Part: uint16(i), Index: index, MaxTime: h.MaxTimestamp}
+		var end uint64
+		if n := len(q.batches); n > 0 {
+			end = q.batches[n-1].End
+		}
+		ref := BatchRef{BaseOffset: q.next, Count: h.Count, Part: uint16(i), Index: index, MaxTime: h.MaxTimestamp, End: end + uint64(len(p.Batch))}
 		q.batches = append(q.batches, ref)
 		q.next += uint64(h.Count)
 		close(q.wake)
@@ -212,14 +228,32 @@ func (q *Queue) Bounds() (next uint64, wake <-chan struct{}) {
 	return q.next, q.wake
 }
 
+// visible returns the position of the first batch inside h. q.mu must be
+// held.
+func (q *Queue) visible(h Horizon) int {
+	lo := sort.Search(len(q.batches), func(i int) bool { return q.batches[i].Index >= h.FirstIndex })
+	if h.MaxBytes > 0 && len(q.batches) > 0 {
+		total := q.batches[len(q.batches)-1].End
+		if total > uint64(h.MaxBytes) {
+			cut := total - uint64(h.MaxBytes)
+			lo = max(lo, sort.Search(len(q.batches), func(i int) bool { return q.batches[i].End > cut }))
+		}
+	}
+	if h.MinTimeMs != 0 {
+		// Batch times mostly grow (they are producer clocks, so not
+		// strictly); like Kafka's time index, treat them as ordered.
+		lo = max(lo, sort.Search(len(q.batches), func(i int) bool { return q.batches[i].MaxTime >= h.MinTimeMs }))
+	}
+	return lo
+}
+
 // Find returns up to max batch references starting with the batch that
-// holds offset (offset < next). Batches whose log index is below
-// firstIndex were deleted by retention and are skipped; earliest is the
-// first offset still stored.
-func (q *Queue) Find(offset uint64, firstIndex uint64, max int) (refs []BatchRef, earliest uint64) {
+// holds offset (offset < next), within the horizon; earliest is the first
+// visible offset (next if none).
+func (q *Queue) Find(offset uint64, h Horizon, max int) (refs []BatchRef, earliest uint64) {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
-	lo := sort.Search(len(q.batches), func(i int) bool { return q.batches[i].Index >= firstIndex })
+	lo := q.visible(h)
 	if lo == len(q.batches) {
 		return nil, q.next
 	}
@@ -235,16 +269,14 @@ func (q *Queue) Find(offset uint64, firstIndex uint64, max int) (refs []BatchRef
 	return append([]BatchRef(nil), q.batches[i:end]...), earliest
 }
 
-// FindTime returns the offset of the first batch whose newest record is at
-// or after ms (Unix milliseconds), or next if none.
-func (q *Queue) FindTime(ms int64, firstIndex uint64) uint64 {
+// FindTime returns the offset of the first visible batch whose newest
+// record is at or after ms (Unix milliseconds), or next if none.
+func (q *Queue) FindTime(ms int64, h Horizon) uint64 {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
-	lo := sort.Search(len(q.batches), func(i int) bool { return q.batches[i].Index >= firstIndex })
-	rest := q.batches[lo:]
 	// MaxTime is not monotonic across batches (producer clocks), so scan
 	// for the first batch that reaches ms.
-	for _, b := range rest {
+	for _, b := range q.batches[q.visible(h):] {
 		if b.MaxTime >= ms {
 			return b.BaseOffset
 		}

@@ -53,16 +53,30 @@ func TestApplyAssignsDenseOffsets(t *testing.T) {
 	}
 	top, _ := s.Lookup("orders")
 	q, _ := top.Queue(0)
-	refs, earliest := q.Find(4, 0, 10)
+	refs, earliest := q.Find(4, Horizon{}, 10)
 	if earliest != 0 || len(refs) != 1 || refs[0].BaseOffset != 3 || refs[0].Index != 5 {
 		t.Fatalf("Find(4) = %+v, %d", refs, earliest)
 	}
 	// Retention removed log index 4: queue 0 now starts at offset 3.
-	if _, earliest = q.Find(0, 5, 10); earliest != 3 {
+	if _, earliest = q.Find(0, Horizon{FirstIndex: 5}, 10); earliest != 3 {
 		t.Fatalf("earliest after retention %d", earliest)
 	}
-	if off := q.FindTime(t0.Add(30*time.Second).UnixMilli(), 0); off != 3 {
+	if off := q.FindTime(t0.Add(30*time.Second).UnixMilli(), Horizon{}); off != 3 {
 		t.Fatalf("FindTime = %d", off)
+	}
+	// Topic retention: by time, the first batch (newest record at t0) is
+	// out of a horizon starting after t0; by bytes, only the newest batch
+	// fits a budget of its own size.
+	if _, earliest = q.Find(0, Horizon{MinTimeMs: t0.Add(time.Second).UnixMilli()}, 10); earliest != 3 {
+		t.Fatalf("earliest under time retention %d", earliest)
+	}
+	all, _ := q.Find(0, Horizon{}, 10)
+	lastSize := int64(all[1].End - all[0].End)
+	if _, earliest = q.Find(0, Horizon{MaxBytes: lastSize}, 10); earliest != 3 {
+		t.Fatalf("earliest under byte retention %d", earliest)
+	}
+	if _, earliest = q.Find(0, Horizon{MaxBytes: lastSize + 1}, 10); earliest != 0 {
+		t.Fatalf("earliest under a larger byte budget %d", earliest)
 	}
 	if err, _ := s.Apply(6, EncodeDelete("orders")).(error); err != nil {
 		t.Fatal(err)
@@ -97,8 +111,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		q2, _ := tb.Queue(qi)
 		n1, _ := q1.Bounds()
 		n2, _ := q2.Bounds()
-		r1, _ := q1.Find(0, 0, 100)
-		r2, _ := q2.Find(0, 0, 100)
+		r1, _ := q1.Find(0, Horizon{}, 100)
+		r2, _ := q2.Find(0, Horizon{}, 100)
 		if n1 != n2 || len(r1) != len(r2) {
 			t.Fatalf("queue %d differs after restore", qi)
 		}
