@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"hash/fnv"
 	"net/http"
 	"strings"
@@ -36,64 +38,83 @@ func (b *Broker) produceJSON(ctx *fasthttp.RequestCtx, topic string) {
 		b.writeError(ctx, err)
 		return
 	}
-	var req wire.ProduceRequest
-	if !b.decodeJSON(ctx, &req) {
-		return
-	}
-	if len(req.Messages) == 0 {
-		b.writeError(ctx, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "no messages"))
-		return
-	}
-	msgs := make([]wire.Message, len(req.Messages))
-	queues := make([]int, len(req.Messages))
-	now := time.Now()
-	for i, pm := range req.Messages {
-		m, q, aerr := b.toMessage(t, &pm, i, now)
-		if aerr != nil {
-			b.writeError(ctx, aerr)
-			return
-		}
-		msgs[i], queues[i] = m, q
-	}
-	// One batch per queue, in first-appearance order; messages keep their
-	// request order within a queue.
-	var order []int
-	byQueue := map[int][]int{}
-	for i, q := range queues {
-		if _, ok := byQueue[q]; !ok {
-			order = append(order, q)
-		}
-		byQueue[q] = append(byQueue[q], i)
-	}
-	parts := make([]topics.Part, len(order))
-	for pi, q := range order {
-		batch := make([]wire.Message, len(byQueue[q]))
-		for k, i := range byQueue[q] {
-			batch[k] = msgs[i]
-		}
-		enc, err := wire.Encode(batch, wire.CodecNone, wire.Producer{}, b.cfg.GroupID, now)
-		if err != nil {
-			b.writeError(ctx, err)
-			return
-		}
-		parts[pi] = topics.Part{Topic: topic, Queue: q, Batch: enc}
-	}
-	res, err := b.proposeProduce(parts)
+	plan, err := planProduce(t, ctx.PostBody(), b.cfg.GroupID, time.Now(), b.nextRoundRobin)
 	if err != nil {
 		b.writeError(ctx, err)
 		return
 	}
-	out := wire.ProduceResponse{Results: make([]wire.ProduceResult, len(msgs))}
-	for pi, q := range order {
-		for k, i := range byQueue[q] {
-			out.Results[i] = wire.ProduceResult{Queue: q, Offset: res[pi].BaseOffset + uint64(k)}
+	res, err := b.proposeProduce(plan.parts)
+	if err != nil {
+		b.writeError(ctx, err)
+		return
+	}
+	out := wire.ProduceResponse{Results: make([]wire.ProduceResult, plan.count)}
+	for pi, p := range plan.parts {
+		for k, i := range plan.members[pi] {
+			out.Results[i] = wire.ProduceResult{Queue: p.Queue, Offset: res[pi].BaseOffset + uint64(k)}
 		}
 	}
-	b.m.produced(len(msgs), len(ctx.PostBody()))
+	b.m.produced(plan.count, len(ctx.PostBody()))
 	b.writeJSON(ctx, http.StatusOK, out)
 }
 
-func (b *Broker) toMessage(t *topics.Topic, pm *wire.ProduceMessage, i int, now time.Time) (wire.Message, int, *apiError) {
+// producePlan is a JSON produce request turned into one batch per queue.
+type producePlan struct {
+	parts   []topics.Part
+	members [][]int // for each part, the request positions of its messages
+	count   int
+}
+
+// planProduce decodes and validates a JSON produce body for topic t and
+// groups the messages into one batch per queue, in first-appearance order;
+// messages keep their request order within a queue. It is pure apart from
+// rr, which picks round-robin queues; fuzzed by FuzzPlanProduce.
+func planProduce(t *topics.Topic, body []byte, groupID uint32, now time.Time, rr func(string, int) int) (*producePlan, error) {
+	var req wire.ProduceRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return nil, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "malformed JSON body: trailing data")
+	}
+	if len(req.Messages) == 0 {
+		return nil, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "no messages")
+	}
+	plan := &producePlan{count: len(req.Messages)}
+	msgs := make([]wire.Message, len(req.Messages))
+	slot := map[int]int{} // queue -> part
+	for i := range req.Messages {
+		m, q, aerr := toMessage(t, &req.Messages[i], i, now, rr)
+		if aerr != nil {
+			return nil, aerr
+		}
+		msgs[i] = m
+		pi, ok := slot[q]
+		if !ok {
+			pi = len(plan.parts)
+			slot[q] = pi
+			plan.parts = append(plan.parts, topics.Part{Topic: t.Name, Queue: q})
+			plan.members = append(plan.members, nil)
+		}
+		plan.members[pi] = append(plan.members[pi], i)
+	}
+	for pi := range plan.parts {
+		batch := make([]wire.Message, len(plan.members[pi]))
+		for k, i := range plan.members[pi] {
+			batch[k] = msgs[i]
+		}
+		enc, err := wire.Encode(batch, wire.CodecNone, wire.Producer{}, groupID, now)
+		if err != nil {
+			return nil, err
+		}
+		plan.parts[pi].Batch = enc
+	}
+	return plan, nil
+}
+
+func toMessage(t *topics.Topic, pm *wire.ProduceMessage, i int, now time.Time, rr func(string, int) int) (wire.Message, int, *apiError) {
 	var m wire.Message
 	switch {
 	case pm.Value != nil && pm.ValueBase64 != nil:
@@ -131,7 +152,7 @@ func (b *Broker) toMessage(t *topics.Topic, pm *wire.ProduceMessage, i int, now 
 	case m.Key != nil:
 		q = KeyQueue(m.Key, t.Queues)
 	default:
-		q = b.nextRoundRobin(t.Name, t.Queues)
+		q = rr(t.Name, t.Queues)
 	}
 	return m, q, nil
 }
