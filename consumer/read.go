@@ -119,6 +119,7 @@ func (s *State) Snapshot() []byte {
 		for _, m := range g.Members {
 			sg.Members = append(sg.Members, *m)
 		}
+		sort.Slice(sg.Members, func(i, j int) bool { return sg.Members[i].ID < sg.Members[j].ID })
 		gs = append(gs, sg)
 	}
 	b, _ := json.Marshal(gs) // copies: marshalled under the lock
