@@ -33,6 +33,17 @@ type builder struct {
 
 var builds = map[string]*builder{"broker": {}, "mqctl": {}}
 
+// TestMain removes the built binaries after the run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, b := range builds {
+		if b.path != "" {
+			os.RemoveAll(filepath.Dir(b.path))
+		}
+	}
+	os.Exit(code)
+}
+
 func binary(t *testing.T, name string) string {
 	t.Helper()
 	b := builds[name]
@@ -139,7 +150,7 @@ func (g *group) signal(id string, sig syscall.Signal) {
 	}
 }
 
-var client = &http.Client{Timeout: 5 * time.Second}
+var httpc = &http.Client{Timeout: 5 * time.Second}
 
 // do sends a request to one node and decodes a JSON answer.
 func do(method, addr, path string, body, out any) (int, error) {
@@ -149,7 +160,7 @@ func do(method, addr, path string, body, out any) (int, error) {
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, "http://"+addr+path, rd)
-	r, err := client.Do(req)
+	r, err := httpc.Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -32,6 +32,7 @@ type consumeOpts struct {
 	count         int64
 	follow        bool
 	valuesOnly    bool
+	group         string
 }
 
 // cursor is the read position in one queue.
@@ -48,7 +49,10 @@ func (a *app) consumeCmd(ctx context.Context, args []string) error {
 			"from the beginning unless told otherwise. It stops once caught up, or after\n" +
 			"--count messages; with --follow it waits for new messages until interrupted.\n" +
 			"Text output is 'queue/offset key value' lines (key '-' when there is none;\n" +
-			"binary values as base64:...); json output is one object per line."})
+			"binary values as base64:...); json output is one object per line.\n" +
+			"With --group it reads as a member of that consumer group: only the queues the\n" +
+			"group assigns to it, from the group's committed offsets (--from-* apply to queues\n" +
+			"with none), and commits each record after printing it."})
 	var o consumeOpts
 	fs.Func("queue", "read only queue `Q`", func(s string) error {
 		q, err := parseQueue(s)
@@ -69,6 +73,7 @@ func (a *app) consumeCmd(ctx context.Context, args []string) error {
 	fs.Int64Var(&o.count, "count", 0, "stop after `N` messages (default: no limit)")
 	fs.BoolVar(&o.follow, "follow", false, "keep waiting for new messages until interrupted")
 	fs.BoolVar(&o.valuesOnly, "values-only", false, "print only the values, one per line (binary values raw)")
+	fs.StringVar(&o.group, "group", "", "read as a member of consumer group `G`, committing what is printed")
 	pos, err := a.parse(fs, args, 1, "TOPIC")
 	if err != nil {
 		return err
@@ -77,6 +82,9 @@ func (a *app) consumeCmd(ctx context.Context, args []string) error {
 		return usagef(fs.Name(), "%v", err)
 	}
 	topic := pos[0]
+	if o.group != "" {
+		return a.consumeGroup(ctx, topic, &o)
+	}
 	var info wire.TopicInfo
 	if _, err := a.client.do(ctx, request{method: http.MethodGet, path: "/v1/topics/" + pathEscape(topic)}, &info); err != nil {
 		return err
@@ -113,6 +121,9 @@ func (o *consumeOpts) check(format string) error {
 	}
 	if o.count < 0 {
 		return errors.New("--count must not be negative")
+	}
+	if o.group != "" && (o.queue != nil || o.offset != nil) {
+		return errors.New("--queue and --offset do not go with --group: the group assigns the queues and keeps the offsets")
 	}
 	if o.valuesOnly && format == "json" {
 		return errors.New("--values-only is for --format text")

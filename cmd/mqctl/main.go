@@ -1,7 +1,9 @@
 // Command mqctl is LedgerMQ's command-line client. It manages topics,
-// produces and consumes messages and shows the broker group's state, using
-// only the broker's HTTP API (see wire/api.go). It finds the group's leader
-// by itself and follows failovers: give it any or all brokers of the group.
+// produces and consumes messages, shows the broker group's state and
+// manages consumer groups, using only the broker's HTTP API (see
+// wire/api.go; consume --group goes through the SDK, package client). It
+// finds the group's leader by itself and follows failovers: give it any or
+// all brokers of the group.
 //
 // Run `mqctl help` for the commands.
 package main
@@ -37,6 +39,10 @@ Commands:
   produce TOPIC [--file F] [--key K] [--header k=v]... [--queue Q] [--batch-size N]
   consume TOPIC [--queue Q] [--offset N | --from-beginning | --from-end | --from-time T]
                 [--count N] [--follow] [--values-only]
+  consume TOPIC --group G [--from-beginning | --from-end | --from-time T] [--count N] [--follow]
+  group list
+  group describe GROUP
+  group reset-offsets GROUP --topic T (--to-earliest | --to-latest | --to-time T | --to-offset N)
   cluster status
   cluster transfer-leadership [--to ID]
   help
@@ -60,6 +66,9 @@ Examples:
   mqctl consume orders --queue 2 --offset 1000 --values-only
   mqctl consume orders --from-time 2025-01-02T15:04:05Z --format json
   mqctl consume orders --from-end --follow
+  mqctl consume orders --group billing --follow
+  mqctl group describe billing
+  mqctl group reset-offsets billing --topic orders --to-time 2025-01-02T00:00:00Z
   mqctl cluster status
   mqctl cluster transfer-leadership --to n2
   mqctl topic delete orders
@@ -172,6 +181,8 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.consumeCmd(ctx, args[1:])
 	case "cluster":
 		return a.clusterCmd(ctx, args[1:])
+	case "group", "groups":
+		return a.groupCmd(ctx, args[1:])
 	}
 	return usagef("mqctl", "unknown command %q", args[0])
 }

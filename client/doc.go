@@ -1,0 +1,86 @@
+// Package client is the Go SDK of LedgerMQ. It speaks the brokers' HTTP API
+// (docs/api.md) and builds binary batches with package wire; it imports
+// nothing else of the project.
+//
+// # Producing
+//
+//	p, err := client.NewProducer([]string{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"},
+//		client.WithCompression(wire.CodecZstd))
+//	if err != nil { ... }
+//	defer p.Close()
+//
+//	// Synchronous: waits for the message to be committed.
+//	res, err := p.Produce(ctx, &client.Message{Topic: "orders", Key: []byte("customer-42"), Value: v})
+//
+//	// Asynchronous: the callback receives the result.
+//	p.ProduceAsync(&client.Message{Topic: "orders", Value: v}, func(r client.Result, err error) { ... })
+//	err = p.Flush(ctx)
+//
+// Messages are batched per topic and queue: a queue's batch is sent when it
+// reaches the batch size or after the linger, as one binary batch
+// (POST /v1/topics/{t}/queues/{q}/batches) to the group's leader. The queue
+// is the message's explicit Queue, else KeyQueue of its key (the brokers'
+// hash: keyed messages land in the same queue whichever endpoint wrote
+// them), else chosen round-robin. A topic's queue count and message size
+// limit are read once (GET /v1/topics/{t}) and cached.
+//
+// # Delivery
+//
+// The producer finds the leader by itself: a 421 NOT_LEADER answer names
+// the leader, which the producer follows at once; a broker it cannot reach
+// sends it to the next one of the list. Failures that resending can cure
+// are resent with exponential backoff until the delivery timeout
+// (WithDeliveryTimeout); anything else is reported to the message's
+// callback, wrapped with context, as an *Error (broker answers, with the
+// wire.Code* codes), ErrUnknownOutcome, ErrDeliveryTimeout or ErrClosed.
+//
+// With idempotence (the default, WithIdempotence) the producer gets a
+// producer id (POST /v1/producers) and each batch carries that id and the
+// sequence number of its first record, counted per queue from 0. A batch
+// whose outcome is unknown — 503 UNAVAILABLE (the leader lost leadership or
+// timed out during the commit), a lost connection, a request timeout — is
+// resent with the same id and sequence, and a broker that already stored it
+// answers with the original offsets (Result.Duplicate) instead of storing
+// it again. Every message acknowledged is therefore stored exactly once,
+// also across leader changes. Without idempotence such a batch fails with
+// ErrUnknownOutcome and is not resent.
+//
+// If the brokers forget the producer id (400 UNKNOWN_PRODUCER: it was idle
+// for longer than the brokers' producer TTL, or pushed out by newer
+// producers), the producer gets a new id and every queue restarts its
+// sequence at 0 with its unacknowledged batches. Batches whose outcome was
+// unknown at that moment are then resent under the new id, which the
+// brokers cannot match with the old one: those few batches may be stored
+// twice. The same happens to one queue when a batch of it that may have
+// been stored fails for good (its delivery timeout passes): the queue moves
+// to a new producer id so that its later batches are not refused as out of
+// sequence.
+//
+// # Ordering
+//
+// Messages of one queue are stored in the order they were produced, and
+// their callbacks run in that order. A queue sends its batches in sequence
+// order, with up to WithMaxInFlight of them in flight. When an attempt
+// fails retriably, the queue sends nothing new until all its attempts
+// under way have come back, then resends from the first unacknowledged
+// batch, in order; with idempotence the brokers refuse a batch that would
+// skip one (409 OUT_OF_ORDER_SEQUENCE, resent in order) and recognize
+// batches already stored, so retries never reorder or duplicate messages.
+// Without idempotence each queue has one batch in flight, so order is kept
+// too, but a batch that fails with an unknown outcome may be missing
+// before the following ones.
+//
+// # Resources
+//
+// Buffered messages are bounded (WithBufferedBytes): ProduceAsync blocks
+// when the bound is reached. Each queue in use has one goroutine, plus one
+// per request in flight; all belong to the Producer and stop in Close.
+// There is no package-level state.
+//
+// # Defaults and how they were chosen
+//
+// Linger 5 ms, batches of 1 MiB, 5 batches in flight per queue, 64 MiB of
+// buffer, no compression, idempotence on, delivery timeout 2 min, request
+// timeout 15 s, retry backoff 20 ms to 1 s, close timeout 30 s; each
+// option's documentation gives its reasons.
+package client
