@@ -139,3 +139,90 @@ func TestSDKNonIdempotentProducerDuplicates(t *testing.T) {
 	// figure is printed so the difference to the idempotent run is visible.
 	runSDKProduce(t, false)
 }
+
+// TestSDKGroupOffsetsSurviveLeaderKill: a group member consumes part of a
+// topic and commits; the leader is SIGKILLed; a new member of the group
+// resumes exactly at the committed offsets (nothing committed is delivered
+// again) and the group reads every remaining message.
+func TestSDKGroupOffsetsSurviveLeaderKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs OS processes")
+	}
+	g := newGroup(t, 3)
+	waitUntil(t, 15*time.Second, "a leader", func() bool { return g.leader() != "" })
+	if !g.writeLeader("/v1/topics", wire.CreateTopicRequest{Name: "grp", Queues: 3}, nil, time.Now().Add(10*time.Second)) {
+		t.Fatal("create topic failed")
+	}
+	var brokers []string
+	for _, id := range g.ids {
+		brokers = append(brokers, g.api[id])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := client.NewProducer(brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	for i := 0; i < n; i++ {
+		p.ProduceAsync(&client.Message{Topic: "grp", Value: []byte(fmt.Sprintf("m%d", i))}, nil)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+
+	first, err := client.NewConsumer(brokers, client.WithGroup("workers", "grp"), client.WithAutoCommit(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	committed := map[client.TopicQueue]uint64{}
+	for len(seen) < n/2 {
+		recs, err := first.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			seen[string(r.Value)] = true
+			committed[client.TopicQueue{Topic: r.Topic, Queue: r.Queue}] = r.Offset + 1
+		}
+	}
+	if err := first.CommitOffsets(ctx, committed); err != nil {
+		t.Fatal(err)
+	}
+	// The member goes away without committing anything more (auto-commit
+	// is off, so Close only leaves the group).
+	first.Close()
+
+	victim := g.leader()
+	g.signal(victim, syscall.SIGKILL)
+	waitUntil(t, 15*time.Second, "a new leader", func() bool { l := g.leader(); return l != "" && l != victim })
+
+	second, err := client.NewConsumer(brokers, client.WithGroup("workers", "grp"), client.WithAutoCommit(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	resumed := map[client.TopicQueue]bool{}
+	for len(seen) < n {
+		recs, err := second.Poll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			tq := client.TopicQueue{Topic: r.Topic, Queue: r.Queue}
+			if !resumed[tq] {
+				resumed[tq] = true
+				if c, ok := committed[tq]; ok && r.Offset != c {
+					t.Fatalf("queue %d resumed at %d, not at the committed offset %d", r.Queue, r.Offset, c)
+				}
+			}
+			if seen[string(r.Value)] && r.Offset < committed[tq] {
+				t.Fatalf("%s redelivered although committed", r.Value)
+			}
+			seen[string(r.Value)] = true
+		}
+	}
+	g.start(victim)
+}
