@@ -83,4 +83,29 @@
 // buffer, no compression, idempotence on, delivery timeout 2 min, request
 // timeout 15 s, retry backoff 20 ms to 1 s, close timeout 30 s; each
 // option's documentation gives its reasons.
+//
+// # Consuming
+//
+//	c, err := client.NewConsumer(brokers, client.WithGroup("billing", "orders"))
+//	if err != nil { ... }
+//	defer c.Close() // commits what Poll returned before the last Poll, then leaves
+//	for {
+//		recs, err := c.Poll(ctx) // long-polls the brokers, prefetches per queue
+//		if err != nil { ... }
+//		for _, r := range recs { process(r.Topic, r.Queue, r.Offset, r.Value) }
+//	}
+//
+// A consumer either reads queues it names (WithAssignment, with a Start:
+// AtOffset, AtStart, AtEnd, AtTime) or joins a group (WithGroup). In a
+// group the brokers assign each queue to one member and rebalance when a
+// member joins, leaves or misses its session timeout (WithSessionTimeout,
+// default 10 s); the consumer heartbeats in the background, stops
+// delivering a queue as soon as it is no longer assigned (dropping what it
+// prefetched), and starts a newly assigned queue from the group's committed
+// offset. Commits are fenced by the group generation: a member that lost a
+// queue cannot move its offset. Offsets are committed automatically
+// (WithAutoCommit, default every 5 s; only records returned before the
+// latest Poll, i.e. already processed) or with Commit/CommitOffsets.
+// Delivery is at least once; with idempotent producers and
+// commit-after-process, a crash-free run delivers each message once.
 package client
