@@ -298,8 +298,18 @@ func (b *Broker) expireMembers() {
 		}
 		now := time.Now()
 		var expired []consumer.MemberRef
+		members := b.groups.Members()
+		current := make(map[string]bool, len(members))
+		for _, r := range members {
+			current[sessionKey(r.Group, r.MemberID)] = true
+		}
 		b.sessions.mu.Lock()
-		for _, r := range b.groups.Members() {
+		for k := range b.sessions.last { // members that left or were never joined
+			if !current[k] {
+				delete(b.sessions.last, k)
+			}
+		}
+		for _, r := range members {
 			k := sessionKey(r.Group, r.MemberID)
 			last, ok := b.sessions.last[k]
 			if !ok {

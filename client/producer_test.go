@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -907,6 +908,30 @@ func TestCloseTimeoutFailsStuckMessages(t *testing.T) {
 	}
 }
 
+func TestCloseStopsEveryGoroutine(t *testing.T) {
+	release := make(chan struct{})
+	addr, _ := stallBroker(t, release)
+	before := runtime.NumGoroutine()
+	p, err := NewProducer([]string{addr}, WithCloseTimeout(100*time.Millisecond), WithLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		p.ProduceAsync(&Message{Topic: "bp", Key: []byte(strconv.Itoa(i)), Value: []byte("x")}, nil)
+	}
+	time.Sleep(50 * time.Millisecond) // metadata loaded, batches in flight
+	p.Close()
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestOptionsValidation(t *testing.T) {
 	for _, o := range []ProducerOpt{WithMaxInFlight(0), WithMaxInFlight(9), WithBatchBytes(0), WithLinger(-1),
 		WithBufferedBytes(10), WithCompression(9), WithDeliveryTimeout(0), WithRetryBackoff(time.Second, time.Millisecond),
@@ -931,10 +956,17 @@ func TestOptionsValidation(t *testing.T) {
 
 func TestLeadershipTransferExactlyOnceInOrder(t *testing.T) {
 	bs := startGroup(t, 3)
-	l := leaderOf(t, bs)
-	createTopic(t, l.Addr(), "ha", 4)
-	p := newProducer(t, addrsOf(bs), WithBatchBytes(2000), WithLinger(time.Millisecond))
+	for _, inflight := range []int{DefaultMaxInFlight, 5} {
+		t.Run(fmt.Sprintf("inflight=%d", inflight), func(t *testing.T) {
+			topic := fmt.Sprintf("ha%d", inflight)
+			createTopic(t, leaderOf(t, bs).Addr(), topic, 4)
+			p := newProducer(t, addrsOf(bs), WithBatchBytes(2000), WithLinger(time.Millisecond), WithMaxInFlight(inflight))
+			transferWhileProducing(t, bs, p, topic)
+		})
+	}
+}
 
+func transferWhileProducing(t *testing.T, bs []*broker.Broker, p *Producer, topic string) {
 	c := newCollector()
 	var sent []string
 	stop := make(chan struct{})
@@ -950,7 +982,7 @@ func TestLeadershipTransferExactlyOnceInOrder(t *testing.T) {
 			k := fmt.Sprintf("k%d", i%8)
 			v := fmt.Sprintf("%s#%d", k, i)
 			sent = append(sent, v)
-			p.ProduceAsync(&Message{Topic: "ha", Key: []byte(k), Value: []byte(v)}, c.cb(v))
+			p.ProduceAsync(&Message{Topic: topic, Key: []byte(k), Value: []byte(v)}, c.cb(v))
 			if i%50 == 49 {
 				time.Sleep(time.Millisecond)
 			}
@@ -958,8 +990,8 @@ func TestLeadershipTransferExactlyOnceInOrder(t *testing.T) {
 	}()
 	moved := 0
 	for range 3 {
-		time.Sleep(300 * time.Millisecond)
-		l = leaderOf(t, bs)
+		time.Sleep(250 * time.Millisecond)
+		l := leaderOf(t, bs)
 		// Raft may give up on a transfer under load; that is the broker's
 		// business, the producer must cope either way.
 		st, body := httpCall(t, "POST", "http://"+l.Addr()+"/v1/cluster/transfer-leadership", nil)
@@ -969,12 +1001,12 @@ func TestLeadershipTransferExactlyOnceInOrder(t *testing.T) {
 			t.Logf("transfer: %d %s", st, body)
 		}
 	}
+	time.Sleep(250 * time.Millisecond)
+	close(stop)
+	<-producing
 	if moved == 0 {
 		t.Fatal("leadership never moved")
 	}
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	<-producing
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := p.Flush(ctx); err != nil {
@@ -987,8 +1019,8 @@ func TestLeadershipTransferExactlyOnceInOrder(t *testing.T) {
 			dups++
 		}
 	}
-	t.Logf("%d messages, %d answered as duplicates of a stored batch", len(sent), dups)
-	checkQueues(t, leaderOf(t, bs).Addr(), "ha", 4, c, sent)
+	t.Logf("%d messages, %d leadership moves, %d answered as duplicates of a stored batch", len(sent), moved, dups)
+	checkQueues(t, leaderOf(t, bs).Addr(), topic, 4, c, sent)
 }
 
 // ---- Measurements against a running group (not run by default) ----
@@ -1127,7 +1159,7 @@ func TestMeasure(t *testing.T) {
 	}
 	// paced produces rate messages per second for dur and reports the
 	// requests per second and the mean time to acknowledgement.
-	paced := func(rate int, opts ...ProducerOpt) (reqPerSec float64, meanAck time.Duration) {
+	paced := func(rate int, keyed bool, opts ...ProducerOpt) (reqPerSec float64, meanAck time.Duration) {
 		topic := newTopic(16)
 		p, err := NewProducer(brokers, opts...)
 		if err != nil {
@@ -1145,7 +1177,11 @@ func TestMeasure(t *testing.T) {
 			<-tick.C
 			for due := int(time.Since(start).Seconds() * float64(rate)); sent < due; sent++ {
 				s := time.Now()
-				p.ProduceAsync(&Message{Topic: topic, Key: []byte(strconv.Itoa(sent)), Value: values[sent%len(values)]}, func(_ Result, err error) {
+				m := &Message{Topic: topic, Value: values[sent%len(values)]}
+				if keyed {
+					m.Key = []byte(strconv.Itoa(sent))
+				}
+				p.ProduceAsync(m, func(_ Result, err error) {
 					if err == nil {
 						total.Add(int64(time.Since(s)))
 						n.Add(1)
@@ -1185,11 +1221,13 @@ func TestMeasure(t *testing.T) {
 		}
 	}
 	if want("paced") {
-		t.Logf("paced load, 16 queues, keyed 1 KiB messages, %v each:", dur)
-		for _, rate := range []int{1000, 10000} {
-			for _, l := range lingers {
-				rps, ack := paced(rate, WithLinger(l))
-				t.Logf("  %5d msg/s linger %-5v %7.0f requests/s  mean ack %v", rate, l, rps, ack.Round(10*time.Microsecond))
+		t.Logf("paced load, 16 queues, 1 KiB messages, %v each:", dur)
+		for _, keyed := range []bool{true, false} {
+			for _, rate := range []int{1000, 3000, 10000} {
+				for _, l := range lingers {
+					rps, ack := paced(rate, keyed, WithLinger(l))
+					t.Logf("  keyed %-5v %5d msg/s linger %-5v %7.0f requests/s  mean ack %v", keyed, rate, l, rps, ack.Round(10*time.Microsecond))
+				}
 			}
 		}
 	}

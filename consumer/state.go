@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -230,10 +231,22 @@ func (s *State) reset(c ResetCmd) any {
 }
 
 // TopicChanged rebalances the groups subscribed to a topic that was
-// created or deleted. Called by the FSM after the topic command applies.
+// created or deleted, and forgets committed offsets of a deleted topic (a
+// topic created again under its name starts at offset 0). Called by the
+// FSM after the topic command applies.
 func (s *State) TopicChanged(topic string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, exists := s.queues(topic); !exists {
+		prefix := topic + "/"
+		for _, g := range s.groups {
+			for k := range g.Offsets {
+				if strings.HasPrefix(k, prefix) {
+					delete(g.Offsets, k)
+				}
+			}
+		}
+	}
 	for _, name := range s.sortedGroups() {
 		g := s.groups[name]
 		for _, m := range g.Members {

@@ -66,14 +66,14 @@ type Result struct {
 // Open starts a node: it opens (and recovers) the commit log and Raft's
 // stable store, restores the newest snapshot, and joins or bootstraps the
 // group. The caller must Close it.
-func Open(cfg Config, sm StateMachine) (n *Node, err error) {
+func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n = &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), watchers: map[chan LeaderInfo]struct{}{}, stop: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), watchers: map[chan LeaderInfo]struct{}{}, stop: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			n.closeResources()
+			n.abort()
 		}
 	}()
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -440,15 +440,16 @@ func (n *Node) Snapshot(ctx context.Context) error {
 func (n *Node) LastSnapshotIndex() uint64 { return n.snaps.last.Load() }
 
 // ApplyRetention deletes whole segments the commit log's retention policy
-// allows, but never entries above the newest snapshot: a follower that
-// needs deleted entries must be able to get a snapshot that covers them.
-// It returns the number of segments deleted.
+// allows, but never the newest snapshot's own entry or anything after it:
+// a follower that needs deleted entries must be able to get a snapshot that
+// covers them, and a restart must find the snapshot's entry in the log
+// (restore.go). It returns the number of segments deleted.
 func (n *Node) ApplyRetention(now time.Time) (int, error) {
 	snap := n.snaps.last.Load()
 	if snap == 0 {
 		return 0, nil
 	}
-	cut := min(n.log.RetentionIndex(now), snap+1)
+	cut := min(n.log.RetentionIndex(now), snap)
 	deleted, err := n.log.DeleteBefore(cut)
 	if deleted > 0 {
 		n.logger.Info("retention deleted segments", "segments", deleted, "first_index", n.log.FirstIndex())
@@ -494,14 +495,28 @@ func (n *Node) Stop() error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	// Stop first: a snapshot restore waiting for peers (restore.go) watches
+	// n.stop, and raft's shutdown waits for it.
+	close(n.stop)
 	var err error
 	if r := n.raft.Load(); r != nil {
 		err = r.Shutdown().Error()
 		r.DeregisterObserver(n.observer)
 	}
-	close(n.stop)
 	n.wg.Wait()
 	return errors.Join(err, n.closeResources())
+}
+
+// abort undoes a failed Open: raft (if started) and the node's goroutines
+// stop, then every resource closes.
+func (n *Node) abort() {
+	n.closed.Store(true)
+	close(n.stop)
+	if r := n.raft.Load(); r != nil {
+		r.Shutdown().Error()
+	}
+	n.wg.Wait()
+	n.closeResources()
 }
 
 func (n *Node) closeResources() error {

@@ -149,6 +149,8 @@ func dialPeerConn(ctx context.Context, m *Mux, addr string, maxEntry int) (*peer
 func (p *peerConn) Close() error { return p.c.Close() }
 
 func (p *peerConn) request(op byte, from, to uint64, maxBytes int) error {
+	// Each exchange gets its own deadline: a long copy is many requests.
+	p.c.SetDeadline(time.Now().Add(peerIOTimeout))
 	req := make([]byte, peerReqSize)
 	req[0] = op
 	binary.LittleEndian.PutUint64(req[1:], from)

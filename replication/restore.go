@@ -29,10 +29,18 @@ import (
 //     that entry, keeps the longest local prefix that agrees with the
 //     source (binary search on terms, again by log matching), removes the
 //     rest, and copies entries from the source, each verified by CRC32C,
-//     until the snapshot index, or until the old last index if that was
-//     higher (raft caches the last index and must find every entry up to it;
-//     the copies are the source's entries, and raft's own conflict check
-//     replaces any that lose).
+//     up to the snapshot index and no further.
+//  3. If the log went further before (a stale tail), raft still believes
+//     its old last index (it caches it and does not re-read it after a
+//     restore), so every index up to there must exist. They are filled with
+//     no-op entries of term 0. No real entry has term 0, so the first entry
+//     the leader sends for any of those indexes conflicts, and raft's own
+//     conflict handling truncates the fillers and stores the real entries;
+//     a filler can never be committed, since the leader's commit index is
+//     within its own log, which the real entries replace first. Copying a
+//     source's entries beyond the snapshot instead would be unsafe: a
+//     non-leader's uncommitted tail could match terms by accident and be
+//     committed by raft without being compared.
 //
 // The copying runs inside FSM.Restore, so raft does not resume replication
 // into the gap before it is filled. A crash part way is safe: the snapshot
@@ -46,7 +54,6 @@ func (n *Node) catchUp(index, term uint64) error {
 		return nil
 	}
 	prevLast := n.log.LastIndex()
-	target := max(index, prevLast)
 	n.logger.Info("log does not hold the snapshot's entry; copying from a peer",
 		"snapshot_index", index, "snapshot_term", term, "first_index", n.log.FirstIndex(), "last_index", prevLast)
 	deadline := time.Now().Add(n.cfg.RestoreTimeout)
@@ -54,9 +61,9 @@ func (n *Node) catchUp(index, term uint64) error {
 	for {
 		var errs []error
 		for _, src := range n.restoreSources() {
-			err := n.catchUpFrom(src, index, term, target)
+			err := n.catchUpFrom(src, index, term)
 			if err == nil {
-				return nil
+				return n.fillTo(prevLast, index)
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", src, err))
 			if errors.Is(err, commitlog.ErrFailed) || errors.Is(err, commitlog.ErrClosed) {
@@ -103,7 +110,27 @@ func (n *Node) restoreSources() []string {
 	return out
 }
 
-func (n *Node) catchUpFrom(addr string, index, term, target uint64) error {
+// fillTo appends term-0 no-op entries after index up to prevLast (see the
+// comment at the top of this file).
+func (n *Node) fillTo(prevLast, index uint64) error {
+	if prevLast <= index || n.log.LastIndex() != index {
+		return nil
+	}
+	var batch []commitlog.Entry
+	for i := index + 1; i <= prevLast; i++ {
+		batch = append(batch, commitlog.Entry{Index: i, Term: 0, Type: uint8(raft.LogNoop)})
+		if len(batch) == 4096 || i == prevLast {
+			if err := n.log.Append(batch); err != nil {
+				return fmt.Errorf("fill stale tail: %w", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	n.logger.Info("filled the replaced tail with placeholders for raft to overwrite", "from", index+1, "to", prevLast)
+	return nil
+}
+
+func (n *Node) catchUpFrom(addr string, index, term uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), peerIOTimeout)
 	defer cancel()
 	pc, err := dialPeerConn(ctx, n.mux, addr, n.cfg.Log.MaxEntrySize)
@@ -117,9 +144,6 @@ func (n *Node) catchUpFrom(addr string, index, term, target uint64) error {
 	}
 	if len(probe.Entries) != 1 || probe.Entries[0].Term != term {
 		return fmt.Errorf("source log [%d, %d] does not hold entry %d of term %d", probe.First, probe.Last, index, term)
-	}
-	if probe.Last < target {
-		return fmt.Errorf("source log ends at %d, before %d", probe.Last, target)
 	}
 	keep, err := n.agreeingPrefix(pc, probe.First, index)
 	if err != nil {
@@ -136,8 +160,8 @@ func (n *Node) catchUpFrom(addr string, index, term, target uint64) error {
 		}
 	}
 	copied := 0
-	for from := n.log.LastIndex() + 1; from <= target; {
-		res, err := pc.fetch(from, target, catchUpChunk)
+	for from := n.log.LastIndex() + 1; from <= index; {
+		res, err := pc.fetch(from, index, catchUpChunk)
 		if err != nil {
 			return err
 		}

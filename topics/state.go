@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/ledgermq/ledgermq/wire"
@@ -137,6 +138,17 @@ func (s *State) delete(name string) any {
 		return fmt.Errorf("%w: %s", ErrTopicNotFound, name)
 	}
 	delete(s.topics, name)
+	// A topic created again under this name starts afresh: producer
+	// sequences for it are forgotten (deleting from maps while ranging is
+	// deterministic: every entry of the topic goes).
+	prefix := name + "/"
+	for _, p := range s.producers {
+		for k := range p.Queues {
+			if strings.HasPrefix(k, prefix) {
+				delete(p.Queues, k)
+			}
+		}
+	}
 	for _, q := range t.queues {
 		q.mu.Lock()
 		close(q.wake) // wake long polls; they find the topic gone

@@ -92,8 +92,7 @@ type request struct {
 	method string
 	path   string // escaped, e.g. /v1/topics/orders
 	query  url.Values
-	body   any           // sent as JSON unless nil
-	wait   time.Duration // a long poll: added to the timeout
+	body   any // sent as JSON unless nil
 }
 
 // write reports whether the call changes state: it is resent only when it
@@ -169,13 +168,6 @@ func (e *unknownOutcomeError) Error() string {
 }
 func (e *unknownOutcomeError) Unwrap() error { return e.err }
 
-// outcomeUnknown reports whether err leaves a write's outcome unknown.
-func outcomeUnknown(err error) bool {
-	var ue *unknownOutcomeError
-	var ae *apiError
-	return errors.As(err, &ue) || errors.As(err, &ae) && ae.unknown
-}
-
 // gaveUpError is the last error of a call that ran out of time.
 type gaveUpError struct {
 	last     error
@@ -215,7 +207,7 @@ func (c *client) do(ctx context.Context, r request, out any) ([]byte, error) {
 		}
 	}
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, c.timeout+r.wait)
+	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
 	// Start with the broker that answered last, if any; the list's next

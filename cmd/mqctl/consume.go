@@ -9,18 +9,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	sdk "github.com/ledgermq/ledgermq/client"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
 const (
-	fetchMax   = 500         // messages per fetch
-	followWait = time.Second // long poll of --follow
+	followWait   = time.Second            // long poll of --follow
+	caughtUpPoll = 100 * time.Millisecond // without --follow: how long a queue may be idle before mqctl checks it is caught up
 )
 
 type consumeOpts struct {
@@ -33,14 +32,6 @@ type consumeOpts struct {
 	follow        bool
 	valuesOnly    bool
 	group         string
-}
-
-// cursor is the read position in one queue.
-type cursor struct {
-	queue    int
-	offset   uint64
-	fromTime string // set until the first fetch: start at this time
-	explicit bool   // offset given by --offset and not fetched yet: out of range is an error
 }
 
 func (a *app) consumeCmd(ctx context.Context, args []string) error {
@@ -89,12 +80,16 @@ func (a *app) consumeCmd(ctx context.Context, args []string) error {
 	if _, err := a.client.do(ctx, request{method: http.MethodGet, path: "/v1/topics/" + pathEscape(topic)}, &info); err != nil {
 		return err
 	}
-	curs, err := o.cursors(&info)
+	plan, err := o.plan(&info)
 	if err != nil {
 		return err
 	}
-	c := &consumer{a: a, o: &o, path: "/v1/topics/" + pathEscape(topic) + "/queues/", out: bufio.NewWriter(a.stdout)}
-	err = c.run(ctx, curs)
+	brokers, err := parseBrokers(a.brokers)
+	if err != nil {
+		return usagef(fs.Name(), "%v", err)
+	}
+	c := &consumer{a: a, o: &o, brokers: brokers, topic: topic, out: bufio.NewWriter(a.stdout)}
+	err = c.run(ctx, plan)
 	if ferr := c.out.Flush(); err == nil {
 		err = ferr
 	}
@@ -131,8 +126,23 @@ func (o *consumeOpts) check(format string) error {
 	return nil
 }
 
-// cursors returns the start position of every queue to read.
-func (o *consumeOpts) cursors(t *wire.TopicInfo) ([]*cursor, error) {
+// queueStart is where to read one queue.
+type queueStart struct {
+	queue int
+	start sdk.Start
+	// offset is the start as an offset, if hasOffset. next is the queue's
+	// next offset in the topic's description, if described: with both,
+	// offset >= next means the queue had nothing to read.
+	offset, next         uint64
+	hasOffset, described bool
+}
+
+// readAll reports whether the queue had nothing left to read when the
+// topic was described.
+func (s *queueStart) readAll() bool { return s.hasOffset && s.described && s.offset >= s.next }
+
+// plan returns the queues to read, in order, and where to start them.
+func (o *consumeOpts) plan(t *wire.TopicInfo) ([]*queueStart, error) {
 	var queues []int
 	if o.queue != nil {
 		if *o.queue >= t.Queues {
@@ -152,161 +162,142 @@ func (o *consumeOpts) cursors(t *wire.TopicInfo) ([]*cursor, error) {
 	for _, qi := range t.QueueInfo {
 		ranges[qi.Queue] = qi
 	}
-	var curs []*cursor
+	var plan []*queueStart
 	for _, q := range queues {
-		c := &cursor{queue: q}
 		r, known := ranges[q]
+		s := &queueStart{queue: q, next: r.Next, described: known, hasOffset: true}
 		switch {
 		case o.offset != nil:
-			c.offset, c.explicit = *o.offset, true
-		case o.fromTime != "":
-			c.fromTime = o.fromTime
-		case o.fromEnd:
-			if !known {
-				return nil, fmt.Errorf("the broker did not report queue %d's offsets; use --offset", q)
+			if known && (*o.offset < r.Earliest || *o.offset > r.Next) {
+				e, l := r.Earliest, r.Next
+				return nil, &apiError{status: http.StatusRequestedRangeNotSatisfiable, APIError: wire.APIError{
+					Code: wire.CodeOffsetOutOfRange, Earliest: &e, Latest: &l,
+					Message: fmt.Sprintf("offset %d is outside the stored range [%d, %d] of %s/%d", *o.offset, e, l, t.Name, q)}}
 			}
-			c.offset = r.Next
+			s.start, s.offset = sdk.AtOffset(*o.offset), *o.offset
+		case o.fromTime != "":
+			tm, _ := time.Parse(time.RFC3339Nano, o.fromTime) // checked by o.check
+			s.start, s.hasOffset = sdk.AtTime(tm), false
+		case o.fromEnd:
+			// The offset, so that --follow goes on from there.
+			s.start, s.offset, s.hasOffset = sdk.AtOffset(r.Next), r.Next, known
+			if !known {
+				s.start = sdk.AtEnd()
+			}
 		default:
-			c.offset = r.Earliest // 0 if unknown: corrected on OFFSET_OUT_OF_RANGE
+			s.start, s.offset, s.hasOffset = sdk.AtStart(), r.Earliest, known
 		}
-		curs = append(curs, c)
+		plan = append(plan, s)
 	}
-	return curs, nil
+	return plan, nil
 }
 
-// consumer reads queues round-robin and prints their messages.
+// consumer prints a topic's messages: the queues one after the other until
+// each is caught up, then, with --follow, all of them at once as messages
+// arrive.
 type consumer struct {
 	a       *app
 	o       *consumeOpts
-	path    string // /v1/topics/{t}/queues/
+	brokers []string
+	topic   string
 	out     *bufio.Writer
 	printed int64
 }
 
-// left is how many messages to ask for: 0 once --count is reached.
-func (c *consumer) left() int {
-	if c.o.count == 0 {
-		return fetchMax
-	}
-	return int(min(int64(fetchMax), c.o.count-c.printed))
-}
+// full reports whether --count messages were printed.
+func (c *consumer) full() bool { return c.o.count > 0 && c.printed >= c.o.count }
 
-// run reads every queue in turn. Without --follow a queue is done after an
-// empty fetch. With --follow, a round in which no queue had anything is
-// followed by a long poll of all queues at once, so a message in any queue
-// is printed as soon as it arrives.
-func (c *consumer) run(ctx context.Context, curs []*cursor) error {
-	for {
-		active := false
-		var live []*cursor
-		for _, cur := range curs {
-			if c.left() == 0 {
-				return nil
-			}
-			fr, err := c.fetch(ctx, cur, 0)
-			if err != nil {
-				return err
-			}
-			if err := c.print(cur.queue, fr.Messages); err != nil {
-				return err
-			}
-			if len(fr.Messages) > 0 {
-				active = true
-			}
-			if len(fr.Messages) > 0 || c.o.follow {
-				live = append(live, cur)
-			}
-		}
-		curs = live
-		if len(curs) == 0 || c.left() == 0 {
+func (c *consumer) run(ctx context.Context, plan []*queueStart) error {
+	for _, s := range plan {
+		if c.full() {
 			return nil
 		}
-		if !active && c.o.follow {
-			if err := c.pollAll(ctx, curs); err != nil {
-				return err
-			}
+		if s.readAll() {
+			continue // nothing to read now; --follow waits for it below
+		}
+		if err := c.catchUp(ctx, s); err != nil {
+			return err
 		}
 	}
-}
-
-// pollAll long-polls every queue at once; the first answer with messages
-// ends the others' polls (reads: nothing is lost). Messages are printed
-// in queue order.
-func (c *consumer) pollAll(ctx context.Context, curs []*cursor) error {
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	res := make([]wire.FetchResponse, len(curs))
-	errs := make([]error, len(curs))
-	var wg sync.WaitGroup
-	for i, cur := range curs {
-		wg.Go(func() {
-			res[i], errs[i] = c.fetch(pctx, cur, followWait)
-			if errs[i] == nil && len(res[i].Messages) > 0 {
-				cancel()
-			}
-		})
+	if !c.o.follow || c.full() {
+		return nil
 	}
-	wg.Wait()
-	for i, cur := range curs {
-		if errs[i] != nil {
-			if ctx.Err() == nil && errors.Is(errs[i], context.Canceled) {
-				continue // ended by another queue's answer
-			}
-			return errs[i]
+	starts := map[int]sdk.Start{}
+	for _, s := range plan {
+		starts[s.queue] = s.start
+	}
+	sc, err := c.newConsumer(starts)
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	for !c.full() {
+		recs, err := sc.Poll(ctx)
+		if perr := c.print(recs, nil); perr != nil {
+			return perr
 		}
-		if err := c.print(cur.queue, res[i].Messages); err != nil {
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// fetch reads the next messages of a queue and advances its cursor.
-func (c *consumer) fetch(ctx context.Context, cur *cursor, wait time.Duration) (wire.FetchResponse, error) {
-	for {
-		q := url.Values{"max_messages": {strconv.Itoa(max(c.left(), 1))}}
-		if cur.fromTime != "" {
-			q.Set("timestamp", cur.fromTime)
-		} else {
-			q.Set("offset", strconv.FormatUint(cur.offset, 10))
-		}
-		if wait > 0 {
-			q.Set("wait_ms", strconv.FormatInt(wait.Milliseconds(), 10))
-		}
-		var fr wire.FetchResponse
-		_, err := c.a.client.do(ctx, request{method: http.MethodGet, path: c.path + strconv.Itoa(cur.queue) + "/messages",
-			query: q, wait: wait}, &fr)
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Code == wire.CodeOffsetOutOfRange && !cur.explicit && cur.fromTime == "" &&
-			ae.Earliest != nil && cur.offset < *ae.Earliest {
-			// Retention deleted messages we had not read yet: skip them.
-			fmt.Fprintf(c.a.stderr, "mqctl: queue %d: offsets %d-%d were deleted by retention; skipping to %d\n",
-				cur.queue, cur.offset, *ae.Earliest-1, *ae.Earliest)
-			cur.offset = *ae.Earliest
-			continue
-		}
-		if err != nil {
-			return fr, err
-		}
-		cur.fromTime, cur.explicit = "", false
-		cur.offset = max(cur.offset, fr.NextOffset)
-		if len(fr.Messages) > 0 {
-			cur.offset = max(cur.offset, fr.Messages[len(fr.Messages)-1].Offset+1)
-		}
-		return fr, nil
+func (c *consumer) newConsumer(starts map[int]sdk.Start) (*sdk.Consumer, error) {
+	opts := []sdk.ConsumerOpt{sdk.WithAssignment(c.topic, starts), sdk.WithMaxWait(followWait),
+		sdk.WithRequestTimeout(c.a.timeout)}
+	for _, o := range c.a.sdkOpts {
+		opts = append(opts, o)
 	}
+	return sdk.NewConsumer(c.brokers, opts...)
 }
 
-// print writes messages up to --count and flushes.
-func (c *consumer) print(queue int, msgs []wire.FetchedMessage) error {
-	for i := range msgs {
-		if c.left() == 0 {
+// catchUp prints one queue's messages from s until it has nothing more,
+// then moves s to after the last message printed.
+func (c *consumer) catchUp(ctx context.Context, s *queueStart) error {
+	sc, err := c.newConsumer(map[int]sdk.Start{s.queue: s.start})
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	for !c.full() {
+		pctx, cancel := context.WithTimeout(ctx, caughtUpPoll)
+		recs, perr := sc.Poll(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := c.print(recs, s); err != nil {
+			return err
+		}
+		if perr != nil && !errors.Is(perr, context.DeadlineExceeded) {
+			return perr
+		}
+		// Caught up with the topic's description, or idle for a while:
+		// ask whether anything is left.
+		if (len(recs) == 0 || s.readAll()) && caughtUp(ctx, sc) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// print writes records up to --count and flushes. With s, it moves s's
+// start to after the last record printed.
+func (c *consumer) print(recs []sdk.Record, s *queueStart) error {
+	for i := range recs {
+		if c.full() {
 			break
 		}
-		if err := writeMessage(c.out, c.a.format, c.o.valuesOnly, queue, &msgs[i]); err != nil {
+		r := &recs[i]
+		m := fetchedMessage(r)
+		if err := writeMessage(c.out, c.a.format, c.o.valuesOnly, r.Queue, &m); err != nil {
 			return err
 		}
 		c.printed++
+		if s != nil {
+			s.start, s.offset, s.hasOffset = sdk.AtOffset(r.Offset+1), r.Offset+1, true
+		}
 	}
 	return c.out.Flush()
 }

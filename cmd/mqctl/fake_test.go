@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	sdk "github.com/ledgermq/ledgermq/client"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
@@ -26,14 +26,13 @@ type fakeGroup struct {
 	mu       sync.Mutex
 	topics   map[string]*fakeTopic
 	leader   int
-	rr       int
 	requests []string // "node METHOD path"
 	nodes    []*httptest.Server
 }
 
 type fakeTopic struct {
 	info   wire.TopicInfo
-	queues [][]wire.FetchedMessage
+	queues []uint64 // each queue's next offset
 }
 
 func newFakeGroup(t *testing.T, n int) *fakeGroup {
@@ -98,7 +97,7 @@ func (g *fakeGroup) handler(node int) http.Handler {
 		}
 		t := &fakeTopic{info: wire.TopicInfo{Name: req.Name, Queues: req.Queues, RetentionMs: req.RetentionMs,
 			RetentionBytes: req.RetentionBytes, MaxMessageBytes: req.MaxMessageBytes},
-			queues: make([][]wire.FetchedMessage, req.Queues)}
+			queues: make([]uint64, req.Queues)}
 		g.topics[req.Name] = t
 		writeFake(w, http.StatusCreated, t.info)
 	})
@@ -119,8 +118,8 @@ func (g *fakeGroup) handler(node int) http.Handler {
 	mux.HandleFunc("GET /v1/topics/{topic}", func(w http.ResponseWriter, r *http.Request) {
 		if t := topic(w, r); t != nil {
 			info := t.info
-			for q, msgs := range t.queues {
-				info.QueueInfo = append(info.QueueInfo, wire.QueueInfo{Queue: q, Next: uint64(len(msgs))})
+			for q, next := range t.queues {
+				info.QueueInfo = append(info.QueueInfo, wire.QueueInfo{Queue: q, Next: next})
 			}
 			writeFake(w, http.StatusOK, info)
 		}
@@ -129,71 +128,6 @@ func (g *fakeGroup) handler(node int) http.Handler {
 		if t := topic(w, r); t != nil {
 			delete(g.topics, t.info.Name)
 			writeFake(w, http.StatusOK, map[string]string{"deleted": t.info.Name})
-		}
-	})
-	mux.HandleFunc("POST /v1/topics/{topic}/messages", func(w http.ResponseWriter, r *http.Request) {
-		t := topic(w, r)
-		if t == nil {
-			return
-		}
-		var req wire.ProduceRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) == 0 {
-			fakeError(w, http.StatusBadRequest, wire.CodeInvalidArgument, "bad request")
-			return
-		}
-		out := wire.ProduceResponse{Results: []wire.ProduceResult{}}
-		for _, m := range req.Messages {
-			q := g.rr % t.info.Queues
-			switch {
-			case m.Queue != nil:
-				q = *m.Queue
-			case m.Key != nil:
-				h := fnv.New32a()
-				h.Write([]byte(*m.Key))
-				q = int(h.Sum32() % uint32(t.info.Queues))
-			default:
-				g.rr++
-			}
-			fm := wire.FetchedMessage{Offset: uint64(len(t.queues[q])), Key: m.Key, Value: m.Value,
-				ValueBase64: m.ValueBase64, Headers: m.Headers, Timestamp: time.Now().UTC().Format(time.RFC3339Nano)}
-			if fm.Headers == nil {
-				fm.Headers = map[string]string{}
-			}
-			t.queues[q] = append(t.queues[q], fm)
-			out.Results = append(out.Results, wire.ProduceResult{Queue: q, Offset: fm.Offset})
-		}
-		writeFake(w, http.StatusOK, out)
-	})
-	mux.HandleFunc("GET /v1/topics/{topic}/queues/{queue}/messages", func(w http.ResponseWriter, r *http.Request) {
-		q, _ := strconv.Atoi(r.PathValue("queue"))
-		off, _ := strconv.ParseUint(r.URL.Query().Get("offset"), 10, 64)
-		maxN, _ := strconv.Atoi(r.URL.Query().Get("max_messages"))
-		waitMs, _ := strconv.Atoi(r.URL.Query().Get("wait_ms"))
-		deadline := time.Now().Add(time.Duration(waitMs) * time.Millisecond)
-		for {
-			t := topic(w, r)
-			if t == nil {
-				return
-			}
-			msgs := t.queues[q]
-			if off > uint64(len(msgs)) {
-				e, l := uint64(0), uint64(len(msgs))
-				writeFake(w, http.StatusRequestedRangeNotSatisfiable, wire.ErrorBody{Error: wire.APIError{
-					Code: wire.CodeOffsetOutOfRange, Message: fmt.Sprintf("offset %d is outside the stored range [0, %d]", off, l),
-					Earliest: &e, Latest: &l}})
-				return
-			}
-			if off < uint64(len(msgs)) || !time.Now().Before(deadline) {
-				out := msgs[off:min(uint64(len(msgs)), off+uint64(maxN))]
-				writeFake(w, http.StatusOK, wire.FetchResponse{Messages: out, NextOffset: off + uint64(len(out))})
-				return
-			}
-			g.mu.Unlock()
-			select {
-			case <-r.Context().Done():
-			case <-time.After(5 * time.Millisecond):
-			}
-			g.mu.Lock()
 		}
 	})
 	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
@@ -262,6 +196,7 @@ func mqctlTo(t *testing.T, ctx context.Context, w io.Writer, brokers, stdin stri
 			c.backoff, c.maxBackoff = 5*time.Millisecond, 20*time.Millisecond
 			return c
 		},
+		sdkOpts: []sdk.Opt{sdk.WithRetryBackoff(5*time.Millisecond, 20*time.Millisecond)},
 	}
 	code := a.run(ctx, args)
 	return runResult{code: code, stderr: errb.String()}

@@ -1,9 +1,10 @@
 // Command mqctl is LedgerMQ's command-line client. It manages topics,
 // produces and consumes messages, shows the broker group's state and
 // manages consumer groups, using only the broker's HTTP API (see
-// wire/api.go; consume --group goes through the SDK, package client). It
-// finds the group's leader by itself and follows failovers: give it any or
-// all brokers of the group.
+// wire/api.go). produce and consume go through the SDK (package client):
+// idempotent binary batches, binary fetches; the admin commands call the
+// JSON API themselves. Both find the group's leader by themselves and
+// follow failovers: give mqctl any or all brokers of the group.
 //
 // Run `mqctl help` for the commands.
 package main
@@ -21,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	sdk "github.com/ledgermq/ledgermq/client"
 )
 
 // defaultBrokers is the local group started by `broker dev`.
@@ -37,6 +40,7 @@ Commands:
   topic describe NAME
   topic delete NAME
   produce TOPIC [--file F] [--key K] [--header k=v]... [--queue Q] [--batch-size N]
+                [--compression none|gzip|snappy|s2|zstd]
   consume TOPIC [--queue Q] [--offset N | --from-beginning | --from-end | --from-time T]
                 [--count N] [--follow] [--values-only]
   consume TOPIC --group G [--from-beginning | --from-end | --from-time T] [--count N] [--follow]
@@ -113,6 +117,9 @@ type app struct {
 	client *client // set by setup once the flags are parsed
 	// newClient builds the client; tests shorten its backoff.
 	newClient func(brokers []string, timeout time.Duration) *client
+	// sdkOpts are added to the options of the SDK's producers and
+	// consumers; tests shorten their backoff.
+	sdkOpts []sdk.Opt
 }
 
 // errHelp ends a run that printed help: exit status 0.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -186,56 +187,111 @@ func TestTopicCommands(t *testing.T) {
 
 func TestProduceConsume(t *testing.T) {
 	ctx := context.Background()
-	g := newFakeGroup(t, 3)
-	g.setLeader(1)
-	mqctl(t, ctx, g.brokers(), "", "topic", "create", "t", "--queues", "3")
+	addr := startBroker(t)
+	run := func(stdin string, args ...string) runResult {
+		t.Helper()
+		return runLeader(t, ctx, addr, stdin, args...)
+	}
+	if r := run("", "topic", "create", "t", "--queues", "3"); r.code != 0 {
+		t.Fatalf("create: %+v", r)
+	}
 	in := "one\ntwo\r\n\nthree\nfour\nfive\nsix\nseven"
-	r := mqctl(t, ctx, g.brokers(), in, "produce", "t", "--batch-size", "3")
+	r := run(in, "produce", "t", "--queue", "0", "--batch-size", "3")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "Produced 8 messages (27 B) to t in ") ||
-		!strings.Contains(r.stdout, "  queue 1: 3 messages, offsets 0-2\n") {
+		!strings.HasSuffix(r.stdout, "\n  queue 0: 8 messages, offsets 0-7\n") {
 		t.Fatalf("produce: %+v", r)
 	}
-	r = mqctl(t, ctx, g.brokers(), "\xff\xfe\n", "produce", "t", "--key", "k 1", "--header", "a=1", "--header", "b=x=y",
+	if r = run("q1\n", "produce", "t", "--queue", "1", "--compression", "zstd"); r.code != 0 ||
+		!strings.HasSuffix(r.stdout, "\n  queue 1: 1 message, offset 0\n") {
+		t.Fatalf("produce zstd: %+v", r)
+	}
+	r = run("\xff\xfe\n", "produce", "t", "--key", "k 1", "--header", "b=x=y", "--header", "a=1",
 		"--queue", "2", "--format", "json")
 	var sum produceSummary
 	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.code != 0 || sum.Messages != 1 || sum.Bytes != 2 ||
-		len(sum.Queues) != 1 || sum.Queues[0] != (queueRange{Queue: 2, Messages: 1, FirstOffset: 2, LastOffset: 2}) {
+		len(sum.Queues) != 1 || sum.Queues[0] != (queueRange{Queue: 2, Messages: 1, FirstOffset: 0, LastOffset: 0}) {
 		t.Fatalf("produce json: %+v (%v)", r, err)
 	}
 
-	// All queues in turn (a fetch takes up to 500 messages).
-	r = mqctl(t, ctx, g.brokers(), "", "consume", "t")
-	want := "0/0 - one\n0/1 - three\n0/2 - six\n" +
-		"1/0 - two\n1/1 - four\n1/2 - seven\n" +
-		"2/0 - \n2/1 - five\n2/2 \"k 1\" base64://4=\n"
+	// All queues in turn.
+	r = run("", "consume", "t")
+	want := "0/0 - one\n0/1 - two\n0/2 - \n0/3 - three\n0/4 - four\n0/5 - five\n0/6 - six\n0/7 - seven\n" +
+		"1/0 - q1\n" +
+		"2/0 \"k 1\" base64://4=\n"
 	if r.code != 0 || r.stdout != want {
 		t.Fatalf("consume: %+v\nwant\n%s", r, want)
 	}
-	r = mqctl(t, ctx, g.brokers(), "", "consume", "t", "--queue", "2", "--offset", "1", "--values-only")
-	if r.code != 0 || r.stdout != "five\n\xff\xfe\n" {
+	r = run("", "consume", "t", "--queue", "0", "--offset", "6", "--values-only")
+	if r.code != 0 || r.stdout != "six\nseven\n" {
 		t.Fatalf("consume values: %+v", r)
 	}
-	r = mqctl(t, ctx, g.brokers(), "", "consume", "t", "--count", "4", "--format", "json")
+	r = run("", "consume", "t", "--queue", "2", "--values-only")
+	if r.code != 0 || r.stdout != "\xff\xfe\n" {
+		t.Fatalf("consume binary value: %+v", r)
+	}
+	r = run("", "consume", "t", "--count", "10", "--format", "json")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if r.code != 0 || len(lines) != 4 {
+	if r.code != 0 || len(lines) != 10 {
 		t.Fatalf("consume count: %+v", r)
 	}
 	var m consumedMessage
-	if err := json.Unmarshal([]byte(lines[3]), &m); err != nil || m.Queue != 1 || m.Offset != 0 || *m.Value != "two" {
-		t.Fatalf("json line %s: %+v %v", lines[3], m, err)
+	if err := json.Unmarshal([]byte(lines[8]), &m); err != nil || m.Queue != 1 || m.Offset != 0 || *m.Value != "q1" {
+		t.Fatalf("json line %s: %+v %v", lines[8], m, err)
 	}
-	r = mqctl(t, ctx, g.brokers(), "", "consume", "t", "--queue", "2", "--offset", "9")
-	if r.code != 1 || !strings.HasPrefix(r.stderr, "mqctl: OFFSET_OUT_OF_RANGE: offset 9 is outside") {
+	if err := json.Unmarshal([]byte(lines[9]), &m); err != nil || m.Queue != 2 || *m.Key != "k 1" || *m.ValueBase64 != "//4=" ||
+		len(m.Headers) != 2 || m.Headers["a"] != "1" || m.Headers["b"] != "x=y" {
+		t.Fatalf("json line %s: %+v %v", lines[9], m, err)
+	}
+	r = run("", "consume", "t", "--queue", "2", "--offset", "9")
+	if r.code != 1 || r.stderr != "mqctl: OFFSET_OUT_OF_RANGE: offset 9 is outside the stored range [0, 1] of t/2\n" {
 		t.Fatalf("consume out of range: %+v", r)
 	}
-	r = mqctl(t, ctx, g.brokers(), "", "consume", "t", "--queue", "3")
+	r = run("", "consume", "t", "--queue", "3")
 	if r.code != 1 || r.stderr != "mqctl: QUEUE_NOT_FOUND: topic t has queues 0..2, not 3\n" {
 		t.Fatalf("consume bad queue: %+v", r)
 	}
-	r = mqctl(t, ctx, g.brokers(), "x\n", "produce", "nope")
-	if r.code != 1 || !strings.Contains(r.stderr, "mqctl: TOPIC_NOT_FOUND: topic nope not found") ||
+	r = run("x\n", "produce", "nope")
+	if r.code != 1 || !strings.Contains(r.stderr, "TOPIC_NOT_FOUND: topic not found: nope") ||
 		!strings.Contains(r.stdout, "Not stored: 1 message of the failed request.") {
 		t.Fatalf("produce to a missing topic: %+v", r)
+	}
+	if r = run("x\n", "produce", "t", "--compression", "lz4"); r.code != 2 || !strings.Contains(r.stderr, "want none, gzip, snappy, s2 or zstd") {
+		t.Fatalf("bad --compression: %+v", r)
+	}
+
+	// Unkeyed messages without --queue go round-robin: every one is
+	// stored once, and the summary says where.
+	run("", "topic", "create", "rr", "--queues", "4")
+	var lines2 []string
+	for i := range 50 {
+		lines2 = append(lines2, strconv.Itoa(i))
+	}
+	r = run(strings.Join(lines2, "\n"), "produce", "rr", "--batch-size", "7", "--format", "json")
+	sum = produceSummary{}
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.code != 0 || sum.Messages != 50 {
+		t.Fatalf("produce round-robin: %+v (%v)", r, err)
+	}
+	var n int64
+	for _, q := range sum.Queues {
+		n += q.Messages
+	}
+	r = run("", "consume", "rr", "--values-only")
+	got := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	slices.SortFunc(got, func(x, y string) int { a, _ := strconv.Atoi(x); b, _ := strconv.Atoi(y); return a - b })
+	if n != 50 || r.code != 0 || !slices.Equal(got, lines2) {
+		t.Fatalf("round-robin: %+v, consumed %q", sum, r.stdout)
+	}
+}
+
+// runLeader is mqctl against a broker that may not have taken up its
+// leadership yet: it retries what NOT_LEADER refused.
+func runLeader(t *testing.T, ctx context.Context, addr, stdin string, args ...string) runResult {
+	t.Helper()
+	var r runResult
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if r = mqctl(t, ctx, addr, stdin, args...); !strings.Contains(r.stderr, "NOT_LEADER") || time.Now().After(deadline) {
+			return r
+		}
 	}
 }
 
@@ -258,17 +314,17 @@ func (n *notifyBuffer) String() string {
 }
 
 func TestConsumeFollow(t *testing.T) {
-	g := newFakeGroup(t, 1)
+	addr := startBroker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	mqctl(t, ctx, g.brokers(), "", "topic", "create", "t", "--queues", "4")
-	mqctl(t, ctx, g.brokers(), "old\n", "produce", "t", "--queue", "0")
+	runLeader(t, ctx, addr, "", "topic", "create", "t", "--queues", "4")
+	runLeader(t, ctx, addr, "old\n", "produce", "t", "--queue", "0")
 	out := &notifyBuffer{}
 	done := make(chan runResult)
-	go func() { done <- mqctlTo(t, ctx, out, g.brokers(), "", "consume", "t", "--follow", "--from-end") }()
+	go func() { done <- mqctlTo(t, ctx, out, addr, "", "consume", "t", "--follow", "--from-end") }()
 	time.Sleep(100 * time.Millisecond) // the consumer is long-polling all queues now
 	start := time.Now()
-	mqctl(t, context.Background(), g.brokers(), "new\n", "produce", "t", "--queue", "3")
+	mqctl(t, context.Background(), addr, "new\n", "produce", "t", "--queue", "3")
 	for out.String() == "" && time.Since(start) < 2*time.Second {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -282,7 +338,7 @@ func TestConsumeFollow(t *testing.T) {
 		t.Fatalf("follow: %+v, stdout %q", r, out.String())
 	}
 	// Stopping at --count.
-	r = mqctl(t, context.Background(), g.brokers(), "", "consume", "t", "--follow", "--count", "2")
+	r = mqctl(t, context.Background(), addr, "", "consume", "t", "--follow", "--count", "2")
 	if r.code != 0 || r.stdout != "0/0 - old\n3/0 - new\n" {
 		t.Fatalf("follow --count: %+v", r)
 	}

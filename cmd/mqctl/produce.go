@@ -3,27 +3,22 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-	"unicode/utf8"
 
+	sdk "github.com/ledgermq/ledgermq/client"
 	"github.com/ledgermq/ledgermq/wire"
 )
-
-// maxBatchBytes bounds the values of one produce request, well under the
-// broker's default 16 MiB request limit even after JSON escaping.
-const maxBatchBytes = 4 << 20
 
 type produceOpts struct {
 	file      string
@@ -31,6 +26,7 @@ type produceOpts struct {
 	headers   map[string]string
 	queue     *int
 	batchSize int
+	codec     wire.Codec
 }
 
 // headerFlag is a repeatable --header k=v.
@@ -86,9 +82,10 @@ func parseQueue(s string) (int, error) {
 
 func (a *app) produceCmd(ctx context.Context, args []string) error {
 	fs := a.flagSet(cmdSpec{"produce", "TOPIC [flags]",
-		"Produces one message per line of stdin (or --file), in batches. A trailing\n" +
-			"\\n or \\r\\n is not part of the message; lines that are not UTF-8 are sent as\n" +
-			"binary. A summary follows; on a terminal, a progress line shows the rate."})
+		"Produces one message per line of stdin (or --file), in binary batches through\n" +
+			"an idempotent producer: a batch resent after a failover is stored once. A\n" +
+			"trailing \\n or \\r\\n is not part of the message. A summary follows; on a\n" +
+			"terminal, a progress line shows the rate."})
 	o := produceOpts{batchSize: 500}
 	fs.StringVar(&o.file, "file", "", "read messages from file `F` instead of stdin")
 	fs.Func("key", "give every message the key `K` (it picks the queue)", func(s string) error {
@@ -101,13 +98,22 @@ func (a *app) produceCmd(ctx context.Context, args []string) error {
 		o.queue = &q
 		return err
 	})
-	fs.IntVar(&o.batchSize, "batch-size", o.batchSize, "at most `N` messages per request")
+	fs.IntVar(&o.batchSize, "batch-size", o.batchSize, "at most `N` messages per batch: wait for them to be stored every N messages")
+	fs.Func("compression", "compress batches with `C`: none, gzip, snappy, s2 or zstd (default none)", func(s string) error {
+		c, err := wire.ParseCodec(s)
+		o.codec = c
+		return err
+	})
 	pos, err := a.parse(fs, args, 1, "TOPIC")
 	if err != nil {
 		return err
 	}
 	if o.batchSize < 1 || o.batchSize > 10000 {
 		return usagef(fs.Name(), "--batch-size must be 1..10000")
+	}
+	brokers, err := parseBrokers(a.brokers)
+	if err != nil {
+		return usagef(fs.Name(), "%v", err)
 	}
 	in := a.stdin
 	if o.file != "" && o.file != "-" {
@@ -118,12 +124,27 @@ func (a *app) produceCmd(ctx context.Context, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	p := &producer{a: a, topic: pos[0], start: time.Now(), queues: map[int]*queueRange{}}
+	opts := []sdk.ProducerOpt{sdk.WithCompression(o.codec), sdk.WithRequestTimeout(a.timeout),
+		sdk.WithDeliveryTimeout(a.timeout), sdk.WithCloseTimeout(0)}
+	for _, opt := range a.sdkOpts {
+		opts = append(opts, opt)
+	}
+	sp, err := sdk.NewProducer(brokers, opts...)
+	if err != nil {
+		return err
+	}
+	p := &producer{a: a, topic: pos[0], start: time.Now(), queues: map[int]*queueRange{}, failed: make(chan struct{})}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan inputBatch, 1)
 	go readBatches(rctx, in, &o, batches)
-	runErr := p.run(ctx, batches)
+	runErr := p.run(ctx, sp, &o, batches)
+	sp.Close() // everything is flushed or abandoned by now: it fails what is left
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if runErr == nil {
+		runErr = p.err
+	}
 	if p.progressShown {
 		fmt.Fprint(a.stderr, "\r\x1b[K")
 	}
@@ -137,16 +158,15 @@ func (a *app) produceCmd(ctx context.Context, args []string) error {
 	return runErr
 }
 
-// inputBatch is a batch of messages read from the input, or a read error.
+// inputBatch is a batch of lines read from the input, or a read error.
 type inputBatch struct {
-	msgs  []wire.ProduceMessage
-	bytes int64
+	lines [][]byte
 	err   error
 }
 
-// readBatches reads one message per line. A batch is sent when it is full
-// or when the input has nothing more buffered, so messages typed or piped
-// slowly go out at once.
+// readBatches reads one message per line. A batch is handed over when it
+// is full or when the input has nothing more buffered, so messages typed
+// or piped slowly go out at once.
 func readBatches(ctx context.Context, r io.Reader, o *produceOpts, out chan<- inputBatch) {
 	defer close(out)
 	br := bufio.NewReaderSize(r, 1<<20)
@@ -160,14 +180,12 @@ func readBatches(ctx context.Context, r io.Reader, o *produceOpts, out chan<- in
 		}
 	}
 	for {
-		line, err := br.ReadBytes('\n')
+		line, err := br.ReadBytes('\n') // a new slice each time: the producer may keep it
 		if len(line) > 0 {
-			line = trimEOL(line)
-			b.msgs = append(b.msgs, o.message(line))
-			b.bytes += int64(len(line))
+			b.lines = append(b.lines, trimEOL(line))
 		}
-		flush := len(b.msgs) >= o.batchSize || b.bytes >= maxBatchBytes || br.Buffered() == 0 || err != nil
-		if flush && len(b.msgs) > 0 {
+		flush := len(b.lines) >= o.batchSize || br.Buffered() == 0 || err != nil
+		if flush && len(b.lines) > 0 {
 			if !send(b) {
 				return
 			}
@@ -193,87 +211,118 @@ func trimEOL(line []byte) []byte {
 }
 
 // message makes one message of a line.
-func (o *produceOpts) message(line []byte) wire.ProduceMessage {
-	m := wire.ProduceMessage{Key: o.key, Headers: o.headers, Queue: o.queue}
-	if utf8.Valid(line) {
-		s := string(line)
-		m.Value = &s
-	} else {
-		s := base64.StdEncoding.EncodeToString(line)
-		m.ValueBase64 = &s
+func (o *produceOpts) message(topic string, line []byte) *sdk.Message {
+	m := &sdk.Message{Topic: topic, Value: line, Queue: o.queue}
+	if o.key != nil {
+		m.Key = []byte(*o.key)
+	}
+	if len(o.headers) > 0 {
+		for k, v := range o.headers {
+			m.Headers = append(m.Headers, wire.Header{Key: k, Value: []byte(v)})
+		}
+		slices.SortFunc(m.Headers, func(x, y wire.Header) int { return strings.Compare(x.Key, y.Key) })
 	}
 	return m
 }
 
-// producer sends batches and keeps the figures of the summary.
+// producer hands the input's lines to the SDK producer and keeps the
+// figures of the summary, which the producer's callbacks update.
 type producer struct {
 	a     *app
 	topic string
 	start time.Time
 
-	messages, bytes int64
-	queues          map[int]*queueRange
-	inDoubt, failed int
+	failed     chan struct{} // closed at the first message that failed
+	failedOnce sync.Once
+
+	mu                sync.Mutex
+	messages, bytes   int64
+	queues            map[int]*queueRange
+	inDoubt, failures int
+	err               error // the first failure
 
 	progressShown bool
 	lastProgress  time.Time
 }
 
-func (p *producer) run(ctx context.Context, batches <-chan inputBatch) error {
-	path := "/v1/topics/" + pathEscape(p.topic) + "/messages"
+// run produces the input's messages until the input ends, a message fails
+// or ctx ends. Every --batch-size messages it waits until they are stored
+// (Flush), so that no batch holds more; without a pause in the input, the
+// SDK sends a queue's batch once it lingered.
+func (p *producer) run(ctx context.Context, sp *sdk.Producer, o *produceOpts, batches <-chan inputBatch) error {
+	pending := 0
+	flush := func() error {
+		pending = 0
+		if err := sp.Flush(ctx); err != nil {
+			return ctx.Err()
+		}
+		return nil
+	}
 	for {
 		var b inputBatch
 		var ok bool
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-p.failed:
+			return nil
 		case b, ok = <-batches:
 		}
 		if !ok {
-			return nil
+			return flush()
 		}
 		if b.err != nil {
+			flush()
 			return b.err
 		}
-		var resp wire.ProduceResponse
-		_, err := p.a.client.do(ctx, request{method: http.MethodPost, path: path,
-			body: wire.ProduceRequest{Messages: b.msgs}}, &resp)
-		if err == nil && len(resp.Results) != len(b.msgs) {
-			// Stored, but we cannot say where.
-			p.messages += int64(len(b.msgs))
-			p.bytes += b.bytes
-			return fmt.Errorf("the broker answered %d results for %d messages", len(resp.Results), len(b.msgs))
-		}
-		if err != nil {
-			if outcomeUnknown(err) {
-				p.inDoubt += len(b.msgs)
-			} else {
-				p.failed += len(b.msgs)
+		for _, line := range b.lines {
+			select {
+			case <-p.failed:
+				return nil
+			default:
 			}
-			return err
+			n := int64(len(line))
+			sp.ProduceAsync(o.message(p.topic, line), func(r sdk.Result, err error) { p.done(r, n, err) })
+			if pending++; pending >= o.batchSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
-		p.record(resp.Results, b.bytes)
-		p.progress(time.Now())
 	}
 }
 
-func (p *producer) record(results []wire.ProduceResult, bytes int64) {
-	p.messages += int64(len(results))
-	p.bytes += bytes
-	for _, r := range results {
-		q := p.queues[r.Queue]
-		if q == nil {
-			q = &queueRange{Queue: r.Queue, FirstOffset: r.Offset, LastOffset: r.Offset}
-			p.queues[r.Queue] = q
+// done is a message's callback: it counts the message's result.
+func (p *producer) done(r sdk.Result, bytes int64, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, sdk.ErrUnknownOutcome) {
+			p.inDoubt++
+		} else {
+			p.failures++
 		}
-		q.Messages++
-		q.FirstOffset = min(q.FirstOffset, r.Offset)
-		q.LastOffset = max(q.LastOffset, r.Offset)
+		if p.err == nil {
+			p.err = err
+		}
+		p.failedOnce.Do(func() { close(p.failed) })
+		return
 	}
+	p.messages++
+	p.bytes += bytes
+	q := p.queues[r.Queue]
+	if q == nil {
+		q = &queueRange{Queue: r.Queue, FirstOffset: r.Offset, LastOffset: r.Offset}
+		p.queues[r.Queue] = q
+	}
+	q.Messages++
+	q.FirstOffset = min(q.FirstOffset, r.Offset)
+	q.LastOffset = max(q.LastOffset, r.Offset)
+	p.progress(time.Now())
 }
 
 // progress redraws the progress line, on a terminal only, once the run has
-// lasted a second: small inputs never show one.
+// lasted a second: small inputs never show one. The caller holds p.mu.
 func (p *producer) progress(now time.Time) {
 	el := now.Sub(p.start)
 	if !p.a.stderrTTY || el < time.Second || now.Sub(p.lastProgress) < 250*time.Millisecond {
@@ -293,8 +342,8 @@ type produceSummary struct {
 	MessagesPerSec float64      `json:"messages_per_sec"`
 	BytesPerSec    float64      `json:"bytes_per_sec"`
 	Queues         []queueRange `json:"queues"`
-	// After a failure: messages of the failed request whose outcome is
-	// unknown, or that were certainly not stored.
+	// After a failure: messages whose outcome is unknown, or that were
+	// certainly not stored.
 	InDoubt int    `json:"in_doubt,omitempty"`
 	Failed  int    `json:"failed,omitempty"`
 	Error   string `json:"error,omitempty"`
@@ -311,7 +360,7 @@ type queueRange struct {
 func (p *producer) summary(now time.Time, err error) produceSummary {
 	el := now.Sub(p.start)
 	s := produceSummary{Topic: p.topic, Messages: p.messages, Bytes: p.bytes, ElapsedMs: el.Milliseconds(),
-		Queues: []queueRange{}, InDoubt: p.inDoubt, Failed: p.failed}
+		Queues: []queueRange{}, InDoubt: p.inDoubt, Failed: p.failures}
 	if sec := el.Seconds(); sec > 0 {
 		s.MessagesPerSec = math.Round(float64(p.messages)/sec*10) / 10
 		s.BytesPerSec = math.Round(float64(p.bytes)/sec*10) / 10
