@@ -77,3 +77,42 @@ func TestLaggingFollowerGetsNoHoles(t *testing.T) {
 	t.Logf("restored snapshot at %d; %s log [%d, %d], leader [%d, %d]", sm.restore.Index, lagger,
 		n.log.FirstIndex(), n.log.LastIndex(), l.log.FirstIndex(), l.log.LastIndex())
 }
+
+// TestRetentionKeepsSnapshotEntry: retention may delete up to the newest
+// snapshot but never its own entry, so a restart finds it and restores
+// without asking peers (a group of one has none to ask).
+func TestRetentionKeepsSnapshotEntry(t *testing.T) {
+	c := newCluster(t, 1, clusterOpts{tweak: func(cfg *Config) {
+		cfg.Log.Retention = commitlog.Retention{MaxBytes: 1}
+		cfg.RestoreTimeout = 2 * time.Second
+	}})
+	l := c.leader(10 * time.Second)
+	ctx := context.Background()
+	payload := strings.Repeat("y", 20<<10) // about three entries per 64 KiB segment
+	for i := 0; i < 30; i++ {
+		if _, err := l.Propose(ctx, []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap := l.LastSnapshotIndex()
+	for i := 0; i < 30; i++ {
+		if _, err := l.Propose(ctx, []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.ApplyRetention(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if first := l.log.FirstIndex(); first > snap || first < snap-5 {
+		t.Fatalf("retention left first index %d; snapshot at %d", first, snap)
+	}
+	c.kill("n1")
+	c.start("n1") // fails (restore timeout) if the snapshot's entry is gone
+	c.leader(10 * time.Second)
+	if got := c.sms["n1"].restore.Index; got != snap {
+		t.Fatalf("restored snapshot %d, want %d", got, snap)
+	}
+}
