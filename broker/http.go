@@ -23,6 +23,8 @@ import (
 //	/v1/topics/{t}/queues/{q}/batches              GET POST
 //	/v1/cluster                                    GET
 //	/v1/cluster/transfer-leadership                POST
+//	/v1/producers                                  POST
+//	/v1/groups, /v1/groups/{g}/...                 see groups.go
 func (b *Broker) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	endpoint := b.route(ctx)
