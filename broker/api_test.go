@@ -239,6 +239,15 @@ func TestAPIErrorsAndRoundTrip(t *testing.T) {
 	unknown, _ := wire.Encode([]wire.Message{{Value: []byte("u")}}, wire.CodecNone, wire.Producer{ID: 424242}, 1, time.Now())
 	expectCode(t, call(t, "POST", base+"/v1/topics/orders/queues/2/batches", wire.ContentType, unknown), 400, wire.CodeUnknownProducer)
 
+	// A key that is not UTF-8 comes back as key_base64.
+	bk, _ := wire.Encode([]wire.Message{{Key: []byte{0xff, 0x00}, Value: []byte("v")}}, wire.CodecNone, wire.Producer{}, 1, time.Now())
+	json.Unmarshal(call(t, "POST", base+"/v1/topics/orders/queues/1/batches", wire.ContentType, bk).body, &br)
+	var kr wire.FetchResponse
+	json.Unmarshal(call(t, "GET", fmt.Sprintf("%s/v1/topics/orders/queues/1/messages?offset=%d", base, br.BaseOffset), "", nil).body, &kr)
+	if len(kr.Messages) != 1 || kr.Messages[0].Key != nil || kr.Messages[0].KeyBase64 == nil || *kr.Messages[0].KeyBase64 != "/wA=" {
+		t.Fatalf("binary key: %+v", kr.Messages)
+	}
+
 	// Long poll wakes when data arrives.
 	var ti wire.TopicInfo
 	json.Unmarshal(call(t, "GET", base+"/v1/topics/orders", "", nil).body, &ti)

@@ -182,9 +182,12 @@ func (b *Broker) fetchJSON(ctx *fasthttp.RequestCtx, topic string, queue int) {
 
 func toFetched(off uint64, m *wire.Message) wire.FetchedMessage {
 	f := wire.FetchedMessage{Offset: off, Headers: map[string]string{}, Timestamp: m.Timestamp.UTC().Format(time.RFC3339Nano)}
-	if m.Key != nil {
+	if m.Key != nil && utf8.Valid(m.Key) {
 		k := string(m.Key)
 		f.Key = &k
+	} else if m.Key != nil {
+		k := base64.StdEncoding.EncodeToString(m.Key)
+		f.KeyBase64 = &k
 	}
 	if utf8.Valid(m.Value) {
 		v := string(m.Value)

@@ -117,11 +117,12 @@ type InitProducerResponse struct {
 	ProducerID uint64 `json:"producer_id"`
 }
 
-// FetchedMessage is one message of a JSON fetch. Value is set when the
-// value is valid UTF-8, ValueBase64 otherwise.
+// FetchedMessage is one message of a JSON fetch. Value (Key) is set when
+// the value (key) is valid UTF-8, ValueBase64 (KeyBase64) otherwise.
 type FetchedMessage struct {
 	Offset      uint64            `json:"offset"`
 	Key         *string           `json:"key,omitempty"`
+	KeyBase64   *string           `json:"key_base64,omitempty"` // set instead of Key when the key is not valid UTF-8
 	Value       *string           `json:"value,omitempty"`
 	ValueBase64 *string           `json:"value_base64,omitempty"`
 	Headers     map[string]string `json:"headers"`
