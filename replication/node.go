@@ -93,6 +93,10 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	if n.snaps, err = newSnapshotStore(fss); err != nil {
 		return nil, err
 	}
+	// The state machine wrapper exists before the listener: peers may ask
+	// for this node's status as soon as it listens.
+	n.fsm = newFSM(sm, n.catchUp)
+	n.fsm.onConfig = n.setServers
 	if n.mux, err = NewMux(cfg.RaftAddr, cfg.Dialer, n.logger); err != nil {
 		return nil, err
 	}
@@ -109,8 +113,6 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 		})
 		n.trans = n.netTr
 	}
-	n.fsm = newFSM(sm, n.catchUp)
-	n.fsm.onConfig = n.setServers
 	for _, p := range cfg.Peers {
 		n.servers = append(n.servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
 	}

@@ -51,6 +51,12 @@ func TestFollowerRejectsProposals(t *testing.T) {
 		if n == l {
 			continue
 		}
+		// A follower learns the leader from its first AppendEntries, which
+		// may come a moment after the leader is ready.
+		deadline := time.Now().Add(5 * time.Second)
+		for n.Leader().ID == "" && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 		_, err := n.Propose(context.Background(), []byte("x"))
 		var nle *NotLeaderError
 		if !errors.As(err, &nle) || !errors.Is(err, ErrNotLeader) {
