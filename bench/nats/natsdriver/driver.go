@@ -1,0 +1,605 @@
+// Package natsdriver implements the bench/omb driver.Driver interface for
+// a 3-node NATS JetStream cluster. It lives in its own Go module
+// (bench/nats) so that the broker's go.mod never depends on NATS.
+//
+// Mapping: a topic is one R3 file stream named after the topic; a queue is
+// the subject <topic>.<i>. Producers publish asynchronously with a unique
+// Nats-Msg-Id header per message, so resends after a failover are
+// de-duplicated by the server.
+package natsdriver
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ledgermq/ledgermq/bench/omb/driver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// AckTimeout is how long an async publish waits for its ack before it is
+// resent with the same Nats-Msg-Id. After a stream-leader kill, requests
+// that reached the stream while it had no leader get no answer, so this
+// bounds how quickly a producer recovers.
+var AckTimeout = 2 * time.Second
+
+// keyHeader carries the message key (base64) since NATS has no key field.
+const keyHeader = "Omb-Key"
+
+// MaxInFlight bounds the unacknowledged async publishes per producer.
+const MaxInFlight = 256
+
+// Driver drives a 3-node nats-server cluster.
+type Driver struct {
+	log  *slog.Logger
+	bin  string
+	mu   sync.Mutex // guards nodes' cmd/exited and topics
+	node []*natsNode
+
+	nc     *nats.Conn // admin connection
+	js     jetstream.JetStream
+	topics []string
+}
+
+type natsNode struct {
+	name, client, conf, logPath string
+	cmd                         *exec.Cmd
+	exited                      chan struct{}
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// New returns an unstarted NATS JetStream driver.
+func New() *Driver { return &Driver{} }
+
+// Name implements driver.Driver.
+func (d *Driver) Name() string { return "nats" }
+
+// FindServer locates nats-server: $NATS_SERVER, then PATH, then
+// /tmp/natsbin/nats-server.
+func FindServer() (string, error) {
+	if p := os.Getenv("NATS_SERVER"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("nats: $NATS_SERVER=%q: %w", p, err)
+		}
+		return p, nil
+	}
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p, nil
+	}
+	const fallback = "/tmp/natsbin/nats-server"
+	if _, err := os.Stat(fallback); err == nil {
+		return fallback, nil
+	}
+	return "", errors.New("nats: nats-server not found; set $NATS_SERVER, put it on PATH, or run " +
+		"`GOBIN=/tmp/natsbin go install github.com/nats-io/nats-server/v2@v2.15.2`")
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// Start implements driver.Driver.
+func (d *Driver) Start(ctx context.Context, o driver.Options) error {
+	d.log = o.Log
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	sync := ""
+	switch o.Durability {
+	case "fsync":
+		sync = "  sync_interval: always\n"
+	case "", "default":
+	default:
+		return fmt.Errorf("nats: unknown durability %q", o.Durability)
+	}
+	bin, err := FindServer()
+	if err != nil {
+		return err
+	}
+	d.bin = bin
+	if o.BaseDir == "" {
+		return errors.New("nats: Options.BaseDir is required")
+	}
+	ports, err := freePorts(6)
+	if err != nil {
+		return err
+	}
+	var routes []string
+	for i := range 3 {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+i]))
+	}
+	var urls []string
+	for i := range 3 {
+		n := &natsNode{name: fmt.Sprintf("n%d", i+1), client: fmt.Sprintf("127.0.0.1:%d", ports[i])}
+		dir := filepath.Join(o.BaseDir, n.name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		n.conf = filepath.Join(o.BaseDir, n.name+".conf")
+		n.logPath = filepath.Join(o.BaseDir, n.name+".log")
+		conf := fmt.Sprintf(`server_name: %s
+listen: %s
+jetstream {
+  store_dir: %q
+%s}
+cluster {
+  name: omb
+  listen: 127.0.0.1:%d
+  routes: [%s]
+}
+`, n.name, n.client, dir, sync, ports[3+i], strings.Join(routes, ", "))
+		if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
+			return err
+		}
+		d.node = append(d.node, n)
+		urls = append(urls, "nats://"+n.client)
+	}
+	for _, n := range d.node {
+		if err := d.start(n); err != nil {
+			d.Stop()
+			return err
+		}
+	}
+	nc, err := d.connect("omb-admin")
+	if err != nil {
+		d.Stop()
+		return err
+	}
+	d.nc = nc
+	d.js, err = jetstream.New(nc)
+	if err != nil {
+		d.Stop()
+		return err
+	}
+	if err := d.waitMeta(ctx, 60*time.Second); err != nil {
+		d.Stop()
+		return err
+	}
+	d.log.Info("nats cluster up", "server", bin, "durability", o.Durability, "urls", urls)
+	return nil
+}
+
+func (d *Driver) urls() string {
+	var u []string
+	for _, n := range d.node {
+		u = append(u, "nats://"+n.client)
+	}
+	return strings.Join(u, ",")
+}
+
+func (d *Driver) connect(name string) (*nats.Conn, error) {
+	var nc *nats.Conn
+	var err error
+	// The servers may need a moment to open their client port.
+	for range 100 {
+		nc, err = nats.Connect(d.urls(), nats.Name(name), nats.MaxReconnects(-1),
+			nats.ReconnectWait(50*time.Millisecond), nats.RetryOnFailedConnect(false))
+		if err == nil {
+			return nc, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("nats: connect %s: %w", d.urls(), err)
+}
+
+// waitMeta waits until the JetStream meta leader answers account info.
+func (d *Driver) waitMeta(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := d.js.AccountInfo(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nats: no JetStream meta leader within %s: %w", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (d *Driver) start(n *natsNode) error {
+	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(d.bin, "-c", n.conf)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("nats: start %s: %w", n.name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		f.Close()
+		close(exited)
+	}()
+	d.mu.Lock()
+	n.cmd, n.exited = cmd, exited
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *Driver) kill(n *natsNode) {
+	d.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.cmd, n.exited = nil, nil
+	d.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+}
+
+// Stop implements driver.Driver: it closes the admin connection and kills
+// every server.
+func (d *Driver) Stop() error {
+	if d.nc != nil {
+		d.nc.Close()
+		d.nc = nil
+	}
+	for _, n := range d.node {
+		d.kill(n)
+	}
+	return nil
+}
+
+func subjects(topic string, queues int) []string {
+	s := make([]string, queues)
+	for i := range queues {
+		s[i] = topic + "." + strconv.Itoa(i)
+	}
+	return s
+}
+
+// CreateTopic implements driver.Driver: one R3 file stream per topic,
+// retrying for 30 s while the cluster settles.
+func (d *Driver) CreateTopic(ctx context.Context, name string, queues int) error {
+	if queues < 1 {
+		return fmt.Errorf("nats: queues must be >= 1, got %d", queues)
+	}
+	cfg := jetstream.StreamConfig{
+		Name:       name,
+		Subjects:   subjects(name, queues),
+		Storage:    jetstream.FileStorage,
+		Replicas:   3,
+		Duplicates: 2 * time.Minute,
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := d.js.CreateStream(cctx, cfg)
+		cancel()
+		if err == nil {
+			d.mu.Lock()
+			d.topics = append(d.topics, name)
+			d.mu.Unlock()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("nats: create stream %s: %w", name, err)
+		}
+		d.log.Warn("create stream failed, retrying", "stream", name, "err", err)
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// streamLeader returns the node leading the first created stream (or the
+// meta leader if no stream exists).
+func (d *Driver) streamLeader(ctx context.Context) (*natsNode, error) {
+	d.mu.Lock()
+	var topic string
+	if len(d.topics) > 0 {
+		topic = d.topics[0]
+	}
+	d.mu.Unlock()
+	var leader string
+	if topic != "" {
+		s, err := d.js.Stream(ctx, topic)
+		if err != nil {
+			return nil, fmt.Errorf("nats: stream info %s: %w", topic, err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("nats: stream info %s: %w", topic, err)
+		}
+		if info.Cluster != nil {
+			leader = info.Cluster.Leader
+		}
+	} else {
+		// $JS.API.INFO answers are served by the meta leader in clustered
+		// mode; use the server info of the connected server as fallback.
+		leader = d.nc.ConnectedServerName()
+	}
+	if leader == "" {
+		return nil, errors.New("nats: stream has no leader")
+	}
+	for _, n := range d.node {
+		if n.name == leader {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("nats: leader %q is not one of our nodes", leader)
+}
+
+// KillLeader implements driver.Driver: it SIGKILLs the leader of the first
+// topic's stream.
+func (d *Driver) KillLeader(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := d.streamLeader(cctx)
+		cancel()
+		if err == nil {
+			d.kill(n)
+			d.log.Info("killed nats stream leader", "node", n.name)
+			return n.name, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return "", err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Restart implements driver.Driver: it restarts a killed node with its
+// original config.
+func (d *Driver) Restart(ctx context.Context, node string) error {
+	for _, n := range d.node {
+		if n.name == node {
+			d.mu.Lock()
+			running := n.cmd != nil
+			d.mu.Unlock()
+			if running {
+				return nil
+			}
+			return d.start(n)
+		}
+	}
+	return fmt.Errorf("nats: unknown node %q", node)
+}
+
+// NewProducer implements driver.Driver. batchBytes and linger are not
+// used: the NATS client coalesces writes in its own buffered writer.
+func (d *Driver) NewProducer(ctx context.Context, topic string, batchBytes int, linger time.Duration) (driver.Producer, error) {
+	s, err := d.js.Stream(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("nats: stream %s: %w", topic, err)
+	}
+	queues := len(s.CachedInfo().Config.Subjects)
+	nc, err := d.connect("omb-producer")
+	if err != nil {
+		return nil, err
+	}
+	p := &producer{
+		nc:     nc,
+		topic:  topic,
+		queues: queues,
+		prefix: nuid.Next(),
+		sem:    make(chan struct{}, MaxInFlight),
+		log:    d.log,
+	}
+	p.js, err = jetstream.New(nc,
+		// Our own semaphore bounds in-flight messages; keep the library's
+		// limit above it so PublishMsgAsync never stalls.
+		jetstream.WithPublishAsyncMaxPending(4*MaxInFlight),
+		jetstream.WithPublishAsyncTimeout(AckTimeout),
+	)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+type producer struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	topic  string
+	queues int
+	prefix string
+	seq    atomic.Uint64
+	rr     atomic.Uint64
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	log    *slog.Logger
+}
+
+// retryFor is how long a message is resent (with the same Nats-Msg-Id)
+// before its done callback gets the error.
+const retryFor = 30 * time.Second
+
+func (p *producer) subject(key []byte) string {
+	var q uint64
+	if len(key) > 0 {
+		h := fnv.New32a()
+		h.Write(key)
+		q = uint64(h.Sum32()) % uint64(p.queues)
+	} else {
+		q = p.rr.Add(1) % uint64(p.queues)
+	}
+	return p.topic + "." + strconv.FormatUint(q, 10)
+}
+
+// Send implements driver.Producer. It blocks while MaxInFlight messages
+// are unacknowledged.
+func (p *producer) Send(key, value []byte, done func(err error)) {
+	if p.closed.Load() {
+		done(errors.New("nats: producer closed"))
+		return
+	}
+	p.sem <- struct{}{}
+	p.wg.Add(1)
+	m := nats.NewMsg(p.subject(key))
+	m.Data = value
+	if len(key) > 0 {
+		m.Header.Set(keyHeader, base64.RawURLEncoding.EncodeToString(key))
+	}
+	m.Header.Set(jetstream.MsgIDHeader, p.prefix+"-"+strconv.FormatUint(p.seq.Add(1), 10))
+	finish := func(err error) {
+		<-p.sem
+		p.wg.Done()
+		done(err)
+	}
+	p.publish(m, time.Now().Add(retryFor), finish)
+}
+
+func (p *producer) publish(m *nats.Msg, deadline time.Time, finish func(error)) {
+	// A fresh *nats.Msg per attempt: the library keeps a reference in its
+	// pending-ack table. Same headers, so the same Nats-Msg-Id.
+	fut, err := p.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header})
+	if err != nil {
+		p.retry(m, deadline, finish, err)
+		return
+	}
+	go func() {
+		select {
+		case <-fut.Ok():
+			finish(nil)
+		case err := <-fut.Err():
+			p.retry(m, deadline, finish, err)
+		}
+	}()
+}
+
+func (p *producer) retry(m *nats.Msg, deadline time.Time, finish func(error), err error) {
+	if p.closed.Load() || time.Now().After(deadline) || errors.Is(err, nats.ErrConnectionClosed) {
+		finish(err)
+		return
+	}
+	p.log.Debug("nats publish failed, resending", "subject", m.Subject, "err", err)
+	time.AfterFunc(50*time.Millisecond, func() { p.publish(m, deadline, finish) })
+}
+
+// Flush implements driver.Producer: it waits until every sent message has
+// been acknowledged (or has failed).
+func (p *producer) Flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	go func() { p.wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close implements driver.Producer.
+func (p *producer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), retryFor)
+	defer cancel()
+	err := p.Flush(ctx)
+	p.closed.Store(true)
+	p.nc.Close()
+	return err
+}
+
+// NewConsumer implements driver.Driver: an ordered consumer over every
+// subject of the topic's stream, from the first message.
+func (d *Driver) NewConsumer(ctx context.Context, topic string, queues int) (driver.Consumer, error) {
+	nc, err := d.connect("omb-consumer")
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	oc, err := js.OrderedConsumer(ctx, topic, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("nats: ordered consumer on %s: %w", topic, err)
+	}
+	c := &consumer{nc: nc, ch: make(chan driver.Msg, 8192), done: make(chan struct{})}
+	cc, err := oc.Consume(func(m jetstream.Msg) {
+		var key []byte
+		if k := m.Headers().Get(keyHeader); k != "" {
+			key, _ = base64.RawURLEncoding.DecodeString(k)
+		}
+		select {
+		case c.ch <- driver.Msg{Key: key, Value: m.Data()}:
+		case <-c.done:
+		}
+	}, jetstream.PullMaxMessages(1024))
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("nats: consume %s: %w", topic, err)
+	}
+	c.cc = cc
+	return c, nil
+}
+
+type consumer struct {
+	nc   *nats.Conn
+	cc   jetstream.ConsumeContext
+	ch   chan driver.Msg
+	done chan struct{}
+	once sync.Once
+}
+
+// Receive implements driver.Consumer: it waits for at least one message
+// (or ctx) and returns up to 1024 buffered ones.
+func (c *consumer) Receive(ctx context.Context) ([]driver.Msg, error) {
+	var out []driver.Msg
+	select {
+	case m := <-c.ch:
+		out = append(out, m)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	for len(out) < 1024 {
+		select {
+		case m := <-c.ch:
+			out = append(out, m)
+		default:
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// Close implements driver.Consumer.
+func (c *consumer) Close() error {
+	c.once.Do(func() {
+		close(c.done) // unblock a handler stuck on a full channel
+		c.cc.Stop()
+		c.nc.Close()
+	})
+	return nil
+}

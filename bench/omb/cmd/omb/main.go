@@ -1,0 +1,155 @@
+// Command omb runs OpenMessaging-Benchmark-shaped workloads against a
+// messaging system and renders comparison reports.
+//
+//	go run ./bench/omb/cmd/omb run -workload bench/omb/workloads/1-topic-16-queues-1kb.yaml -driver ledgermq -out results/
+//	go run ./bench/omb/cmd/omb report -out report/ results/*.json
+//
+// run writes results/<workload>-<driver>-<time>.json; report writes
+// report/README.md (tables side by side) and PNG charts. Only the ledgermq
+// driver is built into this module; other drivers (bench/nats) live in
+// their own modules and use package runner the same way.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/ledgermq/ledgermq/bench/omb/driver"
+	"github.com/ledgermq/ledgermq/bench/omb/report"
+	"github.com/ledgermq/ledgermq/bench/omb/runner"
+	"github.com/ledgermq/ledgermq/bench/omb/workload"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "omb:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: omb run -workload FILE -driver ledgermq -out DIR | omb report -out DIR FILE.json...")
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(ctx, args[1:], stdout, stderr)
+	case "report":
+		return reportCmd(args[1:], stdout, stderr)
+	}
+	return fmt.Errorf("unknown subcommand %q", args[0])
+}
+
+func newDriver(name string) (driver.Driver, error) {
+	switch name {
+	case "ledgermq":
+		return driver.NewLedgerMQ(), nil
+	}
+	return nil, fmt.Errorf("unknown driver %q (built in: ledgermq)", name)
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	wl := fs.String("workload", "", "workload YAML file")
+	drv := fs.String("driver", "ledgermq", "driver")
+	out := fs.String("out", "results", "directory for the JSON result")
+	dur := fs.Duration("duration", 0, "override the workload's test duration")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *wl == "" {
+		return errors.New("run: -workload is required")
+	}
+	w, err := workload.Load(*wl)
+	if err != nil {
+		return err
+	}
+	if *dur > 0 {
+		w.Test.Duration = *dur
+	}
+	d, err := newDriver(*drv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	base, err := os.MkdirTemp("", "omb-"+d.Name()+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(base)
+	res, err := runner.Run(ctx, d, w, runner.Options{BaseDir: base, Log: log, Progress: stderr})
+	if err != nil {
+		return err
+	}
+	path, err := runner.WriteResult(*out, res)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %.0f msg/s published, %.0f consumed, publish p99 %.2f ms, e2e p99 %.2f ms, lost %d, duplicates %d\nresult: %s\n",
+		res.Workload.Name, res.PublishRate, res.ConsumeRate, res.PublishLatency.P99, res.E2ELatency.P99, res.Lost, res.Duplicates, path)
+	return nil
+}
+
+func reportCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "report", "output directory")
+	if err := fs.Parse(reorder(args)); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("report: no result files")
+	}
+	var rs []*runner.Result
+	for _, p := range fs.Args() {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		var r runner.Result
+		if err := json.Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		rs = append(rs, &r)
+	}
+	files, err := report.Write(*out, rs)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		fmt.Fprintln(stdout, filepath.Join(*out, f))
+	}
+	return nil
+}
+
+// reorder moves flags before positional arguments, so that
+// `report results/*.json -out report/` works with package flag.
+func reorder(args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		if len(args[i]) > 1 && args[i][0] == '-' {
+			flags = append(flags, args[i])
+			if i+1 < len(args) && !strings.Contains(args[i], "=") {
+				flags = append(flags, args[i+1])
+				i++
+			}
+			continue
+		}
+		pos = append(pos, args[i])
+	}
+	return append(flags, pos...)
+}

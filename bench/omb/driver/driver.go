@@ -1,0 +1,51 @@
+// Package driver defines the system-under-test abstraction used by the
+// OMB-style benchmark runner (bench/omb). Each messaging system (LedgerMQ,
+// NATS JetStream, ...) implements Driver.
+//
+// This interface is shared with drivers living in other modules; do not
+// change it without coordinating.
+package driver
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Options configures a cluster started by Driver.Start.
+type Options struct {
+	Durability string // "fsync" (fsync every batch before ack) or "default"
+	BaseDir    string // fresh dir for the cluster's data
+	Log        *slog.Logger
+}
+
+// Msg is one consumed message.
+type Msg struct {
+	Key, Value []byte
+	SentAt     time.Time // decoded from the payload's first 8 bytes (unix nanos) by the runner
+}
+
+// Driver controls one messaging system.
+type Driver interface {
+	Name() string
+	Start(ctx context.Context, o Options) error // bring up a 3-node cluster on 127.0.0.1 with fresh data dirs; return when it accepts writes
+	Stop() error
+	CreateTopic(ctx context.Context, name string, queues int) error
+	NewProducer(ctx context.Context, topic string, batchBytes int, linger time.Duration) (Producer, error)
+	NewConsumer(ctx context.Context, topic string, queues int) (Consumer, error) // reads every queue from the start
+	KillLeader(ctx context.Context) (node string, err error)                     // SIGKILL the leader process
+	Restart(ctx context.Context, node string) error
+}
+
+// Producer publishes messages asynchronously.
+type Producer interface {
+	Send(key, value []byte, done func(err error)) // async; done is called once
+	Flush(ctx context.Context) error
+	Close() error
+}
+
+// Consumer receives messages.
+type Consumer interface {
+	Receive(ctx context.Context) ([]Msg, error)
+	Close() error
+}

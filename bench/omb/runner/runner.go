@@ -1,0 +1,453 @@
+// Package runner runs an OMB-shaped workload (package workload) against a
+// driver.Driver and measures it.
+//
+// Every message value is an 8-byte send timestamp (unix nanos, big endian),
+// an 8-byte message id (producer<<40 | sequence) and padding up to
+// messageSize. Producers send without keys (the system spreads them over
+// the queues); with producerRate > 0 each of the P producers sends
+// producerRate/P msgs/s on a fixed schedule (catching up at most 1 s of
+// backlog), else as fast as the system acknowledges. Each producer keeps at
+// most maxOutstandingBytes of unacknowledged payload, so a saturated system
+// shows up as bounded latency instead of unbounded client buffering.
+//
+// One consumer per topic reads every queue from the start
+// (consumersPerTopic is recorded but the Driver interface has no shared
+// subscriptions, so more than one would read everything twice).
+//
+// Phases: warm-up (nothing recorded), the measurement window (publish
+// latency = send → acknowledgement, for messages sent inside it; end-to-end
+// latency = send → reception, for messages sent and received inside it;
+// acknowledgements and receptions inside it count for the rates), then the
+// producers stop, are flushed and closed, and the consumers read until every
+// acknowledged message was received or nothing arrived for drainIdle.
+// Acknowledged-lost and duplicates cover the whole run.
+//
+// Failover (killLeaderEvery > 0): every killLeaderEvery inside the window
+// the leader is SIGKILLed. Outage = kill (when KillLeader returned, i.e.
+// the process is gone) → first acknowledgement of a
+// message sent after the kill (such a message can only be acknowledged by
+// a working leader); max gap = longest interval between consecutive
+// acknowledgements from 1 s before the kill to 1 s after that first one.
+// The killed node is restarted right after that first acknowledgement.
+package runner
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/ledgermq/ledgermq/bench/omb/driver"
+	"github.com/ledgermq/ledgermq/bench/omb/workload"
+)
+
+const (
+	maxOutstandingBytes = 8 << 20
+	flushTimeout        = 2 * time.Minute
+	drainIdle           = 15 * time.Second
+	drainMax            = 2 * time.Minute
+	outageTimeout       = 60 * time.Second
+	gapSlack            = time.Second
+)
+
+// Options configures Run.
+type Options struct {
+	BaseDir  string       // fresh directory for the cluster's data
+	Log      *slog.Logger // nil: discard
+	Progress io.Writer    // live line per second; nil: none
+}
+
+type run struct {
+	w    *workload.Workload
+	d    driver.Driver
+	log  *slog.Logger
+	tr   *tracker
+	winS time.Time // measurement window start
+	winE time.Time // measurement window end
+
+	acks, recvs, errs atomic.Int64 // whole run
+	pubWin, conWin    atomic.Int64 // inside the window
+
+	mu        sync.Mutex // guards everything below
+	pubH      *hdrhistogram.Histogram
+	e2eH      *hdrhistogram.Histogram
+	pubTick   *hdrhistogram.Histogram // reset every second
+	e2eTick   *hdrhistogram.Histogram
+	ackTimes  []time.Time // failover only: ack time of every ack
+	firstSent []ackAfter  // failover only: acks of messages sent after a kill
+}
+
+type ackAfter struct{ sent, acked time.Time }
+
+// Run brings the system up, runs w and tears the system down.
+func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) (res *Result, err error) {
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &run{w: w, d: d, log: log, pubH: newHist(), e2eH: newHist(), pubTick: newHist(), e2eTick: newHist()}
+	res = &Result{System: d.Name(), Workload: *w, StartedAt: time.Now(),
+		Machine: Machine{GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), LoadAvg: loadAvg()}}
+
+	log.Info("starting cluster", "driver", d.Name(), "durability", w.Durability, "dir", o.BaseDir)
+	if err := d.Start(ctx, driver.Options{Durability: w.Durability, BaseDir: o.BaseDir, Log: log}); err != nil {
+		d.Stop()
+		return nil, fmt.Errorf("start %s: %w", d.Name(), err)
+	}
+	defer func() { err = errors.Join(err, d.Stop()) }()
+
+	topics := make([]string, w.Topics)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("omb-%s-%d", w.Name, i)
+		if err := d.CreateTopic(ctx, topics[i], w.QueuesPerTopic); err != nil {
+			return nil, fmt.Errorf("create topic %s: %w", topics[i], err)
+		}
+	}
+	nprod := w.Topics * w.ProducersPerTopic
+	r.tr = newTracker(nprod)
+
+	// Consumers first, so that they see everything from the start.
+	var cons []driver.Consumer
+	defer func() {
+		for _, c := range cons {
+			c.Close()
+		}
+	}()
+	for _, t := range topics {
+		c, err := d.NewConsumer(ctx, t, w.QueuesPerTopic)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", t, err)
+		}
+		cons = append(cons, c)
+	}
+	var prods []driver.Producer
+	for i := range nprod {
+		p, err := d.NewProducer(ctx, topics[i%w.Topics], w.BatchBytes, w.Linger())
+		if err != nil {
+			for _, p := range prods {
+				p.Close()
+			}
+			return nil, fmt.Errorf("producer: %w", err)
+		}
+		prods = append(prods, p)
+	}
+
+	start := time.Now()
+	r.winS = start.Add(w.Warmup.Duration)
+	r.winE = r.winS.Add(w.Test.Duration)
+	log.Info("running", "workload", w.Name, "warmup", w.Warmup.Duration, "test", w.Test.Duration, "producers", nprod, "consumers", len(cons))
+
+	consCtx, stopCons := context.WithCancel(ctx)
+	defer stopCons()
+	var consWG sync.WaitGroup
+	for _, c := range cons {
+		consWG.Go(func() { r.consume(consCtx, c) })
+	}
+	prodCtx, stopProd := context.WithDeadline(ctx, r.winE)
+	defer stopProd()
+	var prodWG sync.WaitGroup
+	for i, p := range prods {
+		prodWG.Go(func() { r.produce(prodCtx, i, p, float64(w.ProducerRate)/float64(nprod)) })
+	}
+	progCtx, stopProg := context.WithCancel(ctx)
+	progDone := make(chan []Sample)
+	go func() { progDone <- r.progress(progCtx, start, o.Progress) }()
+	var kills []Kill
+	var killWG sync.WaitGroup
+	if w.KillLeaderEvery.Duration > 0 {
+		killWG.Go(func() { kills = r.failover(prodCtx) })
+	}
+
+	prodWG.Wait()
+	killWG.Wait()
+	stopProg()
+	res.Series = <-progDone
+	log.Info("window over; flushing producers")
+	for _, p := range prods {
+		fctx, cancel := context.WithTimeout(ctx, flushTimeout)
+		if err := p.Flush(fctx); err != nil {
+			log.Warn("flush", "err", err)
+		}
+		cancel()
+		if err := p.Close(); err != nil {
+			log.Warn("close producer", "err", err)
+		}
+	}
+	r.drain(ctx)
+	stopCons()
+	consWG.Wait()
+
+	secs := w.Test.Duration.Seconds()
+	res.Published, res.Consumed, res.PublishErrors = r.pubWin.Load(), r.conWin.Load(), r.errs.Load()
+	res.PublishRate, res.ConsumeRate = float64(res.Published)/secs, float64(res.Consumed)/secs
+	res.PublishMBps = res.PublishRate * float64(w.MessageSize) / 1e6
+	r.mu.Lock()
+	res.PublishLatency, res.E2ELatency = latencyOf(r.pubH), latencyOf(r.e2eH)
+	r.mu.Unlock()
+	res.Acked, res.Lost, res.Duplicates = r.tr.counts()
+	res.Kills = kills
+	log.Info("done", "published", res.Published, "consumed", res.Consumed, "acked", res.Acked, "lost", res.Lost, "duplicates", res.Duplicates)
+	return res, ctx.Err()
+}
+
+// produce sends until ctx ends; rate 0 means as fast as possible.
+func (r *run) produce(ctx context.Context, idx int, p driver.Producer, rate float64) {
+	size := r.w.MessageSize
+	sem := make(chan struct{}, max(16, maxOutstandingBytes/size))
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(float64(time.Second) / rate)
+	}
+	next := time.Now()
+	for seq := uint64(0); ; seq++ {
+		if interval > 0 {
+			now := time.Now()
+			if d := next.Sub(now); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			} else if -d > time.Second {
+				next = now // do not burst more than 1 s of backlog
+			}
+			next = next.Add(interval)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case sem <- struct{}{}:
+		}
+		id := makeID(idx, seq)
+		v := make([]byte, size)
+		sent := time.Now()
+		binary.BigEndian.PutUint64(v, uint64(sent.UnixNano()))
+		binary.BigEndian.PutUint64(v[8:], id)
+		p.Send(nil, v, func(err error) {
+			<-sem
+			r.onAck(id, sent, err)
+		})
+	}
+}
+
+func (r *run) onAck(id uint64, sent time.Time, err error) {
+	now := time.Now()
+	if err != nil {
+		if r.errs.Add(1) <= 5 {
+			r.log.Warn("publish failed", "err", err)
+		}
+		return
+	}
+	r.tr.acked(id)
+	r.acks.Add(1)
+	inWin := !now.Before(r.winS) && now.Before(r.winE)
+	if inWin {
+		r.pubWin.Add(1)
+	}
+	us := now.Sub(sent).Microseconds()
+	r.mu.Lock()
+	if inWin && !sent.Before(r.winS) {
+		r.pubH.RecordValue(us)
+	}
+	r.pubTick.RecordValue(us)
+	if r.w.KillLeaderEvery.Duration > 0 {
+		r.ackTimes = append(r.ackTimes, now)
+		r.firstSent = append(r.firstSent, ackAfter{sent, now})
+	}
+	r.mu.Unlock()
+}
+
+func (r *run) consume(ctx context.Context, c driver.Consumer) {
+	fails := 0
+	for {
+		msgs, err := c.Receive(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if fails++; fails <= 5 {
+				r.log.Warn("receive", "err", err)
+			}
+			if len(msgs) == 0 {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		now := time.Now()
+		inWin := !now.Before(r.winS) && now.Before(r.winE)
+		r.mu.Lock()
+		for _, m := range msgs {
+			if len(m.Value) < 16 {
+				continue
+			}
+			sent := time.Unix(0, int64(binary.BigEndian.Uint64(m.Value)))
+			if !r.tr.received(binary.BigEndian.Uint64(m.Value[8:])) {
+				continue
+			}
+			us := max(0, now.Sub(sent).Microseconds())
+			r.e2eTick.RecordValue(us)
+			if inWin && !sent.Before(r.winS) {
+				r.e2eH.RecordValue(us)
+			}
+		}
+		r.mu.Unlock()
+		r.recvs.Add(int64(len(msgs)))
+		if inWin {
+			r.conWin.Add(int64(len(msgs)))
+		}
+	}
+}
+
+// drain waits until every acknowledged message was received, nothing
+// arrived for drainIdle, or drainMax passed.
+func (r *run) drain(ctx context.Context) {
+	deadline := time.Now().Add(drainMax)
+	last, lastChange := r.recvs.Load(), time.Now()
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		if _, lost, _ := r.tr.counts(); lost == 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+		if n := r.recvs.Load(); n != last {
+			last, lastChange = n, time.Now()
+		} else if time.Since(lastChange) > drainIdle {
+			r.log.Warn("drain: nothing received", "for", drainIdle)
+			return
+		}
+	}
+}
+
+// progress prints a line per second and returns the window's samples.
+func (r *run) progress(ctx context.Context, start time.Time, w io.Writer) []Sample {
+	tk := time.NewTicker(time.Second)
+	defer tk.Stop()
+	var out []Sample
+	prevT, prevA, prevR := start, int64(0), int64(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return out
+		case now := <-tk.C:
+			a, rc := r.acks.Load(), r.recvs.Load()
+			dt := now.Sub(prevT).Seconds()
+			pr, cr := float64(a-prevA)/dt, float64(rc-prevR)/dt
+			prevT, prevA, prevR = now, a, rc
+			r.mu.Lock()
+			p99, e99 := float64(r.pubTick.ValueAtQuantile(99))/1000, float64(r.e2eTick.ValueAtQuantile(99))/1000
+			r.pubTick.Reset()
+			r.e2eTick.Reset()
+			r.mu.Unlock()
+			phase := "warmup"
+			if now.After(r.winS.Add(500*time.Millisecond)) && !now.After(r.winE.Add(500*time.Millisecond)) {
+				phase = "test"
+				out = append(out, Sample{T: int(now.Sub(r.winS).Round(time.Second) / time.Second), PublishRate: pr, ConsumeRate: cr, PublishP99Ms: p99})
+			}
+			if w != nil {
+				fmt.Fprintf(w, "%-6s %5.0fs  pub %9.0f msg/s  cons %9.0f msg/s  pub p99 %8.2f ms  e2e p99 %8.2f ms  errors %d\n",
+					phase, now.Sub(start).Seconds(), pr, cr, p99, e99, r.errs.Load())
+			}
+		}
+	}
+}
+
+// failover kills the leader every killLeaderEvery until ctx ends.
+func (r *run) failover(ctx context.Context) []Kill {
+	every := r.w.KillLeaderEvery.Duration
+	var kills []Kill
+	for at := r.winS.Add(every); at.Before(r.winE); at = at.Add(every) {
+		t := time.NewTimer(time.Until(at))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return kills
+		case <-t.C:
+		}
+		node, err := r.d.KillLeader(context.WithoutCancel(ctx))
+		if err != nil {
+			r.log.Error("kill leader", "err", err)
+			continue
+		}
+		// KillLeader returns once the process is gone, and looks the leader
+		// up first: taking the time before it would count acknowledgements
+		// from the old leader.
+		killAt := time.Now()
+		k := Kill{Node: node, AtS: killAt.Sub(r.winS).Seconds(), FirstAckMs: -1}
+		first := r.firstAckAfter(killAt)
+		if !first.IsZero() {
+			k.FirstAckMs = float64(first.Sub(killAt)) / float64(time.Millisecond)
+			time.Sleep(gapSlack)
+			k.MaxGapMs = float64(r.maxGap(killAt.Add(-gapSlack), first.Add(gapSlack))) / float64(time.Millisecond)
+		}
+		r.log.Info("leader killed", "node", node, "first_ack_ms", k.FirstAckMs, "max_gap_ms", k.MaxGapMs)
+		if err := r.d.Restart(context.WithoutCancel(ctx), node); err != nil {
+			r.log.Error("restart", "node", node, "err", err)
+		}
+		kills = append(kills, k)
+	}
+	return kills
+}
+
+// firstAckAfter waits up to outageTimeout for the acknowledgement of a
+// message sent after t; zero if none came.
+func (r *run) firstAckAfter(t time.Time) time.Time {
+	deadline := time.Now().Add(outageTimeout)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		var first time.Time
+		for _, a := range r.firstSent {
+			if a.sent.After(t) && (first.IsZero() || a.acked.Before(first)) {
+				first = a.acked
+			}
+		}
+		r.firstSent = slices.DeleteFunc(r.firstSent, func(a ackAfter) bool { return !a.sent.After(t) })
+		r.mu.Unlock()
+		if !first.IsZero() {
+			return first
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Time{}
+}
+
+// maxGap is the longest interval between consecutive acknowledgements in
+// [from, to], the bounds counting as acknowledgements.
+func (r *run) maxGap(from, to time.Time) time.Duration {
+	r.mu.Lock()
+	ts := slices.Clone(r.ackTimes)
+	r.mu.Unlock()
+	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	prev, gap := from, time.Duration(0)
+	for _, t := range ts {
+		if t.Before(from) || t.After(to) {
+			continue
+		}
+		gap = max(gap, t.Sub(prev))
+		prev = t
+	}
+	return max(gap, to.Sub(prev))
+}
+
+// loadAvg is /proc/loadavg's three load averages, or "".
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,63 @@
+package runner_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ledgermq/ledgermq/bench/omb/driver"
+	"github.com/ledgermq/ledgermq/bench/omb/runner"
+	"github.com/ledgermq/ledgermq/bench/omb/workload"
+)
+
+// TestSmoke runs workloads/ci-smoke.yaml against three LedgerMQ broker
+// processes and checks the JSON result: messages were published and
+// consumed and no acknowledged message was lost. It builds ./cmd/broker,
+// so it is skipped with -short.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three broker processes")
+	}
+	w, err := workload.Load("../workloads/ci-smoke.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	res, err := runner.Run(ctx, driver.NewLedgerMQ(), w, runner.Options{BaseDir: t.TempDir(), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	path, err := runner.WriteResult(out, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got runner.Result
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("published %d consumed %d acked %d lost %d dups %d pub p99 %.1f ms",
+		got.Published, got.Consumed, got.Acked, got.Lost, got.Duplicates, got.PublishLatency.P99)
+	if got.Published == 0 || got.Consumed == 0 || got.Acked == 0 {
+		t.Errorf("published %d, consumed %d, acked %d: want all > 0", got.Published, got.Consumed, got.Acked)
+	}
+	if got.Lost != 0 {
+		t.Errorf("lost %d acknowledged messages", got.Lost)
+	}
+	if got.PublishLatency.Count == 0 {
+		t.Error("no publish latency recorded")
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
