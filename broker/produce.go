@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"hash/fnv"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -16,14 +15,8 @@ import (
 	"github.com/ledgermq/ledgermq/wire"
 )
 
-// KeyQueue is the queue a key maps to: FNV-1a (32-bit) of the key bytes
-// modulo the number of queues. It is part of the API contract: the same
-// key always lands in the same queue while the queue count is unchanged.
-func KeyQueue(key []byte, queues int) int {
-	h := fnv.New32a()
-	h.Write(key)
-	return int(h.Sum32() % uint32(queues))
-}
+// KeyQueue is wire.KeyQueue, the documented key-to-queue hash.
+func KeyQueue(key []byte, queues int) int { return wire.KeyQueue(key, queues) }
 
 // produceJSON handles POST /v1/topics/{t}/messages: the messages are
 // grouped by queue into one batch per queue, all proposed as one Raft

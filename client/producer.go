@@ -53,14 +53,7 @@ type Result struct {
 
 // KeyQueue is the queue a key maps to in a topic of queues queues: FNV-1a
 // (32-bit) of the key modulo the queue count, as the brokers compute it.
-func KeyQueue(key []byte, queues int) int {
-	h := uint32(2166136261)
-	for _, c := range key {
-		h ^= uint32(c)
-		h *= 16777619
-	}
-	return int(h % uint32(queues))
-}
+func KeyQueue(key []byte, queues int) int { return wire.KeyQueue(key, queues) }
 
 // recordOverhead approximates a record's framing in a batch (lengths,
 // timestamp delta) for the batch size and buffer accounting.
