@@ -70,11 +70,6 @@ func (b *Broker) transferLeadership(ctx *fasthttp.RequestCtx) {
 	b.writeJSON(ctx, http.StatusOK, map[string]string{"leader": l.ID, "leader_api": b.apiAddrOf(l.ID)})
 }
 
-func unavailable(msg string) *apiError {
-	e := newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "%s", msg)
-	e.body.Retriable = true
-	return e
-}
 
 // readyz: a member of a group with a known leader, whose state machine has
 // caught up with what it knows to be committed.

@@ -33,22 +33,13 @@ func (b *Broker) toAPIError(err error) *apiError {
 	var nle *replication.NotLeaderError
 	switch {
 	case errors.As(err, &nle):
-		e := newAPIError(StatusMisdirected, wire.CodeNotLeader, "this node is not the leader; the request was not applied")
-		e.body.Leader = b.apiAddrOf(nle.LeaderID)
-		e.body.Retriable = true
-		return e
+		return b.notLeaderError(nle.LeaderID)
 	case errors.Is(err, replication.ErrNotLeader):
-		e := newAPIError(StatusMisdirected, wire.CodeNotLeader, "this node is not the leader; the request was not applied")
-		e.body.Retriable = true
-		return e
+		return b.notLeaderError("")
 	case errors.Is(err, replication.ErrLeadershipLost), errors.Is(err, replication.ErrTimeout):
-		e := newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "the write's outcome is unknown: %v", err)
-		e.body.Retriable = true
-		return e
+		return unavailable(fmt.Sprintf("the write's outcome is unknown: %v", err))
 	case errors.Is(err, replication.ErrClosed):
-		e := newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "the broker is shutting down; the request was not applied")
-		e.body.Retriable = true
-		return e
+		return errShuttingDown()
 	case errors.Is(err, topics.ErrUnknownProducer):
 		return newAPIError(http.StatusBadRequest, wire.CodeUnknownProducer, "%v", trimPrefix(err))
 	case errors.Is(err, topics.ErrOutOfOrderSeq):
@@ -84,6 +75,26 @@ func (b *Broker) toAPIError(err error) *apiError {
 	}
 	b.logger.Error("internal error", "err", err)
 	return newAPIError(http.StatusInternalServerError, wire.CodeInternal, "internal error: %v", err)
+}
+
+// notLeaderError is 421 NOT_LEADER naming the API address of leaderID
+// (empty if unknown): the request was not applied, so it may be resent.
+func (b *Broker) notLeaderError(leaderID string) *apiError {
+	e := newAPIError(StatusMisdirected, wire.CodeNotLeader, "this node is not the leader; the request was not applied")
+	e.body.Leader = b.apiAddrOf(leaderID)
+	e.body.Retriable = true
+	return e
+}
+
+// unavailable is a retriable 503 UNAVAILABLE.
+func unavailable(msg string) *apiError {
+	e := newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "%s", msg)
+	e.body.Retriable = true
+	return e
+}
+
+func errShuttingDown() *apiError {
+	return unavailable("the broker is shutting down; the request was not applied")
 }
 
 // StatusMisdirected is HTTP 421: a write reached a follower.

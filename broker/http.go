@@ -161,17 +161,24 @@ func (b *Broker) writeError(ctx *fasthttp.RequestCtx, err error) {
 
 // decodeJSON decodes the request body into v, refusing unknown fields.
 func (b *Broker) decodeJSON(ctx *fasthttp.RequestCtx, v any) bool {
-	dec := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		b.writeError(ctx, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "malformed JSON body: %v", err))
-		return false
-	}
-	if dec.More() {
-		b.writeError(ctx, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "malformed JSON body: trailing data"))
+	if err := decodeStrict(ctx.PostBody(), v); err != nil {
+		b.writeError(ctx, err)
 		return false
 	}
 	return true
+}
+
+// decodeStrict decodes exactly one JSON value with no unknown fields.
+func decodeStrict(body []byte, v any) *apiError {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "malformed JSON body: trailing data")
+	}
+	return nil
 }
 
 // queryInt parses an optional integer query parameter.

@@ -1,9 +1,7 @@
 package broker
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -64,13 +62,8 @@ type producePlan struct {
 // rr, which picks round-robin queues; fuzzed by FuzzPlanProduce.
 func planProduce(t *topics.Topic, body []byte, groupID uint32, now time.Time, rr func(string, int) int) (*producePlan, error) {
 	var req wire.ProduceRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "malformed JSON body: %v", err)
-	}
-	if dec.More() {
-		return nil, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "malformed JSON body: trailing data")
+	if err := decodeStrict(body, &req); err != nil {
+		return nil, err
 	}
 	if len(req.Messages) == 0 {
 		return nil, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "no messages")
@@ -220,10 +213,4 @@ func (b *Broker) proposeProduce(parts []topics.Part) ([]topics.ProduceResult, er
 	return out, nil
 }
 
-func (b *Broker) notLeader() error {
-	l := b.node.Leader()
-	e := newAPIError(StatusMisdirected, wire.CodeNotLeader, "this node is not the leader; the request was not applied")
-	e.body.Leader = b.apiAddrOf(l.ID)
-	e.body.Retriable = true
-	return e
-}
+func (b *Broker) notLeader() error { return b.notLeaderError(b.node.Leader().ID) }

@@ -14,9 +14,7 @@ import (
 // propose replicates a command and returns the state machine's result.
 func (b *Broker) propose(cmd []byte) (any, error) {
 	if b.draining.Load() {
-		e := newAPIError(http.StatusServiceUnavailable, wire.CodeUnavailable, "the broker is shutting down; the request was not applied")
-		e.body.Retriable = true
-		return nil, e
+		return nil, errShuttingDown()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ProposeTimeout)
 	defer cancel()
