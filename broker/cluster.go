@@ -70,7 +70,6 @@ func (b *Broker) transferLeadership(ctx *fasthttp.RequestCtx) {
 	b.writeJSON(ctx, http.StatusOK, map[string]string{"leader": l.ID, "leader_api": b.apiAddrOf(l.ID)})
 }
 
-
 // readyz: a member of a group with a known leader, whose state machine has
 // caught up with what it knows to be committed.
 func (b *Broker) readyz(ctx *fasthttp.RequestCtx) {
