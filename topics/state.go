@@ -61,8 +61,10 @@ func (t *Topic) Queue(q int) (*Queue, error) {
 // State is the replicated topic state. Apply is called from one goroutine;
 // every other method is safe to call concurrently with it.
 type State struct {
-	mu           sync.RWMutex
-	topics       map[string]*Topic
+	mu     sync.RWMutex // guards topics
+	topics map[string]*Topic
+	// Producer state and the clock belong to the FSM goroutine (Apply,
+	// Snapshot, Restore); no other goroutine reads them.
 	producers    map[uint64]*producerState
 	nextProducer uint64
 	clockMs      int64 // newest leader time seen in a command
@@ -160,8 +162,12 @@ func (s *State) delete(name string) any {
 
 func (s *State) produce(index uint64, timeMs int64, parts []Part) any {
 	res := make([]ProduceResult, len(parts))
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// A read lock suffices: the topic map is not changed here, queues have
+	// their own locks, and producer state and the clock are touched only
+	// by Apply, Snapshot and Restore, which all run on the one FSM
+	// goroutine. Readers of topics are not held up by every produce.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	now := s.advanceClock(timeMs)
 	for i, p := range parts {
 		t, ok := s.topics[p.Topic]
