@@ -28,7 +28,7 @@ type fetchParams struct {
 	maxBytes int
 }
 
-func (b *Broker) parseFetch(ctx *fasthttp.RequestCtx, topic string, queue int, binaryFetch bool) (*fetchParams, error) {
+func (b *Broker) parseFetch(ctx *fasthttp.RequestCtx, topic string, queue int) (*fetchParams, error) {
 	t, err := b.topics.Lookup(topic)
 	if err != nil {
 		return nil, err
@@ -119,6 +119,16 @@ func (b *Broker) outOfRange(p *fetchParams, next uint64) error {
 	return e
 }
 
+// startFetch parses a fetch request and waits (long poll) for its data.
+func (b *Broker) startFetch(ctx *fasthttp.RequestCtx, topic string, queue int) (*fetchParams, []topics.BatchRef, error) {
+	p, err := b.parseFetch(ctx, topic, queue)
+	if err != nil {
+		return nil, nil, err
+	}
+	refs, err := b.waitForData(p)
+	return p, refs, err
+}
+
 // readBatch returns the stored bytes of a batch.
 func (b *Broker) readBatch(ref topics.BatchRef) ([]byte, error) {
 	e, err := b.node.Log().Read(ref.Index)
@@ -133,12 +143,7 @@ func (b *Broker) readBatch(ref topics.BatchRef) ([]byte, error) {
 }
 
 func (b *Broker) fetchJSON(ctx *fasthttp.RequestCtx, topic string, queue int) {
-	p, err := b.parseFetch(ctx, topic, queue, false)
-	if err != nil {
-		b.writeError(ctx, err)
-		return
-	}
-	refs, err := b.waitForData(p)
+	p, refs, err := b.startFetch(ctx, topic, queue)
 	if err != nil {
 		b.writeError(ctx, err)
 		return
@@ -205,12 +210,7 @@ func toFetched(off uint64, m *wire.Message) wire.FetchedMessage {
 // fetchBatches handles GET .../batches: stored batches served as is, each
 // framed with its base offset (see wire.FetchFrameHeader).
 func (b *Broker) fetchBatches(ctx *fasthttp.RequestCtx, topic string, queue int) {
-	p, err := b.parseFetch(ctx, topic, queue, true)
-	if err != nil {
-		b.writeError(ctx, err)
-		return
-	}
-	refs, err := b.waitForData(p)
+	p, refs, err := b.startFetch(ctx, topic, queue)
 	if err != nil {
 		b.writeError(ctx, err)
 		return
