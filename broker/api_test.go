@@ -14,32 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ledgermq/ledgermq/internal/testnet"
 	"github.com/ledgermq/ledgermq/replication"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
-func freePorts(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	var lns []net.Listener
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return out
-}
-
 // startGroup starts n brokers in this process and waits for a leader.
 func startGroup(t *testing.T, n int, tweak func(*Config)) []*Broker {
 	t.Helper()
-	addrs := freePorts(t, 2*n)
+	addrs := testnet.FreeAddrs(t, 2*n)
 	var peers []replication.Peer
 	for i := 0; i < n; i++ {
 		peers = append(peers, replication.Peer{ID: fmt.Sprintf("n%d", i+1), RaftAddr: addrs[n+i]})

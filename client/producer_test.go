@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,35 +24,18 @@ import (
 
 	"github.com/ledgermq/ledgermq/broker"
 	"github.com/ledgermq/ledgermq/commitlog"
+	"github.com/ledgermq/ledgermq/internal/testnet"
 	"github.com/ledgermq/ledgermq/replication"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
 // ---- In-process brokers ----
 
-func freePorts(t testing.TB, n int) []string {
-	t.Helper()
-	var out []string
-	var lns []net.Listener
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return out
-}
-
 // startGroup starts n brokers in this process and waits until a leader
 // accepts writes.
 func startGroup(t testing.TB, n int) []*broker.Broker {
 	t.Helper()
-	addrs := freePorts(t, 2*n)
+	addrs := testnet.FreeAddrs(t, 2*n)
 	var peers []replication.Peer
 	for i := 0; i < n; i++ {
 		peers = append(peers, replication.Peer{ID: fmt.Sprintf("n%d", i+1), RaftAddr: addrs[n+i]})

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ledgermq/ledgermq/commitlog"
+	"github.com/ledgermq/ledgermq/internal/testnet"
 )
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -22,25 +23,6 @@ func testLogger(t testing.TB) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// freeAddrs reserves n loopback ports.
-func freeAddrs(t testing.TB, n int) []string {
-	t.Helper()
-	var lns []net.Listener
-	var out []string
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return out
 }
 
 // cluster runs a group of Nodes in this process over real TCP (or raft's
@@ -65,7 +47,7 @@ type clusterOpts struct {
 
 func newCluster(t testing.TB, n int, o clusterOpts) *cluster {
 	t.Helper()
-	addrs := freeAddrs(t, n)
+	addrs := testnet.FreeAddrs(t, n)
 	c := &cluster{t: t, cfgs: map[string]Config{}, nodes: map[string]*Node{}, sms: map[string]*testSM{},
 		net: newPartitionNet(), tweak: o.tweak}
 	var peers []Peer

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ledgermq/ledgermq/commitlog"
+	"github.com/ledgermq/ledgermq/internal/testnet"
 )
 
 // The SIGKILL test runs each node as a separate OS process: this test
@@ -173,7 +174,7 @@ func TestSIGKILLLeaderProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts OS processes; skipped in -short")
 	}
-	addrs := freeAddrs(t, 6)
+	addrs := testnet.FreeAddrs(t, 6)
 	pc := &procCluster{t: t, specs: map[string]procSpec{}, procs: map[string]*exec.Cmd{}}
 	var peers []Peer
 	for i := 0; i < 3; i++ {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ledgermq/ledgermq/internal/testnet"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
@@ -68,24 +69,6 @@ func binary(t *testing.T, name string) string {
 	return b.path
 }
 
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var lns []net.Listener
-	var out []string
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return out
-}
-
 // group is a set of broker processes.
 type group struct {
 	t     *testing.T
@@ -99,7 +82,7 @@ type group struct {
 
 func newGroup(t *testing.T, n int) *group {
 	bin := binary(t, "broker")
-	addrs := freeAddrs(t, 2*n)
+	addrs := testnet.FreeAddrs(t, 2*n)
 	g := &group{t: t, bin: bin, args: map[string][]string{}, api: map[string]string{}, procs: map[string]*exec.Cmd{}}
 	var peers []string
 	for i := 0; i < n; i++ {
