@@ -49,7 +49,9 @@ func (b *Broker) transferLeadership(ctx *fasthttp.RequestCtx) {
 		case errors.Is(err, replication.ErrNotLeader), errors.Is(err, replication.ErrClosed):
 			b.writeError(ctx, err)
 		case errors.Is(err, replication.ErrTimeout):
-			b.writeError(ctx, unavailable("the transfer did not complete in time; leadership may or may not have moved"))
+			e := unavailable("the transfer did not complete in time; leadership may or may not have moved")
+			e.body.NotApplied = false
+			b.writeError(ctx, e)
 		default: // unknown target, a group of one, the leader itself
 			b.writeError(ctx, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "cannot transfer leadership: %v", err))
 		}

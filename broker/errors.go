@@ -20,7 +20,7 @@ type apiError struct {
 func (e *apiError) Error() string { return e.body.Code + ": " + e.body.Message }
 
 func newAPIError(status int, code, format string, args ...any) *apiError {
-	return &apiError{status: status, body: wire.APIError{Code: code, Message: fmt.Sprintf(format, args...)}}
+	return &apiError{status: status, body: wire.APIError{Code: code, Message: fmt.Sprintf(format, args...), NotApplied: true}}
 }
 
 // toAPIError maps any error to its status and code (docs/api.md has the
@@ -37,7 +37,9 @@ func (b *Broker) toAPIError(err error) *apiError {
 	case errors.Is(err, replication.ErrNotLeader):
 		return b.notLeaderError("")
 	case errors.Is(err, replication.ErrLeadershipLost), errors.Is(err, replication.ErrTimeout):
-		return unavailable(fmt.Sprintf("the write's outcome is unknown: %v", err))
+		e := unavailable(fmt.Sprintf("the write's outcome is unknown: %v", err))
+		e.body.NotApplied = false
+		return e
 	case errors.Is(err, replication.ErrClosed):
 		return errShuttingDown()
 	case errors.Is(err, topics.ErrUnknownProducer):
@@ -74,7 +76,9 @@ func (b *Broker) toAPIError(err error) *apiError {
 		return newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "%v", trimPrefix(err))
 	}
 	b.logger.Error("internal error", "err", err)
-	return newAPIError(http.StatusInternalServerError, wire.CodeInternal, "internal error: %v", err)
+	e := newAPIError(http.StatusInternalServerError, wire.CodeInternal, "internal error: %v", err)
+	e.body.NotApplied = false
+	return e
 }
 
 // notLeaderError is 421 NOT_LEADER naming the API address of leaderID

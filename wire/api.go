@@ -38,6 +38,12 @@ type APIError struct {
 	Message   string `json:"message"`
 	Leader    string `json:"leader,omitempty"` // NOT_LEADER: the leader's API address, if known
 	Retriable bool   `json:"retriable"`
+	// NotApplied is true when the broker guarantees the request changed
+	// nothing (refused before it was proposed, or refused by the state
+	// machine), so resending it cannot store anything twice. It is false
+	// only when the outcome is unknown (a write whose commit could not be
+	// confirmed, an internal error).
+	NotApplied bool `json:"not_applied"`
 	// OFFSET_OUT_OF_RANGE: the valid range [Earliest, Latest].
 	Earliest *uint64 `json:"earliest,omitempty"`
 	Latest   *uint64 `json:"latest,omitempty"`
