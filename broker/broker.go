@@ -6,41 +6,26 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
-	"github.com/ledgermq/ledgermq/consumer"
+	"github.com/ledgermq/ledgermq/broker/httpapi"
+	"github.com/ledgermq/ledgermq/broker/service"
+	"github.com/ledgermq/ledgermq/fsm"
 	"github.com/ledgermq/ledgermq/replication"
-	"github.com/ledgermq/ledgermq/topics"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
-// Broker is one broker node: a replication.Node driving the topic state,
-// and the HTTP API in front of it.
+// Broker is one broker node: a replication node driving the state
+// machine, the service core over them, and the HTTP front-end.
 type Broker struct {
 	cfg    Config
 	logger *slog.Logger
 	node   *replication.Node
-	topics *topics.State
-	groups *consumer.State
-	srv    *fasthttp.Server
-	// sessions tracks group members' heartbeats on the leader.
-	sessions *sessions
-	ln       net.Listener
-	m        *metrics
-
-	apiMu    sync.RWMutex
-	apiAddrs map[string]string // node id -> API address, learned from peers
-	peers    []replication.PeerStats
-
-	rr       sync.Map // topic -> *atomic.Uint64 round-robin counter
-	draining atomic.Bool
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	svc    *service.Service
+	http   *httpapi.Server
+	ln     net.Listener
+	wg     sync.WaitGroup
 }
 
 // Open starts a broker node and its HTTP listener.
@@ -49,48 +34,34 @@ func Open(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	sm := newStateMachine()
-	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), topics: sm.topics, groups: sm.groups, sessions: newSessions(),
-		apiAddrs: map[string]string{cfg.ID: cfg.Listen}, stop: make(chan struct{}), m: newMetrics()}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID)}
+	if b.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("broker: listen on %s: %w", cfg.Listen, err)
 	}
-	b.ln = ln
-	b.node, err = replication.Open(rc, sm)
-	if err != nil {
-		ln.Close()
+	m := fsm.New()
+	if b.node, err = replication.Open(rc, m); err != nil {
+		b.ln.Close()
 		return nil, err
 	}
-	b.srv = &fasthttp.Server{
-		Handler:               b.handle,
-		Name:                  "ledgermq",
-		MaxRequestBodySize:    cfg.MaxRequestBytes,
-		ReadTimeout:           cfg.MaxWait + 30*time.Second,
-		WriteTimeout:          cfg.MaxWait + 30*time.Second,
-		IdleTimeout:           2 * time.Minute,
-		NoDefaultServerHeader: true,
-		Logger:                fasthttpLogger{b.logger},
-		ErrorHandler:          b.requestError,
-	}
-	b.wg.Add(4)
-	go b.serve()
-	go b.refreshPeers()
-	go b.countLeaderChanges()
-	go b.expireMembers()
+	b.svc = service.New(service.Config{ID: cfg.ID, GroupID: cfg.GroupID, ProposeTimeout: cfg.ProposeTimeout,
+		MaxWait: cfg.MaxWait, MaxRequestBytes: cfg.MaxRequestBytes, Logger: b.logger}, b.node, m)
+	b.http = httpapi.New(httpapi.Config{MaxRequestBytes: cfg.MaxRequestBytes, MaxWait: cfg.MaxWait, Logger: b.logger}, b.svc)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := b.http.Serve(b.ln); err != nil {
+			b.logger.Error("http server stopped", "err", err)
+		}
+	}()
 	b.logger.Info("broker started", "api", cfg.Listen, "raft", cfg.RaftListen, "data_dir", cfg.DataDir)
 	return b, nil
 }
 
-func (b *Broker) serve() {
-	defer b.wg.Done()
-	if err := b.srv.Serve(b.ln); err != nil {
-		b.logger.Error("http server stopped", "err", err)
-	}
-}
-
 // Node returns the replication node (for tests and tools).
 func (b *Broker) Node() *replication.Node { return b.node }
+
+// Service returns the protocol-neutral core, for other front-ends.
+func (b *Broker) Service() *service.Service { return b.svc }
 
 // Addr returns the API listener's address.
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
@@ -99,11 +70,11 @@ func (b *Broker) Addr() string { return b.ln.Addr().String() }
 // in-flight requests finish (bounded), a leader hands leadership over, and
 // the files are synced and closed.
 func (b *Broker) Close() error {
-	b.draining.Store(true)
+	b.svc.Drain()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	herr := b.srv.ShutdownWithContext(ctx)
-	close(b.stop)
+	herr := b.http.Shutdown(ctx)
+	b.svc.Close()
 	b.wg.Wait()
 	nerr := b.node.Close()
 	if errors.Is(nerr, replication.ErrClosed) {
@@ -112,79 +83,5 @@ func (b *Broker) Close() error {
 	return errors.Join(herr, nerr)
 }
 
-// refreshPeers learns the members' API addresses and progress from their
-// status reports, once a second.
-func (b *Broker) refreshPeers() {
-	defer b.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
-		st := b.node.Stats(ctx)
-		cancel()
-		b.apiMu.Lock()
-		for _, p := range st.Peers {
-			if p.Status != nil && p.Status.APIAddr != "" {
-				b.apiAddrs[p.ID] = p.Status.APIAddr
-			}
-		}
-		b.peers = st.Peers
-		b.apiMu.Unlock()
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (b *Broker) countLeaderChanges() {
-	defer b.wg.Done()
-	ch, cancel := b.node.WatchLeader()
-	defer cancel()
-	last := ""
-	for {
-		select {
-		case <-b.stop:
-			return
-		case info := <-ch:
-			if info.ID != "" && info.ID != last {
-				b.m.leaderChanges.Add(1)
-				last = info.ID
-			}
-		}
-	}
-}
-
-// apiAddrOf returns a node's API address, "" if not known yet.
-func (b *Broker) apiAddrOf(id string) string {
-	b.apiMu.RLock()
-	defer b.apiMu.RUnlock()
-	return b.apiAddrs[id]
-}
-
-// peerProgress returns the last known peer reports.
-func (b *Broker) peerProgress() []replication.PeerStats {
-	b.apiMu.RLock()
-	defer b.apiMu.RUnlock()
-	return b.peers
-}
-
-// requestError answers requests fasthttp could not read, above all bodies
-// over MaxRequestBytes, which are refused from their Content-Length before
-// being read.
-func (b *Broker) requestError(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		b.writeError(ctx, newAPIError(http.StatusRequestEntityTooLarge, wire.CodeRequestTooLarge,
-			"request body exceeds the limit of %d bytes", b.cfg.MaxRequestBytes))
-	} else {
-		b.writeError(ctx, newAPIError(http.StatusBadRequest, wire.CodeInvalidArgument, "malformed request: %v", err))
-	}
-	b.m.observeRequest("unreadable", ctx.Response.StatusCode(), string(ctx.Response.Header.Peek("X-Error-Code")), 0)
-}
-
-type fasthttpLogger struct{ l *slog.Logger }
-
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Warn(fmt.Sprintf(format, args...), "component", "http")
-}
+// KeyQueue is wire.KeyQueue, the documented key-to-queue hash.
+func KeyQueue(key []byte, queues int) int { return wire.KeyQueue(key, queues) }

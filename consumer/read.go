@@ -1,10 +1,10 @@
 package consumer
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"sort"
+
+	"github.com/ledgermq/ledgermq/internal/enc"
 )
 
 // GroupView is a copy of a group for readers.
@@ -98,58 +98,123 @@ type MemberRef struct {
 	SessionTimeoutMs int64
 }
 
-// snapshot form: plain data.
+// Snap is a point-in-time copy of every group.
+type Snap struct{ groups []snapGroup }
+
 type snapGroup struct {
-	Name       string
-	Generation uint64
-	NextMember uint64
-	Members    []Member
-	Assignment map[string][]TQ
-	Offsets    map[string]uint64
+	name       string
+	generation uint64
+	nextMember uint64
+	members    []Member // by id
+	assignment [][]TQ   // per member, in members' order
+	offsets    []snapOffset
 }
 
-// Snapshot copies the state for persisting.
-func (s *State) Snapshot() []byte {
+type snapOffset struct {
+	key    string // TQ.key()
+	offset uint64
+}
+
+// Snapshot copies the state for persisting. Call it from the Apply
+// goroutine.
+func (s *State) Snapshot() *Snap {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var gs []snapGroup
+	sn := &Snap{}
 	for _, n := range s.sortedGroups() {
 		g := s.groups[n]
-		sg := snapGroup{Name: g.Name, Generation: g.Generation, NextMember: g.nextMember, Assignment: g.Assignment, Offsets: g.Offsets}
-		for _, m := range g.Members {
-			sg.Members = append(sg.Members, *m)
+		sg := snapGroup{name: g.Name, generation: g.Generation, nextMember: g.nextMember}
+		for _, m := range view(g).Members {
+			sg.members = append(sg.members, m)
+			sg.assignment = append(sg.assignment, append([]TQ(nil), g.Assignment[m.ID]...))
 		}
-		sort.Slice(sg.Members, func(i, j int) bool { return sg.Members[i].ID < sg.Members[j].ID })
-		gs = append(gs, sg)
+		keys := make([]string, 0, len(g.Offsets))
+		for k := range g.Offsets {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			sg.offsets = append(sg.offsets, snapOffset{key: k, offset: g.Offsets[k]})
+		}
+		sn.groups = append(sn.groups, sg)
 	}
-	b, _ := json.Marshal(gs) // copies: marshalled under the lock
-	return b
+	return sn
 }
 
-// Restore replaces the state with a snapshot.
-func (s *State) Restore(r io.Reader) error {
-	var gs []snapGroup
-	if err := json.NewDecoder(r).Decode(&gs); err != nil {
-		return fmt.Errorf("consumer: restore snapshot: %w", err)
+// Encode writes the snapshot in its binary form: groups by name, each with
+// members by id (with their assignments) and committed offsets by queue.
+// The same state always encodes to the same bytes.
+func (sn *Snap) Encode(w *enc.Writer) {
+	w.Uvarint(uint64(len(sn.groups)))
+	for _, g := range sn.groups {
+		w.String(g.name)
+		w.Uvarint(g.generation)
+		w.Uvarint(g.nextMember)
+		w.Uvarint(uint64(len(g.members)))
+		for i, m := range g.members {
+			w.String(m.ID)
+			w.Varint(m.SessionTimeoutMs)
+			w.Uvarint(uint64(len(m.Topics)))
+			for _, t := range m.Topics {
+				w.String(t)
+			}
+			w.Uvarint(uint64(len(g.assignment[i])))
+			for _, q := range g.assignment[i] {
+				w.String(q.Topic)
+				w.Uvarint(uint64(q.Queue))
+			}
+		}
+		w.Uvarint(uint64(len(g.offsets)))
+		for _, o := range g.offsets {
+			w.String(o.key)
+			w.Uvarint(o.offset)
+		}
 	}
+}
+
+// Decode replaces the state with an encoded snapshot. On error the state
+// is unchanged.
+func (s *State) Decode(r *enc.Reader) error {
 	groups := map[string]*Group{}
-	for _, sg := range gs {
-		g := &Group{Name: sg.Name, Generation: sg.Generation, nextMember: sg.NextMember,
-			Members: map[string]*Member{}, Assignment: sg.Assignment, Offsets: sg.Offsets}
-		if g.Assignment == nil {
-			g.Assignment = map[string][]TQ{}
-		}
-		if g.Offsets == nil {
-			g.Offsets = map[string]uint64{}
-		}
-		for i := range sg.Members {
-			m := sg.Members[i]
-			g.Members[m.ID] = &m
+	for i, n := 0, r.Count(4); i < n && r.Err() == nil; i++ {
+		g := decodeGroup(r)
+		if _, dup := groups[g.Name]; dup && r.Err() == nil {
+			r.Fail("group %s twice", g.Name)
 		}
 		groups[g.Name] = g
+	}
+	if r.Err() == nil && r.Len() != 0 {
+		r.Fail("%d trailing bytes", r.Len())
+	}
+	if err := r.Err(); err != nil {
+		return fmt.Errorf("consumer: decode snapshot: %w", err)
 	}
 	s.mu.Lock()
 	s.groups = groups
 	s.mu.Unlock()
 	return nil
+}
+
+func decodeGroup(r *enc.Reader) *Group {
+	g := &Group{Name: r.String(), Generation: r.Uvarint(), nextMember: r.Uvarint(),
+		Members: map[string]*Member{}, Assignment: map[string][]TQ{}, Offsets: map[string]uint64{}}
+	for i, n := 0, r.Count(4); i < n && r.Err() == nil; i++ {
+		m := &Member{ID: r.String(), SessionTimeoutMs: r.Varint()}
+		for j, nt := 0, r.Count(1); j < nt && r.Err() == nil; j++ {
+			m.Topics = append(m.Topics, r.String())
+		}
+		var qs []TQ
+		for j, nq := 0, r.Count(2); j < nq && r.Err() == nil; j++ {
+			qs = append(qs, TQ{Topic: r.String(), Queue: int(r.Uvarint())})
+		}
+		g.Members[m.ID] = m
+		if qs != nil {
+			g.Assignment[m.ID] = qs
+		}
+	}
+	for i, n := 0, r.Count(2); i < n && r.Err() == nil; i++ {
+		k := r.String()
+		g.Offsets[k] = r.Uvarint()
+	}
+	return g
 }

@@ -10,15 +10,6 @@ import (
 	"sync"
 )
 
-// Command types (the first byte of the command in the log). Topics use
-// 1-15; groups use 16 and up.
-const (
-	CmdJoin   byte = 16
-	CmdLeave  byte = 17
-	CmdCommit byte = 18
-	CmdReset  byte = 19
-)
-
 // Errors. The broker maps each to an API code.
 var (
 	ErrGroupNotFound     = errors.New("consumer: group not found")
@@ -88,10 +79,20 @@ type (
 	}
 )
 
-// Encode builds a command.
-func Encode(typ byte, payload any) []byte {
-	b, _ := json.Marshal(payload)
-	return append([]byte{typ}, b...)
+// AppendPayload appends a command payload (JSON); the command registry
+// (package fsm) frames it behind the command's code.
+func AppendPayload[C JoinCmd | LeaveCmd | CommitCmd | ResetCmd](dst []byte, c C) []byte {
+	b, _ := json.Marshal(c)
+	return append(dst, b...)
+}
+
+// DecodePayload decodes a command payload.
+func DecodePayload[C JoinCmd | LeaveCmd | CommitCmd | ResetCmd](b []byte) (C, error) {
+	var c C
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return c, nil
 }
 
 // State is all groups. Apply is called from one goroutine; the read methods
@@ -115,41 +116,38 @@ type Membership struct {
 	Assignment []TQ
 }
 
-// Apply applies one group command. Results: Membership for join, nil for
-// leave and commits, or an error.
-func (s *State) Apply(index uint64, cmd []byte) any {
-	if len(cmd) == 0 {
-		return fmt.Errorf("%w: empty command", ErrInvalid)
-	}
+// The methods below apply committed commands, called by the command
+// registry (package fsm) from its one Apply goroutine in log order. They
+// are deterministic.
+
+// Join adds a member (a new one when c.MemberID is empty) or updates its
+// subscription, and rebalances the group.
+func (s *State) Join(c JoinCmd) (Membership, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch cmd[0] {
-	case CmdJoin:
-		var c JoinCmd
-		if err := json.Unmarshal(cmd[1:], &c); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-		return s.join(c)
-	case CmdLeave:
-		var c LeaveCmd
-		if err := json.Unmarshal(cmd[1:], &c); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-		return s.leave(c)
-	case CmdCommit:
-		var c CommitCmd
-		if err := json.Unmarshal(cmd[1:], &c); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-		return s.commit(c)
-	case CmdReset:
-		var c ResetCmd
-		if err := json.Unmarshal(cmd[1:], &c); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-		return s.reset(c)
-	}
-	return fmt.Errorf("%w: unknown command type %d", ErrInvalid, cmd[0])
+	return s.join(c)
+}
+
+// Leave removes a member and rebalances the group.
+func (s *State) Leave(c LeaveCmd) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leave(c)
+}
+
+// Commit records a member's committed offsets, fenced by generation and
+// ownership.
+func (s *State) Commit(c CommitCmd) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commit(c)
+}
+
+// Reset sets an empty group's committed offsets.
+func (s *State) Reset(c ResetCmd) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reset(c)
 }
 
 func (s *State) group(name string) *Group {
@@ -161,9 +159,9 @@ func (s *State) group(name string) *Group {
 	return g
 }
 
-func (s *State) join(c JoinCmd) any {
+func (s *State) join(c JoinCmd) (Membership, error) {
 	if c.Group == "" || len(c.Topics) == 0 {
-		return fmt.Errorf("%w: a join needs a group and topics", ErrInvalid)
+		return Membership{}, fmt.Errorf("%w: a join needs a group and topics", ErrInvalid)
 	}
 	g := s.group(c.Group)
 	id := c.MemberID
@@ -171,16 +169,16 @@ func (s *State) join(c JoinCmd) any {
 		g.nextMember++
 		id = "m" + strconv.FormatUint(g.nextMember, 10)
 	} else if _, ok := g.Members[id]; !ok {
-		return fmt.Errorf("%w: %s in group %s (join without an id to get a new one)", ErrUnknownMember, id, c.Group)
+		return Membership{}, fmt.Errorf("%w: %s in group %s (join without an id to get a new one)", ErrUnknownMember, id, c.Group)
 	}
 	topics := append([]string(nil), c.Topics...)
 	sort.Strings(topics)
 	g.Members[id] = &Member{ID: id, Topics: topics, SessionTimeoutMs: c.SessionTimeoutMs}
 	s.rebalance(g)
-	return Membership{MemberID: id, Generation: g.Generation, Assignment: g.Assignment[id]}
+	return Membership{MemberID: id, Generation: g.Generation, Assignment: append([]TQ(nil), g.Assignment[id]...)}, nil
 }
 
-func (s *State) leave(c LeaveCmd) any {
+func (s *State) leave(c LeaveCmd) error {
 	g := s.groups[c.Group]
 	if g == nil {
 		return fmt.Errorf("%w: %s", ErrGroupNotFound, c.Group)
@@ -193,7 +191,7 @@ func (s *State) leave(c LeaveCmd) any {
 	return nil
 }
 
-func (s *State) commit(c CommitCmd) any {
+func (s *State) commit(c CommitCmd) error {
 	g := s.groups[c.Group]
 	if g == nil {
 		return fmt.Errorf("%w: %s", ErrGroupNotFound, c.Group)
@@ -219,7 +217,7 @@ func (s *State) commit(c CommitCmd) any {
 	return nil
 }
 
-func (s *State) reset(c ResetCmd) any {
+func (s *State) reset(c ResetCmd) error {
 	g := s.group(c.Group)
 	if len(g.Members) > 0 {
 		return fmt.Errorf("%w: %s has %d members; stop them first", ErrGroupActive, c.Group, len(g.Members))

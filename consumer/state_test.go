@@ -4,7 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/ledgermq/ledgermq/internal/enc"
 )
+
+// encoded is s's snapshot in its binary form.
+func encoded(s *State) []byte {
+	var w enc.Writer
+	s.Snapshot().Encode(&w)
+	return w.B
+}
 
 func counter(topics map[string]int) QueueCounter {
 	return func(t string) (int, bool) { n, ok := topics[t]; return n, ok }
@@ -12,10 +21,9 @@ func counter(topics map[string]int) QueueCounter {
 
 func join(t *testing.T, s *State, idx uint64, group, member string, topics ...string) Membership {
 	t.Helper()
-	r := s.Apply(idx, Encode(CmdJoin, JoinCmd{Group: group, MemberID: member, Topics: topics, SessionTimeoutMs: 10000}))
-	m, ok := r.(Membership)
-	if !ok {
-		t.Fatalf("join: %v", r)
+	m, err := s.Join(JoinCmd{Group: group, MemberID: member, Topics: topics, SessionTimeoutMs: 10000})
+	if err != nil {
+		t.Fatalf("join: %v", err)
 	}
 	return m
 }
@@ -46,24 +54,24 @@ func TestAssignmentAndFencing(t *testing.T) {
 	}
 	// a's commit from its first generation is stale now.
 	first := g.Assignment[a.MemberID][0]
-	err, _ := s.Apply(4, Encode(CmdCommit, CommitCmd{Group: "g", MemberID: a.MemberID, Generation: a.Generation,
-		Offsets: []Offset{{first.Topic, first.Queue, 5}}})).(error)
+	err := s.Commit(CommitCmd{Group: "g", MemberID: a.MemberID, Generation: a.Generation,
+		Offsets: []Offset{{first.Topic, first.Queue, 5}}})
 	if !errors.Is(err, ErrIllegalGeneration) {
 		t.Fatalf("stale commit: %v", err)
 	}
 	// A commit for a queue owned by another member is refused.
 	other := g.Assignment[b.MemberID][0]
-	err, _ = s.Apply(5, Encode(CmdCommit, CommitCmd{Group: "g", MemberID: a.MemberID, Generation: g.Generation,
-		Offsets: []Offset{{other.Topic, other.Queue, 5}}})).(error)
+	err = s.Commit(CommitCmd{Group: "g", MemberID: a.MemberID, Generation: g.Generation,
+		Offsets: []Offset{{other.Topic, other.Queue, 5}}})
 	if !errors.Is(err, ErrNotAssigned) {
 		t.Fatalf("foreign commit: %v", err)
 	}
-	if r := s.Apply(6, Encode(CmdCommit, CommitCmd{Group: "g", MemberID: a.MemberID, Generation: g.Generation,
-		Offsets: []Offset{{first.Topic, first.Queue, 7}}})); r != nil {
+	if r := s.Commit(CommitCmd{Group: "g", MemberID: a.MemberID, Generation: g.Generation,
+		Offsets: []Offset{{first.Topic, first.Queue, 7}}}); r != nil {
 		t.Fatalf("commit: %v", r)
 	}
 	// c leaves: its queues move to a and b.
-	if r := s.Apply(7, Encode(CmdLeave, LeaveCmd{Group: "g", MemberID: c.MemberID})); r != nil {
+	if r := s.Leave(LeaveCmd{Group: "g", MemberID: c.MemberID}); r != nil {
 		t.Fatal(r)
 	}
 	g, _ = s.Describe("g")
@@ -73,10 +81,10 @@ func TestAssignmentAndFencing(t *testing.T) {
 	if g.Offsets[first] != 7 {
 		t.Fatalf("committed offset lost: %v", g.Offsets)
 	}
-	if err, _ := s.Apply(8, Encode(CmdReset, ResetCmd{Group: "g"})).(error); !errors.Is(err, ErrGroupActive) {
+	if err := s.Reset(ResetCmd{Group: "g"}); !errors.Is(err, ErrGroupActive) {
 		t.Fatalf("reset of an active group: %v", err)
 	}
-	if err, _ := s.Apply(9, Encode(CmdJoin, JoinCmd{Group: "g", MemberID: "ghost", Topics: []string{"orders"}})).(error); !errors.Is(err, ErrUnknownMember) {
+	if _, err := s.Join(JoinCmd{Group: "g", MemberID: "ghost", Topics: []string{"orders"}}); !errors.Is(err, ErrUnknownMember) {
 		t.Fatalf("rejoin with unknown id: %v", err)
 	}
 
@@ -84,13 +92,13 @@ func TestAssignmentAndFencing(t *testing.T) {
 	// snapshot carries it.
 	r := New(counter(map[string]int{"orders": 12}))
 	r2 := New(counter(map[string]int{"orders": 12}))
-	if err := r.Restore(bytes.NewReader(s.Snapshot())); err != nil {
+	if err := r.Decode(enc.NewReader(encoded(s))); err != nil {
 		t.Fatal(err)
 	}
-	if err := r2.Restore(bytes.NewReader(r.Snapshot())); err != nil {
+	if err := r2.Decode(enc.NewReader(encoded(r))); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(s.Snapshot(), r2.Snapshot()) {
+	if !bytes.Equal(encoded(s), encoded(r2)) {
 		t.Fatal("snapshot round trip changed the state")
 	}
 	if m := join(t, r, 10, "g", "", "orders"); m.MemberID == a.MemberID || m.MemberID == b.MemberID || m.MemberID == c.MemberID {

@@ -24,6 +24,9 @@ var (
 	ErrBadSnapshot = errors.New("replication: malformed snapshot")
 	// ErrUnknownPeer: a named node is not a member of the group.
 	ErrUnknownPeer = errors.New("replication: unknown peer")
+	// ErrBadResult: the state machine answered a proposal with a result
+	// of another type than the proposer expected (a programming error).
+	ErrBadResult = errors.New("replication: unexpected result type")
 )
 
 // NotLeaderError is returned (wrapping ErrNotLeader) when a request reached

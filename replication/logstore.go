@@ -39,9 +39,6 @@ func NewLogStore(log *commitlog.Log, logger *slog.Logger) *LogStore {
 	return &LogStore{log: log, logger: logger}
 }
 
-// Log returns the underlying commit log.
-func (s *LogStore) Log() *commitlog.Log { return s.log }
-
 // FirstIndex implements raft.LogStore: 0 when the log holds no entries.
 func (s *LogStore) FirstIndex() (uint64, error) {
 	first, last := s.log.FirstIndex(), s.log.LastIndex()

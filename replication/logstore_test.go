@@ -86,7 +86,7 @@ func TestLogStoreContract(t *testing.T) {
 		t.Fatalf("compaction deleted entries: FirstIndex = %d", f)
 	}
 	// Retention below FirstIndex makes GetLog report ErrLogNotFound.
-	if _, err := s.Log().DeleteBefore(200); err != nil {
+	if _, err := s.log.DeleteBefore(200); err != nil {
 		t.Fatal(err)
 	}
 	first, _ := s.FirstIndex()

@@ -174,9 +174,6 @@ func (n *Node) serversCopy() []raft.Server {
 // ID returns this node's id.
 func (n *Node) ID() string { return n.cfg.ID }
 
-// Log returns the node's commit log for reads. Writes go through Propose.
-func (n *Node) Log() *commitlog.Log { return n.log }
-
 // RaftAddr returns the address the Raft listener is bound to.
 func (n *Node) RaftAddr() string { return n.mux.Addr().String() }
 

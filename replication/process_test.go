@@ -73,7 +73,7 @@ func runNodeProcess() int {
 		fmt.Fprint(w, n.IsLeader())
 	})
 	mux.HandleFunc("GET /last", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, n.Log().LastIndex(), " ", n.AppliedIndex())
+		fmt.Fprint(w, n.LogStats().LastIndex, " ", n.AppliedIndex())
 	})
 	srv := &http.Server{Addr: spec.HTTPAddr, Handler: mux}
 	go srv.ListenAndServe()

@@ -6,21 +6,6 @@ import (
 	"fmt"
 )
 
-// Command types: the first byte of every command in the log.
-const (
-	CmdCreateTopic byte = 1
-	CmdDeleteTopic byte = 2
-	CmdProduce     byte = 3
-	// CmdInitProducer hands out a producer id: type u8 | time i64.
-	CmdInitProducer byte = 4
-)
-
-// EncodeInitProducer encodes a request for a new producer id; timeMs is
-// the leader's clock, which ages out idle producers deterministically.
-func EncodeInitProducer(timeMs int64) []byte {
-	return binary.LittleEndian.AppendUint64([]byte{CmdInitProducer}, uint64(timeMs))
-}
-
 // Config is a topic's configuration.
 type Config struct {
 	Name            string `json:"name"`
@@ -76,15 +61,44 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// EncodeCreate encodes a create-topic command.
-func EncodeCreate(c Config) []byte {
+// Command payloads. The state machine's command registry (package fsm)
+// frames each payload behind the command's code; these functions encode
+// and decode the payload only. Decoders never panic and refuse trailing
+// bytes.
+
+// AppendCreate appends a create-topic payload: the config as JSON.
+func AppendCreate(dst []byte, c Config) []byte {
 	b, _ := json.Marshal(c)
-	return append([]byte{CmdCreateTopic}, b...)
+	return append(dst, b...)
 }
 
-// EncodeDelete encodes a delete-topic command.
-func EncodeDelete(name string) []byte {
-	return append([]byte{CmdDeleteTopic}, name...)
+// DecodeCreate decodes a create-topic payload.
+func DecodeCreate(b []byte) (Config, error) {
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%w: create-topic: %w", ErrBadCommand, err)
+	}
+	return c, nil
+}
+
+// AppendDelete appends a delete-topic payload: the name.
+func AppendDelete(dst []byte, name string) []byte { return append(dst, name...) }
+
+// DecodeDelete decodes a delete-topic payload.
+func DecodeDelete(b []byte) (string, error) { return string(b), nil }
+
+// AppendInitProducer appends an init-producer payload: the leader's clock
+// (Unix ms), which ages out idle producers deterministically.
+func AppendInitProducer(dst []byte, timeMs int64) []byte {
+	return binary.LittleEndian.AppendUint64(dst, uint64(timeMs))
+}
+
+// DecodeInitProducer decodes an init-producer payload.
+func DecodeInitProducer(b []byte) (int64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: init-producer payload of %d bytes", ErrBadCommand, len(b))
+	}
+	return int64(binary.LittleEndian.Uint64(b)), nil
 }
 
 // Part is one batch of a produce command: the batch goes to one queue.
@@ -94,22 +108,31 @@ type Part struct {
 	Batch []byte // a wire batch, stored as is
 }
 
-// Produce command layout: type u8 | time i64 | parts u16 | parts ×
-// (topicLen u16 | topic | queue u32 | batchLen u32 | batch). time is the
-// leader's clock when it proposed the command (Unix ms).
-const produceHeader = 11
+// ProduceCmd stores batches, one per part, as one log entry. TimeMs is
+// the leader's clock when it proposed the command (Unix ms).
+type ProduceCmd struct {
+	TimeMs int64
+	Parts  []Part
+}
 
-// EncodeProduce encodes a produce command.
-func EncodeProduce(timeMs int64, parts []Part) []byte {
+// Produce payload layout: time i64 | parts u16 | parts × (topicLen u16 |
+// topic | queue u32 | batchLen u32 | batch).
+const produceHeader = 10
+
+// AppendProduce appends a produce payload.
+func AppendProduce(dst []byte, c ProduceCmd) []byte {
 	n := produceHeader
-	for _, p := range parts {
+	for _, p := range c.Parts {
 		n += 10 + len(p.Topic) + len(p.Batch)
 	}
-	b := make([]byte, 0, n)
-	b = append(b, CmdProduce)
-	b = binary.LittleEndian.AppendUint64(b, uint64(timeMs))
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(parts)))
-	for _, p := range parts {
+	b := dst
+	if cap(b)-len(b) < n {
+		b = make([]byte, len(dst), len(dst)+n)
+		copy(b, dst)
+	}
+	b = binary.LittleEndian.AppendUint64(b, uint64(c.TimeMs))
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(c.Parts)))
+	for _, p := range c.Parts {
 		b = binary.LittleEndian.AppendUint16(b, uint16(len(p.Topic)))
 		b = append(b, p.Topic...)
 		b = binary.LittleEndian.AppendUint32(b, uint32(p.Queue))
@@ -119,41 +142,67 @@ func EncodeProduce(timeMs int64, parts []Part) []byte {
 	return b
 }
 
-// DecodeProduce decodes a produce command (including its type byte) into
-// its time and parts. The parts' batches alias b.
-func DecodeProduce(b []byte) (int64, []Part, error) {
-	timeMs, parts, err := decodeProduce(b)
-	return timeMs, parts, err
-}
-
-func decodeProduce(b []byte) (int64, []Part, error) {
-	if len(b) < produceHeader || b[0] != CmdProduce {
-		return 0, nil, fmt.Errorf("%w: not a produce command", ErrBadCommand)
+// DecodeProduce decodes a produce payload. The parts' batches alias b.
+func DecodeProduce(b []byte) (ProduceCmd, error) {
+	if len(b) < produceHeader {
+		return ProduceCmd{}, fmt.Errorf("%w: produce payload of %d bytes", ErrBadCommand, len(b))
 	}
-	timeMs := int64(binary.LittleEndian.Uint64(b[1:]))
-	n := int(binary.LittleEndian.Uint16(b[9:]))
+	c := ProduceCmd{TimeMs: int64(binary.LittleEndian.Uint64(b))}
+	n := int(binary.LittleEndian.Uint16(b[8:]))
 	b = b[produceHeader:]
-	parts := make([]Part, 0, min(n, 1024))
+	c.Parts = make([]Part, 0, min(n, 1024))
 	for i := 0; i < n; i++ {
-		if len(b) < 2 {
-			return 0, nil, fmt.Errorf("%w: truncated part %d", ErrBadCommand, i)
+		p, rest, err := decodePart(b, i)
+		if err != nil {
+			return ProduceCmd{}, err
 		}
-		tl := int(binary.LittleEndian.Uint16(b))
-		if len(b) < 2+tl+8 {
-			return 0, nil, fmt.Errorf("%w: truncated part %d", ErrBadCommand, i)
-		}
-		p := Part{Topic: string(b[2 : 2+tl]), Queue: int(binary.LittleEndian.Uint32(b[2+tl:]))}
-		bl := int(binary.LittleEndian.Uint32(b[6+tl:]))
-		b = b[10+tl:]
-		if bl > len(b) {
-			return 0, nil, fmt.Errorf("%w: truncated batch in part %d", ErrBadCommand, i)
-		}
-		p.Batch = b[:bl:bl]
-		b = b[bl:]
-		parts = append(parts, p)
+		c.Parts = append(c.Parts, p)
+		b = rest
 	}
 	if len(b) != 0 {
-		return 0, nil, fmt.Errorf("%w: %d trailing bytes", ErrBadCommand, len(b))
+		return ProduceCmd{}, fmt.Errorf("%w: %d trailing bytes", ErrBadCommand, len(b))
 	}
-	return timeMs, parts, nil
+	return c, nil
+}
+
+func decodePart(b []byte, i int) (Part, []byte, error) {
+	if len(b) < 2 {
+		return Part{}, nil, fmt.Errorf("%w: truncated part %d", ErrBadCommand, i)
+	}
+	tl := int(binary.LittleEndian.Uint16(b))
+	if len(b) < 2+tl+8 {
+		return Part{}, nil, fmt.Errorf("%w: truncated part %d", ErrBadCommand, i)
+	}
+	p := Part{Topic: string(b[2 : 2+tl]), Queue: int(binary.LittleEndian.Uint32(b[2+tl:]))}
+	bl := int(binary.LittleEndian.Uint32(b[6+tl:]))
+	b = b[10+tl:]
+	if bl > len(b) {
+		return Part{}, nil, fmt.Errorf("%w: truncated batch in part %d", ErrBadCommand, i)
+	}
+	p.Batch = b[:bl:bl]
+	return p, b[bl:], nil
+}
+
+// partAt returns part i of a produce payload without decoding the others'
+// batches: the read path cuts one queue's batch out of a multi-queue
+// entry.
+func partAt(b []byte, i int) ([]byte, error) {
+	if len(b) < produceHeader {
+		return nil, fmt.Errorf("%w: produce payload of %d bytes", ErrBadCommand, len(b))
+	}
+	n := int(binary.LittleEndian.Uint16(b[8:]))
+	if i >= n {
+		return nil, fmt.Errorf("%w: part %d of %d", ErrBadCommand, i, n)
+	}
+	b = b[produceHeader:]
+	for k := 0; ; k++ {
+		p, rest, err := decodePart(b, k)
+		if err != nil {
+			return nil, err
+		}
+		if k == i {
+			return p.Batch, nil
+		}
+		b = rest
+	}
 }

@@ -51,8 +51,9 @@ type sentBatch struct {
 	BaseOffset uint64
 }
 
-// initProducer assigns the next producer id.
-func (s *State) initProducer(timeMs int64) any {
+// InitProducer applies an init-producer command: it assigns the next
+// producer id.
+func (s *State) InitProducer(timeMs int64) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.advanceClock(timeMs)
@@ -60,7 +61,7 @@ func (s *State) initProducer(timeMs int64) any {
 	s.nextProducer++
 	id := s.nextProducer
 	s.producers[id] = &producerState{LastSeenMs: now, Queues: map[string]*seqState{}}
-	return id
+	return id, nil
 }
 
 // advanceClock keeps the state's clock monotonic across leaders whose

@@ -1,7 +1,6 @@
 package topics
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -23,13 +22,13 @@ func idemBatch(t *testing.T, pid, seq uint64, n int) []byte {
 }
 
 func produceOne(s *State, index uint64, timeMs int64, batch []byte) ProduceResult {
-	return s.Apply(index, EncodeProduce(timeMs, []Part{{Topic: "t", Queue: 0, Batch: batch}})).([]ProduceResult)[0]
+	return s.Produce(index, ProduceCmd{TimeMs: timeMs, Parts: []Part{{Topic: "t", Queue: 0, Batch: batch}}})[0]
 }
 
 func TestIdempotentProduce(t *testing.T) {
 	s := New()
-	s.Apply(1, EncodeCreate(Config{Name: "t", Queues: 1}))
-	pid := s.Apply(2, EncodeInitProducer(1000)).(uint64)
+	mustCreate(t, s, 1, Config{Name: "t", Queues: 1})
+	pid := mustInit(t, s, 2, 1000)
 	if pid == 0 {
 		t.Fatal("producer id 0")
 	}
@@ -63,23 +62,16 @@ func TestIdempotentProduce(t *testing.T) {
 	}
 
 	// The de-duplication state survives a snapshot.
-	var buf bytes.Buffer
-	if err := s.Snapshot().Persist(&buf); err != nil {
-		t.Fatal(err)
-	}
-	r2 := New()
-	if err := r2.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	r2 := roundTrip(t, s)
 	if r := produceOne(r2, 10, 1000, idemBatch(t, pid, 3, 2)); !r.Duplicate || r.BaseOffset != 3 {
 		t.Fatalf("resend after restore: %+v", r)
 	}
-	if next := r2.Apply(11, EncodeInitProducer(1000)).(uint64); next != pid+1 {
+	if next := mustInit(t, r2, 11, 1000); next != pid+1 {
 		t.Fatalf("producer ids after restore: %d, want %d", next, pid+1)
 	}
 
 	// An idle producer expires when another is created after the TTL.
-	s.Apply(12, EncodeInitProducer(1000+ProducerTTL+1))
+	mustInit(t, s, 12, 1000+ProducerTTL+1)
 	if r := produceOne(s, 13, 1000+ProducerTTL+1, idemBatch(t, pid, 5, 1)); !errors.Is(r.Err, ErrUnknownProducer) {
 		t.Fatalf("expired producer: %+v", r)
 	}

@@ -1,8 +1,6 @@
 package topics
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -83,56 +81,30 @@ type ProduceResult struct {
 	Err        error
 }
 
-// Apply applies one committed topics command at log index and returns its
-// result: *Topic for create, nil for delete, []ProduceResult for produce,
-// a uint64 producer id for init-producer, or an error. It is
-// deterministic.
-func (s *State) Apply(index uint64, cmd []byte) any {
-	if len(cmd) == 0 {
-		return fmt.Errorf("%w: empty", ErrBadCommand)
-	}
-	switch cmd[0] {
-	case CmdCreateTopic:
-		var c Config
-		if err := json.Unmarshal(cmd[1:], &c); err != nil {
-			return fmt.Errorf("%w: %w", ErrBadCommand, err)
-		}
-		return s.create(index, c)
-	case CmdDeleteTopic:
-		return s.delete(string(cmd[1:]))
-	case CmdProduce:
-		timeMs, parts, err := DecodeProduce(cmd)
-		if err != nil {
-			return err
-		}
-		return s.produce(index, timeMs, parts)
-	case CmdInitProducer:
-		if len(cmd) != 9 {
-			return fmt.Errorf("%w: init-producer of %d bytes", ErrBadCommand, len(cmd))
-		}
-		return s.initProducer(int64(binary.LittleEndian.Uint64(cmd[1:])))
-	}
-	return fmt.Errorf("%w: unknown command type %d", ErrBadCommand, cmd[0])
-}
+// The methods below apply committed commands; the state machine's command
+// registry (package fsm) calls them from its one Apply goroutine, in log
+// order. They are deterministic: same state and command, same result.
 
-func (s *State) create(index uint64, c Config) any {
+// Create applies a create-topic command at log index.
+func (s *State) Create(index uint64, c Config) (*Topic, error) {
 	if err := c.Normalize(); err != nil {
-		return err
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.topics[c.Name]; ok {
-		return fmt.Errorf("%w: %s", ErrTopicExists, c.Name)
+		return nil, fmt.Errorf("%w: %s", ErrTopicExists, c.Name)
 	}
 	t := &Topic{Config: c, CreatedIndex: index, queues: make([]*Queue, c.Queues)}
 	for i := range t.queues {
 		t.queues[i] = newQueue()
 	}
 	s.topics[c.Name] = t
-	return t
+	return t, nil
 }
 
-func (s *State) delete(name string) any {
+// Delete applies a delete-topic command.
+func (s *State) Delete(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.topics[name]
@@ -151,25 +123,22 @@ func (s *State) delete(name string) any {
 			}
 		}
 	}
-	for _, q := range t.queues {
-		q.mu.Lock()
-		close(q.wake) // wake long polls; they find the topic gone
-		q.wake = make(chan struct{})
-		q.mu.Unlock()
-	}
+	wakeAll(t) // long polls find the topic gone
 	return nil
 }
 
-func (s *State) produce(index uint64, timeMs int64, parts []Part) any {
-	res := make([]ProduceResult, len(parts))
+// Produce applies a produce command at log index: each part's batch is
+// appended to its queue, or refused with the part's Err.
+func (s *State) Produce(index uint64, c ProduceCmd) []ProduceResult {
+	res := make([]ProduceResult, len(c.Parts))
 	// A read lock suffices: the topic map is not changed here, queues have
 	// their own locks, and producer state and the clock are touched only
 	// by Apply, Snapshot and Restore, which all run on the one FSM
 	// goroutine. Readers of topics are not held up by every produce.
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	now := s.advanceClock(timeMs)
-	for i, p := range parts {
+	now := s.advanceClock(c.TimeMs)
+	for i, p := range c.Parts {
 		t, ok := s.topics[p.Topic]
 		if !ok {
 			res[i].Err = fmt.Errorf("%w: %s", ErrTopicNotFound, p.Topic)
@@ -197,23 +166,39 @@ func (s *State) produce(index uint64, timeMs int64, parts []Part) any {
 				continue
 			}
 		}
-		q.mu.Lock()
-		var end uint64
-		if n := len(q.batches); n > 0 {
-			end = q.batches[n-1].End
-		}
-		ref := BatchRef{BaseOffset: q.next, Count: h.Count, Part: uint16(i), Index: index, MaxTime: h.MaxTimestamp, End: end + uint64(len(p.Batch))}
-		q.batches = append(q.batches, ref)
-		q.next += uint64(h.Count)
-		close(q.wake)
-		q.wake = make(chan struct{})
-		q.mu.Unlock()
+		ref := q.append(index, uint16(i), h, len(p.Batch))
 		res[i] = ProduceResult{BaseOffset: ref.BaseOffset, Count: h.Count}
 		if h.ProducerID != 0 {
 			s.recordSequence(h.ProducerID, key, sentBatch{Seq: h.Sequence, Count: h.Count, BaseOffset: ref.BaseOffset})
 		}
 	}
 	return res
+}
+
+// append adds a batch at the queue's end and wakes its long polls.
+func (q *Queue) append(index uint64, part uint16, h wire.BatchHeader, size int) BatchRef {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var end uint64
+	if n := len(q.batches); n > 0 {
+		end = q.batches[n-1].End
+	}
+	ref := BatchRef{BaseOffset: q.next, Count: h.Count, Part: part, Index: index, MaxTime: h.MaxTimestamp, End: end + uint64(size)}
+	q.batches = append(q.batches, ref)
+	q.next += uint64(h.Count)
+	close(q.wake)
+	q.wake = make(chan struct{})
+	return ref
+}
+
+// wakeAll wakes every long poll on t's queues.
+func wakeAll(t *Topic) {
+	for _, q := range t.queues {
+		q.mu.Lock()
+		close(q.wake)
+		q.wake = make(chan struct{})
+		q.mu.Unlock()
+	}
 }
 
 // Lookup returns a topic.

@@ -24,30 +24,30 @@ func batch(t testing.TB, n int, at time.Time) []byte {
 
 func TestApplyAssignsDenseOffsets(t *testing.T) {
 	s := New()
-	if r := s.Apply(1, EncodeCreate(Config{Name: "orders", Queues: 2})); r.(*Topic).Queues != 2 {
-		t.Fatalf("create: %v", r)
+	if r, err := s.Create(1, Config{Name: "orders", Queues: 2}); err != nil || r.Queues != 2 {
+		t.Fatalf("create: %v, %v", r, err)
 	}
-	if err, _ := s.Apply(2, EncodeCreate(Config{Name: "orders"})).(error); !errors.Is(err, ErrTopicExists) {
+	if _, err := s.Create(2, Config{Name: "orders"}); !errors.Is(err, ErrTopicExists) {
 		t.Fatalf("duplicate create: %v", err)
 	}
-	if err, _ := s.Apply(3, EncodeCreate(Config{Name: "bad name"})).(error); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := s.Create(3, Config{Name: "bad name"}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("bad name: %v", err)
 	}
 	t0 := time.UnixMilli(1_000_000)
-	res := s.Apply(4, EncodeProduce(0, []Part{
+	res := s.Produce(4, ProduceCmd{TimeMs: 0, Parts: []Part{
 		{Topic: "orders", Queue: 0, Batch: batch(t, 3, t0)},
 		{Topic: "orders", Queue: 1, Batch: batch(t, 2, t0)},
 		{Topic: "orders", Queue: 5, Batch: batch(t, 1, t0)},
 		{Topic: "nope", Queue: 0, Batch: batch(t, 1, t0)},
 		{Topic: "orders", Queue: 0, Batch: []byte("junk")},
-	})).([]ProduceResult)
+	}})
 	if res[0].BaseOffset != 0 || res[0].Count != 3 || res[1].BaseOffset != 0 || res[1].Count != 2 {
 		t.Fatalf("results %+v", res)
 	}
 	if !errors.Is(res[2].Err, ErrQueueNotFound) || !errors.Is(res[3].Err, ErrTopicNotFound) || !errors.Is(res[4].Err, ErrInvalidArgument) {
 		t.Fatalf("errors %+v", res[2:])
 	}
-	res = s.Apply(5, EncodeProduce(0, []Part{{Topic: "orders", Queue: 0, Batch: batch(t, 4, t0.Add(time.Minute))}})).([]ProduceResult)
+	res = s.Produce(5, ProduceCmd{TimeMs: 0, Parts: []Part{{Topic: "orders", Queue: 0, Batch: batch(t, 4, t0.Add(time.Minute))}}})
 	if res[0].BaseOffset != 3 {
 		t.Fatalf("second batch base %d, want 3", res[0].BaseOffset)
 	}
@@ -78,7 +78,7 @@ func TestApplyAssignsDenseOffsets(t *testing.T) {
 	if _, earliest = q.Find(0, Horizon{MaxBytes: lastSize + 1}, 10); earliest != 0 {
 		t.Fatalf("earliest under a larger byte budget %d", earliest)
 	}
-	if err, _ := s.Apply(6, EncodeDelete("orders")).(error); err != nil {
+	if err := s.Delete("orders"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Lookup("orders"); !errors.Is(err, ErrTopicNotFound) {
@@ -88,19 +88,12 @@ func TestApplyAssignsDenseOffsets(t *testing.T) {
 
 func TestSnapshotRoundTrip(t *testing.T) {
 	s := New()
-	s.Apply(1, EncodeCreate(Config{Name: "a", Queues: 3}))
-	s.Apply(2, EncodeCreate(Config{Name: "b"}))
+	mustCreate(t, s, 1, Config{Name: "a", Queues: 3})
+	mustCreate(t, s, 2, Config{Name: "b"})
 	for i := uint64(3); i < 20; i++ {
-		s.Apply(i, EncodeProduce(0, []Part{{Topic: "a", Queue: int(i % 3), Batch: batch(t, int(i%4)+1, time.UnixMilli(int64(i)))}}))
+		s.Produce(i, ProduceCmd{Parts: []Part{{Topic: "a", Queue: int(i % 3), Batch: batch(t, int(i%4)+1, time.UnixMilli(int64(i)))}}})
 	}
-	var buf bytes.Buffer
-	if err := s.Snapshot().Persist(&buf); err != nil {
-		t.Fatal(err)
-	}
-	r := New()
-	if err := r.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	r := roundTrip(t, s)
 	if len(r.List()) != 2 {
 		t.Fatalf("restored %d topics", len(r.List()))
 	}
@@ -125,16 +118,21 @@ func TestSnapshotRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeProduce(f *testing.F) {
-	f.Add(EncodeProduce(0, []Part{{Topic: "t", Queue: 1, Batch: []byte("xyz")}}))
-	f.Add([]byte{CmdProduce, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0})
+	f.Add(AppendProduce(nil, ProduceCmd{Parts: []Part{{Topic: "t", Queue: 1, Batch: []byte("xyz")}}}))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 2, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ts, parts, err := DecodeProduce(b)
+		c, err := DecodeProduce(b)
 		if err != nil {
 			return
 		}
-		if again := EncodeProduce(ts, parts); !bytes.Equal(again, b) {
+		if again := AppendProduce(nil, c); !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding differs")
 		}
-		New().Apply(1, b) // must not panic
+		for i := range c.Parts {
+			if got, err := partAt(b, i); err != nil || !bytes.Equal(got, c.Parts[i].Batch) {
+				t.Fatalf("partAt(%d) = %q, %v; want %q", i, got, err, c.Parts[i].Batch)
+			}
+		}
+		New().Produce(1, c) // must not panic
 	})
 }

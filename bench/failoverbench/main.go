@@ -81,7 +81,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hashicorp/raft"
 
 	"github.com/ledgermq/ledgermq/replication"
 )
@@ -715,7 +714,7 @@ func verify(ctx context.Context, c *cluster, l *load, timeout time.Duration) (ve
 	if err := leader.ReadBarrier(wctx); err != nil {
 		return v, fmt.Errorf("read barrier: %w", err)
 	}
-	last := leader.Log().LastIndex()
+	last := leader.LogStats().LastIndex
 
 	order := []int{li}
 	for i := range c.nodes {
@@ -735,7 +734,7 @@ func verify(ctx context.Context, c *cluster, l *load, timeout time.Duration) (ve
 		if err != nil {
 			return v, fmt.Errorf("scan %s: %w", c.cfgs[i].ID, err)
 		}
-		nc := nodeCheck{Node: c.cfgs[i].ID, Leader: i == li, FirstIndex: n.Log().FirstIndex(), LastIndex: n.Log().LastIndex(), Commands: len(ids)}
+		nc := nodeCheck{Node: c.cfgs[i].ID, Leader: i == li, FirstIndex: n.LogStats().FirstIndex, LastIndex: n.LogStats().LastIndex, Commands: len(ids)}
 		count := make(map[uint64]int, len(ids))
 		for _, id := range ids {
 			count[id]++
@@ -768,15 +767,14 @@ func verify(ctx context.Context, c *cluster, l *load, timeout time.Duration) (ve
 // scanLog returns the ids of this program's proposals in n's log, in log
 // order.
 func scanLog(n *replication.Node) ([]uint64, error) {
-	lg := n.Log()
 	var ids []uint64
-	for next, last := lg.FirstIndex(), lg.LastIndex(); next <= last; {
-		entries, err := lg.ReadRange(next, 4<<20)
+	for next, last := n.FirstIndex(), n.LogStats().LastIndex; next <= last; {
+		entries, err := n.ReadEntries(next, 4<<20)
 		if err != nil {
 			return nil, err
 		}
 		for _, e := range entries {
-			if raft.LogType(e.Type) != raft.LogCommand {
+			if !e.Command {
 				continue
 			}
 			if id, ok := payloadID(e.Data); ok {

@@ -1,0 +1,87 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// requestCounter counts HTTP requests by endpoint, status and error code.
+type requestCounter struct {
+	mu sync.Mutex
+	n  map[[3]string]uint64
+}
+
+func newRequestCounter() *requestCounter { return &requestCounter{n: map[[3]string]uint64{}} }
+
+func (r *requestCounter) observe(endpoint string, status int, code string) {
+	r.mu.Lock()
+	r.n[[3]string{endpoint, strconv.Itoa(status), code}]++
+	r.mu.Unlock()
+}
+
+func (r *requestCounter) write(sb *strings.Builder) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keys := make([][3]string, 0, len(r.n))
+	for k := range r.n {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return strings.Join(keys[i][:], "/") < strings.Join(keys[j][:], "/") })
+	for _, k := range keys {
+		fmt.Fprintf(sb, "ledgermq_requests_total{endpoint=%q,status=%q,code=%q} %d\n", k[0], k[1], k[2], r.n[k])
+	}
+}
+
+// metrics is GET /metrics in the Prometheus text format.
+func (s *Server) metrics(c *call) error {
+	var sb strings.Builder
+	help := func(name, typ, text string) { fmt.Fprintf(&sb, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, typ) }
+	value := func(name, typ, text string, v any) {
+		help(name, typ, text)
+		fmt.Fprintf(&sb, "%s %v\n", name, v)
+	}
+	help("ledgermq_requests_total", "counter", "HTTP requests by endpoint, status and error code.")
+	s.reqs.write(&sb)
+	m := s.svc.Metrics
+	value("ledgermq_produced_messages_total", "counter", "Messages acknowledged to producers.", m.ProducedMsgs.Load())
+	value("ledgermq_produced_bytes_total", "counter", "Batch bytes of acknowledged produces.", m.ProducedBytes.Load())
+	value("ledgermq_fetched_messages_total", "counter", "Messages served to consumers.", m.FetchedMsgs.Load())
+	value("ledgermq_fetched_bytes_total", "counter", "Bytes served to consumers.", m.FetchedBytes.Load())
+	value("ledgermq_leader_changes_total", "counter", "Leader changes this node observed.", m.LeaderChanges.Load())
+	help("ledgermq_commit_latency_seconds", "histogram", "Time from proposing a produce to its commit and apply.")
+	m.CommitLatency.WriteText(&sb, "ledgermq_commit_latency_seconds")
+
+	st := s.svc.Status()
+	value("ledgermq_raft_term", "gauge", "Current Raft term.", st.Term)
+	help("ledgermq_raft_role", "gauge", "1 for this node's current role.")
+	for _, r := range []string{"leader", "follower", "candidate", "shutdown"} {
+		v := 0
+		if st.Role == r {
+			v = 1
+		}
+		fmt.Fprintf(&sb, "ledgermq_raft_role{role=%q} %d\n", r, v)
+	}
+	value("ledgermq_raft_last_index", "gauge", "Last index in this node's log.", st.LastIndex)
+	value("ledgermq_raft_commit_index", "gauge", "Commit index known to this node.", st.CommitIndex)
+	value("ledgermq_raft_applied_index", "gauge", "Index applied to the state machine.", st.AppliedIndex)
+	if st.Role == "leader" {
+		help("ledgermq_follower_lag_entries", "gauge", "Leader's last index minus the follower's, as last reported.")
+		for _, p := range st.Peers {
+			if p.ID == st.ID || p.Status == nil {
+				continue
+			}
+			lag := int64(st.LastIndex) - int64(p.Status.LastIndex)
+			fmt.Fprintf(&sb, "ledgermq_follower_lag_entries{follower=%q} %d\n", p.ID, max(lag, 0))
+		}
+	}
+	value("ledgermq_log_segments", "gauge", "Commit-log segment files.", st.Log.Segments)
+	value("ledgermq_log_bytes", "gauge", "Commit-log bytes on disk.", st.Log.Bytes)
+	c.ctx.SetStatusCode(http.StatusOK)
+	c.ctx.SetContentType("text/plain; version=0.0.4")
+	c.ctx.SetBodyString(sb.String())
+	return nil
+}

@@ -1,0 +1,127 @@
+package httpapi
+
+import (
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ledgermq/ledgermq/broker/service"
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// route is one endpoint: a method on a path pattern whose {name} segments
+// are captured as parameters. leaderOnly routes are refused on a follower
+// (service.RequireLeader) before their body is read.
+type route struct {
+	method     string
+	pattern    string
+	name       string // metrics label
+	leaderOnly bool
+	handle     func(*call) error
+}
+
+// table is every endpoint the broker serves (docs/api.md).
+func (s *Server) table() []route {
+	return []route{
+		{"GET", "/healthz", "healthz", false, s.healthz},
+		{"GET", "/readyz", "readyz", false, s.readyz},
+		{"GET", "/metrics", "metrics", false, s.metrics},
+		{"GET", "/v1/cluster", "cluster", false, s.clusterStatus},
+		{"POST", "/v1/cluster/transfer-leadership", "transfer_leadership", false, s.transferLeadership},
+		{"POST", "/v1/producers", "producers", true, s.initProducer},
+		{"GET", "/v1/topics", "topics", false, s.listTopics},
+		{"POST", "/v1/topics", "topics", true, s.createTopic},
+		{"GET", "/v1/topics/{topic}", "topic", false, s.describeTopic},
+		{"DELETE", "/v1/topics/{topic}", "topic", true, s.deleteTopic},
+		{"POST", "/v1/topics/{topic}/messages", "produce", true, s.produceJSON},
+		{"GET", "/v1/topics/{topic}/queues/{queue}/messages", "fetch", false, s.fetchJSON},
+		{"GET", "/v1/topics/{topic}/queues/{queue}/batches", "fetch_batches", false, s.fetchBatches},
+		{"POST", "/v1/topics/{topic}/queues/{queue}/batches", "produce_batch", true, s.produceBatch},
+		{"GET", "/v1/groups", "groups", false, s.listGroups},
+		{"GET", "/v1/groups/{group}", "group", false, s.describeGroup},
+		{"POST", "/v1/groups/{group}/members", "group_join", true, s.joinGroup},
+		{"DELETE", "/v1/groups/{group}/members/{member}", "group_leave", true, s.leaveGroup},
+		{"POST", "/v1/groups/{group}/members/{member}/heartbeat", "group_heartbeat", true, s.heartbeat},
+		{"POST", "/v1/groups/{group}/offsets", "group_commit", true, s.commitOffsets},
+		{"POST", "/v1/groups/{group}/reset-offsets", "group_reset", true, s.resetOffsets},
+	}
+}
+
+type router struct{ routes []route }
+
+func newRouter(rs []route) *router { return &router{routes: rs} }
+
+// match finds the route for method and path. With no route for the method
+// but some for the path, it returns the methods the path allows.
+func (r *router) match(method, path string) (rt *route, params map[string]string, allow []string) {
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for i := range r.routes {
+		p, ok := matchPattern(r.routes[i].pattern, segs)
+		if !ok {
+			continue
+		}
+		if r.routes[i].method == method {
+			return &r.routes[i], p, nil
+		}
+		allow = append(allow, r.routes[i].method)
+	}
+	return nil, nil, allow
+}
+
+func matchPattern(pattern string, segs []string) (map[string]string, bool) {
+	ps := strings.Split(strings.TrimPrefix(pattern, "/"), "/")
+	if len(ps) != len(segs) {
+		return nil, false
+	}
+	var params map[string]string
+	for i, p := range ps {
+		if name, ok := strings.CutPrefix(p, "{"); ok {
+			if segs[i] == "" {
+				return nil, false
+			}
+			if params == nil {
+				params = map[string]string{}
+			}
+			params[strings.TrimSuffix(name, "}")] = segs[i]
+		} else if p != segs[i] {
+			return nil, false
+		}
+	}
+	return params, true
+}
+
+// call is one request being served.
+type call struct {
+	ctx    *fasthttp.RequestCtx
+	params map[string]string
+}
+
+func (c *call) param(name string) string { return c.params[name] }
+
+// handle routes a request, answers errors in one way, and counts it.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	method, path := string(ctx.Method()), string(ctx.Path())
+	rt, params, allow := s.routes.match(method, path)
+	name := "unknown"
+	switch {
+	case rt != nil:
+		name = rt.name
+		err := error(nil)
+		if rt.leaderOnly {
+			err = s.svc.RequireLeader()
+		}
+		if err == nil {
+			err = rt.handle(&call{ctx: ctx, params: params})
+		}
+		if err != nil {
+			s.writeError(ctx, err)
+		}
+	case len(allow) > 0:
+		name = "method_not_allowed"
+		ctx.Response.Header.Set("Allow", strings.Join(allow, ", "))
+		s.writeError(ctx, service.Errorf(wire.CodeMethodNotAllowed, "method %s not allowed; use %s", method, strings.Join(allow, ", ")))
+	default:
+		s.writeError(ctx, service.Errorf(wire.CodeNotFound, "no such endpoint: %s", path))
+	}
+	s.reqs.observe(name, ctx.Response.StatusCode(), string(ctx.Response.Header.Peek("X-Error-Code")))
+}

@@ -1,0 +1,89 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ledgermq/ledgermq/broker/service"
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// Config tunes the HTTP front-end.
+type Config struct {
+	MaxRequestBytes int           // bodies above it are refused from Content-Length [16 MiB]
+	MaxWait         time.Duration // longest long poll; the server's timeouts allow for it [30s]
+	Logger          *slog.Logger
+}
+
+// Server serves the HTTP API over a service.
+type Server struct {
+	cfg    Config
+	svc    *service.Service
+	logger *slog.Logger
+	srv    *fasthttp.Server
+	routes *router
+	reqs   *requestCounter
+}
+
+// New returns a server; Serve starts it.
+func New(cfg Config, svc *service.Service) *Server {
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 16 << 20
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, svc: svc, logger: cfg.Logger, reqs: newRequestCounter()}
+	s.routes = newRouter(s.table())
+	s.srv = &fasthttp.Server{
+		Handler:               s.handle,
+		Name:                  "ledgermq",
+		MaxRequestBodySize:    cfg.MaxRequestBytes,
+		ReadTimeout:           cfg.MaxWait + 30*time.Second,
+		WriteTimeout:          cfg.MaxWait + 30*time.Second,
+		IdleTimeout:           2 * time.Minute,
+		NoDefaultServerHeader: true,
+		Logger:                fasthttpLogger{cfg.Logger},
+		ErrorHandler:          s.requestError,
+	}
+	return s
+}
+
+// Serve serves ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.srv.Serve(ln); err != nil {
+		return fmt.Errorf("httpapi: serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits (within ctx) for
+// requests in flight.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+
+// requestError answers requests fasthttp could not read, above all bodies
+// over MaxRequestBytes, which are refused from their Content-Length before
+// being read.
+func (s *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		s.writeError(ctx, service.Errorf(wire.CodeRequestTooLarge, "request body exceeds the limit of %d bytes", s.cfg.MaxRequestBytes))
+	} else {
+		s.writeError(ctx, service.Errorf(wire.CodeInvalidArgument, "malformed request: %v", err))
+	}
+	s.reqs.observe("unreadable", ctx.Response.StatusCode(), string(ctx.Response.Header.Peek("X-Error-Code")))
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Warn(fmt.Sprintf(format, args...), "component", "http")
+}

@@ -1,0 +1,46 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/ledgermq/ledgermq/topics"
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// createTopic is POST /v1/topics.
+func (s *Server) createTopic(c *call) error {
+	var req wire.CreateTopicRequest
+	if err := decodeStrict(c.ctx.PostBody(), &req); err != nil {
+		return err
+	}
+	info, err := s.svc.CreateTopic(context.Background(), topics.Config{Name: req.Name, Queues: req.Queues,
+		RetentionMs: req.RetentionMs, RetentionBytes: req.RetentionBytes, MaxMessageBytes: req.MaxMessageBytes})
+	if err != nil {
+		return err
+	}
+	return s.writeJSON(c.ctx, http.StatusCreated, info)
+}
+
+// deleteTopic is DELETE /v1/topics/{topic}.
+func (s *Server) deleteTopic(c *call) error {
+	name := c.param("topic")
+	if err := s.svc.DeleteTopic(context.Background(), name); err != nil {
+		return err
+	}
+	return s.writeJSON(c.ctx, http.StatusOK, map[string]string{"deleted": name})
+}
+
+// listTopics is GET /v1/topics.
+func (s *Server) listTopics(c *call) error {
+	return s.writeJSON(c.ctx, http.StatusOK, wire.TopicList{Topics: s.svc.ListTopics()})
+}
+
+// describeTopic is GET /v1/topics/{topic}.
+func (s *Server) describeTopic(c *call) error {
+	info, err := s.svc.DescribeTopic(c.param("topic"))
+	if err != nil {
+		return err
+	}
+	return s.writeJSON(c.ctx, http.StatusOK, info)
+}

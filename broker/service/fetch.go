@@ -1,0 +1,192 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ledgermq/ledgermq/topics"
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// FetchRequest asks for a queue's stored batches from Offset on, or from
+// the first batch at or after Time when Time is set. Any node serves it
+// from its applied (so committed) state.
+type FetchRequest struct {
+	Topic    string
+	Queue    int
+	Offset   uint64
+	Time     *time.Time
+	Wait     time.Duration // long poll while the queue has nothing at Offset (at most Config.MaxWait)
+	MaxBytes int           // at least one batch is returned whatever its size
+}
+
+// Batch is one stored batch as the producer sent it.
+type Batch struct {
+	BaseOffset uint64
+	Count      uint32
+	Data       []byte
+}
+
+// Fetched is the answer to a fetch.
+type Fetched struct {
+	Offset  uint64 // where the fetch started (resolved from Time when given)
+	Batches []Batch
+	// Next is the offset to fetch from next: after the last batch
+	// returned, or Offset when none was.
+	Next uint64
+	// TimeMs skips records older than it (Unix ms) when the fetch was by
+	// time: the first batch may hold older ones.
+	TimeMs int64
+}
+
+// Fetch returns stored batches of a queue, waiting up to req.Wait for the
+// first one. An offset outside the stored range is OFFSET_OUT_OF_RANGE
+// with the valid range.
+func (s *Service) Fetch(ctx context.Context, req FetchRequest) (*Fetched, error) {
+	f, err := s.fetch(ctx, req)
+	if err == nil {
+		n, size := 0, 0
+		for _, b := range f.Batches {
+			n, size = n+int(b.Count), size+wire.FetchFrameHeader+len(b.Data)
+		}
+		s.Metrics.fetched(n, size)
+	}
+	return f, err
+}
+
+func (s *Service) fetch(ctx context.Context, req FetchRequest) (*Fetched, error) {
+	t, err := s.topics.Lookup(req.Topic)
+	if err != nil {
+		return nil, err
+	}
+	q, err := t.Queue(req.Queue)
+	if err != nil {
+		return nil, err
+	}
+	out := &Fetched{Offset: req.Offset, TimeMs: -1 << 62}
+	if req.Time != nil {
+		out.TimeMs = req.Time.UnixMilli()
+		out.Offset = s.reader.OffsetForTime(t, q, out.TimeMs)
+	}
+	refs, err := s.waitForData(ctx, t, q, req.Queue, out.Offset, min(req.Wait, s.cfg.MaxWait))
+	if err != nil {
+		return nil, err
+	}
+	out.Next = out.Offset
+	size := 0
+	for _, ref := range refs {
+		raw, err := s.reader.Batch(ref)
+		if err != nil {
+			return nil, err
+		}
+		if len(out.Batches) > 0 && size+wire.FetchFrameHeader+len(raw) > req.MaxBytes {
+			break
+		}
+		size += wire.FetchFrameHeader + len(raw)
+		out.Batches = append(out.Batches, Batch{BaseOffset: ref.BaseOffset, Count: ref.Count, Data: raw})
+		out.Next = ref.BaseOffset + uint64(ref.Count)
+	}
+	return out, nil
+}
+
+// waitForData checks offset against the queue's range and long-polls
+// while the queue has nothing at offset.
+func (s *Service) waitForData(ctx context.Context, t *topics.Topic, q *topics.Queue, queue int, offset uint64, wait time.Duration) ([]topics.BatchRef, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		next, wake := q.Bounds()
+		if offset > next {
+			return nil, s.outOfRange(t, q, queue, offset)
+		}
+		if offset < next {
+			refs, earliest := s.reader.Refs(t, q, offset, 64)
+			if offset < earliest {
+				return nil, s.outOfRange(t, q, queue, offset)
+			}
+			return refs, nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, nil
+		}
+		timer := time.NewTimer(left)
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-ctx.Done():
+		case <-s.stop:
+		}
+		timer.Stop()
+		if _, err := s.topics.Lookup(t.Name); err != nil {
+			return nil, err
+		}
+		if ctx.Err() != nil || s.isStopped() {
+			return nil, nil
+		}
+	}
+}
+
+func (s *Service) isStopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *Service) outOfRange(t *topics.Topic, q *topics.Queue, queue int, offset uint64) error {
+	r := s.reader.Range(t, q)
+	e := Errorf(wire.CodeOffsetOutOfRange, "offset %d is outside the stored range [%d, %d] of %s/%d", offset, r.Earliest, r.Next, t.Name, queue)
+	e.Earliest, e.Latest = &r.Earliest, &r.Next
+	return e
+}
+
+// Record is one fetched message with its offset.
+type Record struct {
+	Offset uint64
+	wire.Message
+}
+
+// Records is the answer to FetchRecords.
+type Records struct {
+	Records []Record
+	Next    uint64
+}
+
+// FetchRecords is Fetch decoded into messages for front-ends that show
+// records (JSON, the console): at most maxRecords records and about
+// req.MaxBytes of keys, values and headers (at least one record).
+func (s *Service) FetchRecords(ctx context.Context, req FetchRequest, maxRecords int) (*Records, error) {
+	f, err := s.fetch(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out := &Records{Records: []Record{}, Next: f.Offset}
+	size := 0
+	for _, b := range f.Batches {
+		_, msgs, err := wire.Decode(b.Data, 0, 0)
+		if err != nil {
+			return nil, fmt.Errorf("stored batch at %s/%d offset %d: %w", req.Topic, req.Queue, b.BaseOffset, err)
+		}
+		for k := range msgs {
+			off := b.BaseOffset + uint64(k)
+			if off < out.Next {
+				continue
+			}
+			out.Next = off + 1
+			if msgs[k].Timestamp.UnixMilli() < f.TimeMs {
+				continue
+			}
+			out.Records = append(out.Records, Record{Offset: off, Message: msgs[k]})
+			size += msgs[k].Size()
+			if len(out.Records) >= maxRecords || size >= req.MaxBytes {
+				s.Metrics.fetched(len(out.Records), size)
+				return out, nil
+			}
+		}
+	}
+	s.Metrics.fetched(len(out.Records), size)
+	return out, nil
+}

@@ -1,0 +1,175 @@
+package service
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/ledgermq/ledgermq/fsm"
+	"github.com/ledgermq/ledgermq/topics"
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// Message is one message of a produce request before the broker batches
+// it. Queue picks the queue; otherwise a key hashes to one
+// (wire.KeyQueue), and a message without either goes round-robin.
+type Message struct {
+	wire.Message
+	Queue *int
+}
+
+// Stored is where a produced message or batch was stored.
+type Stored struct {
+	Queue      int
+	BaseOffset uint64 // offset of the (first) message
+	Count      uint32 // messages in the batch
+	Duplicate  bool   // a resend of a stored batch: not stored again
+}
+
+// Produce stores msgs in topic: grouped by queue into one batch per queue
+// (request order kept within a queue), all proposed as one log entry, and
+// acknowledged once committed. It returns each message's queue and offset,
+// in request order. Messages get the broker's clock as timestamp.
+func (s *Service) Produce(ctx context.Context, topic string, msgs []Message) ([]Stored, error) {
+	if err := s.RequireLeader(); err != nil {
+		return nil, err
+	}
+	t, err := s.topics.Lookup(topic)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := PlanProduce(t, msgs, s.cfg.GroupID, s.cfg.Clock(), s.nextRoundRobin)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.proposeProduce(ctx, plan.Parts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Stored, len(msgs))
+	for pi, p := range plan.Parts {
+		for k, i := range plan.Members[pi] {
+			out[i] = Stored{Queue: p.Queue, BaseOffset: res[pi].BaseOffset + uint64(k), Count: 1}
+		}
+	}
+	s.Metrics.produced(len(msgs), plan.Bytes)
+	return out, nil
+}
+
+// ProducePlan is a produce request turned into one batch per queue.
+type ProducePlan struct {
+	Parts   []topics.Part
+	Members [][]int // for each part, the request positions of its messages
+	Bytes   int     // encoded batch bytes
+}
+
+// PlanProduce validates msgs for topic t and groups them into one batch
+// per queue, in first-appearance order; messages keep their request order
+// within a queue and get now as timestamp. It is pure apart from rr,
+// which picks round-robin queues.
+func PlanProduce(t *topics.Topic, msgs []Message, groupID uint32, now time.Time, rr func(string, int) int) (*ProducePlan, error) {
+	if len(msgs) == 0 {
+		return nil, Errorf(wire.CodeInvalidArgument, "no messages")
+	}
+	plan := &ProducePlan{}
+	slot := map[int]int{} // queue -> part
+	for i := range msgs {
+		q, err := admit(t, &msgs[i], i, rr)
+		if err != nil {
+			return nil, err
+		}
+		pi, ok := slot[q]
+		if !ok {
+			pi = len(plan.Parts)
+			slot[q] = pi
+			plan.Parts = append(plan.Parts, topics.Part{Topic: t.Name, Queue: q})
+			plan.Members = append(plan.Members, nil)
+		}
+		plan.Members[pi] = append(plan.Members[pi], i)
+	}
+	for pi := range plan.Parts {
+		batch := make([]wire.Message, len(plan.Members[pi]))
+		for k, i := range plan.Members[pi] {
+			batch[k] = msgs[i].Message
+			batch[k].Timestamp = now
+		}
+		enc, err := wire.Encode(batch, wire.CodecNone, wire.Producer{}, groupID, now)
+		if err != nil {
+			return nil, err
+		}
+		plan.Parts[pi].Batch = enc
+		plan.Bytes += len(enc)
+	}
+	return plan, nil
+}
+
+// admit checks message i against t and picks its queue.
+func admit(t *topics.Topic, m *Message, i int, rr func(string, int) int) (int, error) {
+	wire.SortHeaders(m.Headers)
+	if size := m.Size(); size > t.MaxMessageBytes {
+		return 0, Errorf(wire.CodeMessageTooLarge, "message %d is %d bytes; topic %s allows %d", i, size, t.Name, t.MaxMessageBytes)
+	}
+	switch {
+	case m.Queue != nil:
+		if q := *m.Queue; q < 0 || q >= t.Queues {
+			return 0, Errorf(wire.CodeQueueNotFound, "message %d: topic %s has queues 0..%d, not %d", i, t.Name, t.Queues-1, q)
+		}
+		return *m.Queue, nil
+	case m.Key != nil:
+		return wire.KeyQueue(m.Key, t.Queues), nil
+	}
+	return rr(t.Name, t.Queues), nil
+}
+
+func (s *Service) nextRoundRobin(topic string, queues int) int {
+	v, _ := s.rr.LoadOrStore(topic, new(atomic.Uint64))
+	return int(v.(*atomic.Uint64).Add(1) % uint64(queues))
+}
+
+// ProduceBatch stores one binary batch (wire format) in a queue exactly
+// as received, after validating it whole: header, CRC, every record, the
+// topic's message size limit. batch must not be modified afterwards.
+func (s *Service) ProduceBatch(ctx context.Context, topic string, queue int, batch []byte) (Stored, error) {
+	if err := s.RequireLeader(); err != nil {
+		return Stored{}, err
+	}
+	t, err := s.topics.Lookup(topic)
+	if err != nil {
+		return Stored{}, err
+	}
+	if _, err := t.Queue(queue); err != nil {
+		return Stored{}, err
+	}
+	h, _, err := wire.Decode(batch, s.cfg.MaxRequestBytes*4, t.MaxMessageBytes)
+	if err != nil {
+		return Stored{}, err
+	}
+	res, err := s.proposeProduce(ctx, []topics.Part{{Topic: topic, Queue: queue, Batch: batch}})
+	if err != nil {
+		return Stored{}, err
+	}
+	s.Metrics.produced(int(h.Count), len(batch))
+	return Stored{Queue: queue, BaseOffset: res[0].BaseOffset, Count: res[0].Count, Duplicate: res[0].Duplicate}, nil
+}
+
+// InitProducer hands out a new idempotent producer id.
+func (s *Service) InitProducer(ctx context.Context) (uint64, error) {
+	return propose(s, ctx, fsm.InitProducer, s.cfg.Clock().UnixMilli())
+}
+
+// proposeProduce proposes the parts as one entry and returns each part's
+// result, failing if any part failed.
+func (s *Service) proposeProduce(ctx context.Context, parts []topics.Part) ([]topics.ProduceResult, error) {
+	start := time.Now()
+	res, err := propose(s, ctx, fsm.Produce, topics.ProduceCmd{TimeMs: s.cfg.Clock().UnixMilli(), Parts: parts})
+	if err != nil {
+		return nil, err
+	}
+	s.Metrics.CommitLatency.Observe(time.Since(start))
+	for _, r := range res {
+		if r.Err != nil {
+			return nil, r.Err
+		}
+	}
+	return res, nil
+}

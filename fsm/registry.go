@@ -1,0 +1,129 @@
+package fsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ledgermq/ledgermq/consumer"
+	"github.com/ledgermq/ledgermq/replication"
+	"github.com/ledgermq/ledgermq/topics"
+)
+
+// ErrBadCommand: a log entry is not a command this version knows, or its
+// payload does not decode. It changes nothing.
+var ErrBadCommand = errors.New("fsm: malformed command")
+
+// Code is the first byte of every command in the log. Codes are part of
+// the on-disk format: never reuse or renumber one.
+type Code byte
+
+// The commands. Topics use 1-15, consumer groups 16-31.
+const (
+	CodeCreateTopic   Code = 1
+	CodeDeleteTopic   Code = 2
+	CodeProduce       Code = 3
+	CodeInitProducer  Code = 4
+	CodeJoinGroup     Code = 16
+	CodeLeaveGroup    Code = 17
+	CodeCommitOffsets Code = 18
+	CodeResetOffsets  Code = 19
+)
+
+// Op is a command with request type Req and result type Res.
+type Op[Req, Res any] struct {
+	code   Code
+	name   string
+	encode func(dst []byte, r Req) []byte
+}
+
+// Code returns the op's command code.
+func (o Op[Req, Res]) Code() Code { return o.code }
+
+// Name returns the op's name, as logs and metrics show it.
+func (o Op[Req, Res]) Name() string { return o.name }
+
+// Encode builds the command: the code byte, then the payload.
+func (o Op[Req, Res]) Encode(r Req) []byte { return o.encode([]byte{byte(o.code)}, r) }
+
+// Done is the result of commands that answer nothing but success.
+type Done struct{}
+
+// The ops, one per command code.
+var (
+	CreateTopic   = Op[topics.Config, *topics.Topic]{CodeCreateTopic, "create_topic", topics.AppendCreate}
+	DeleteTopic   = Op[string, Done]{CodeDeleteTopic, "delete_topic", topics.AppendDelete}
+	Produce       = Op[topics.ProduceCmd, []topics.ProduceResult]{CodeProduce, "produce", topics.AppendProduce}
+	InitProducer  = Op[int64, uint64]{CodeInitProducer, "init_producer", topics.AppendInitProducer}
+	JoinGroup     = Op[consumer.JoinCmd, consumer.Membership]{CodeJoinGroup, "join_group", consumer.AppendPayload[consumer.JoinCmd]}
+	LeaveGroup    = Op[consumer.LeaveCmd, Done]{CodeLeaveGroup, "leave_group", consumer.AppendPayload[consumer.LeaveCmd]}
+	CommitOffsets = Op[consumer.CommitCmd, Done]{CodeCommitOffsets, "commit_offsets", consumer.AppendPayload[consumer.CommitCmd]}
+	ResetOffsets  = Op[consumer.ResetCmd, Done]{CodeResetOffsets, "reset_offsets", consumer.AppendPayload[consumer.ResetCmd]}
+)
+
+// command is one row of the registry: how to decode and apply a code.
+type command struct {
+	code  Code
+	name  string
+	apply func(index uint64, payload []byte) any // result or error
+}
+
+// handle makes a registry row for op from its payload decoder and its
+// typed applier.
+func handle[Req, Res any](op Op[Req, Res], decode func([]byte) (Req, error), apply func(uint64, Req) (Res, error)) command {
+	return command{code: op.code, name: op.name, apply: func(index uint64, payload []byte) any {
+		req, err := decode(payload)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrBadCommand, op.name, err)
+		}
+		res, err := apply(index, req)
+		if err != nil {
+			return err
+		}
+		return res
+	}}
+}
+
+// commands is the registry: every command this version applies.
+func (m *Machine) commands() []command {
+	return []command{
+		handle(CreateTopic, topics.DecodeCreate, m.createTopic),
+		handle(DeleteTopic, topics.DecodeDelete, m.deleteTopic),
+		handle(Produce, topics.DecodeProduce, func(index uint64, c topics.ProduceCmd) ([]topics.ProduceResult, error) {
+			return m.topics.Produce(index, c), nil
+		}),
+		handle(InitProducer, topics.DecodeInitProducer, func(_ uint64, ms int64) (uint64, error) { return m.topics.InitProducer(ms) }),
+		handle(JoinGroup, consumer.DecodePayload[consumer.JoinCmd], func(_ uint64, c consumer.JoinCmd) (consumer.Membership, error) {
+			return m.groups.Join(c)
+		}),
+		handle(LeaveGroup, consumer.DecodePayload[consumer.LeaveCmd], done(m.groups.Leave)),
+		handle(CommitOffsets, consumer.DecodePayload[consumer.CommitCmd], done(m.groups.Commit)),
+		handle(ResetOffsets, consumer.DecodePayload[consumer.ResetCmd], done(m.groups.Reset)),
+	}
+}
+
+func done[Req any](f func(Req) error) func(uint64, Req) (Done, error) {
+	return func(_ uint64, r Req) (Done, error) { return Done{}, f(r) }
+}
+
+func (m *Machine) createTopic(index uint64, c topics.Config) (*topics.Topic, error) {
+	t, err := m.topics.Create(index, c)
+	if err == nil {
+		m.groups.TopicChanged(t.Name)
+	}
+	return t, err
+}
+
+func (m *Machine) deleteTopic(_ uint64, name string) (Done, error) {
+	err := m.topics.Delete(name)
+	if err == nil {
+		m.groups.TopicChanged(name)
+	}
+	return Done{}, err
+}
+
+// Propose replicates req as op's command through node and returns its
+// typed result once it is committed and applied.
+func Propose[Req, Res any](ctx context.Context, node *replication.Node, op Op[Req, Res], req Req) (Res, error) {
+	return replication.ProposeAs[Res](ctx, node, op.Encode(req))
+}

@@ -1,0 +1,176 @@
+package fsm
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/ledgermq/ledgermq/consumer"
+	"github.com/ledgermq/ledgermq/internal/enc"
+	"github.com/ledgermq/ledgermq/replication"
+	"github.com/ledgermq/ledgermq/topics"
+)
+
+// Snapshot container, all integers little-endian:
+//
+//	header:  magic "LMQSTATE" | version u16 | section count u16
+//	section: kind u16 | length u64 | CRC-32C of the payload u32 | payload
+//
+// Version 1 has two sections, each written once and in this order:
+// topics (kind 1, topics.Snap.Encode) and consumer groups (kind 2,
+// consumer.Snap.Encode). A later version may add kinds; a reader refuses
+// versions it does not know.
+const (
+	snapMagic       = "LMQSTATE"
+	SnapshotVersion = 1
+	sectionTopics   = 1
+	sectionGroups   = 2
+	maxSection      = 1 << 36 // refuse absurd lengths before allocating
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// snapshot is a captured state, encoded by Persist.
+type snapshot struct {
+	topics *topics.Snap
+	groups *consumer.Snap
+}
+
+// Snapshot implements replication.StateMachine: a cheap capture; the
+// encoding happens in Persist.
+func (m *Machine) Snapshot() (replication.Snapshot, error) {
+	return &snapshot{topics: m.topics.Snapshot(), groups: m.groups.Snapshot()}, nil
+}
+
+// Persist implements replication.Snapshot.
+func (s *snapshot) Persist(w io.Writer) error {
+	var tw, gw enc.Writer
+	s.topics.Encode(&tw)
+	s.groups.Encode(&gw)
+	return writeContainer(w, []section{{sectionTopics, tw.B}, {sectionGroups, gw.B}})
+}
+
+// Release implements replication.Snapshot.
+func (s *snapshot) Release() {}
+
+type section struct {
+	kind    uint16
+	payload []byte
+}
+
+func writeContainer(w io.Writer, secs []section) error {
+	hdr := append([]byte(snapMagic), 0, 0, 0, 0)
+	binary.LittleEndian.PutUint16(hdr[8:], SnapshotVersion)
+	binary.LittleEndian.PutUint16(hdr[10:], uint16(len(secs)))
+	if _, err := w.Write(hdr); err != nil {
+		return fmt.Errorf("fsm: write snapshot header: %w", err)
+	}
+	for _, sec := range secs {
+		var h [14]byte
+		binary.LittleEndian.PutUint16(h[0:], sec.kind)
+		binary.LittleEndian.PutUint64(h[2:], uint64(len(sec.payload)))
+		binary.LittleEndian.PutUint32(h[10:], crc32.Checksum(sec.payload, castagnoli))
+		if _, err := w.Write(h[:]); err != nil {
+			return fmt.Errorf("fsm: write snapshot section %d: %w", sec.kind, err)
+		}
+		if _, err := w.Write(sec.payload); err != nil {
+			return fmt.Errorf("fsm: write snapshot section %d: %w", sec.kind, err)
+		}
+	}
+	return nil
+}
+
+// Restore implements replication.StateMachine. On error the state is
+// unchanged: the groups section is checked before either is applied, and
+// each Decode replaces its state only when it decoded whole.
+func (m *Machine) Restore(r io.Reader, _ replication.RestoreInfo) error {
+	secs, err := readContainer(bufio.NewReader(r))
+	if err != nil {
+		return err
+	}
+	if len(secs) != 2 || secs[0].kind != sectionTopics || secs[1].kind != sectionGroups {
+		return fmt.Errorf("%w: version %d wants sections topics, groups", replication.ErrBadSnapshot, SnapshotVersion)
+	}
+	if err := consumer.New(nil).Decode(enc.NewReader(secs[1].payload)); err != nil {
+		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
+	}
+	if err := m.topics.Decode(enc.NewReader(secs[0].payload)); err != nil {
+		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
+	}
+	if err := m.groups.Decode(enc.NewReader(secs[1].payload)); err != nil {
+		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
+	}
+	return nil
+}
+
+func readContainer(r io.Reader) ([]section, error) {
+	var hdr [12]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, fmt.Errorf("%w: header: %w", replication.ErrBadSnapshot, err)
+	}
+	if string(hdr[:8]) != snapMagic {
+		return nil, fmt.Errorf("%w: not a LedgerMQ state snapshot", replication.ErrBadSnapshot)
+	}
+	if v := binary.LittleEndian.Uint16(hdr[8:]); v != SnapshotVersion {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d", replication.ErrBadSnapshot, v, SnapshotVersion)
+	}
+	n := int(binary.LittleEndian.Uint16(hdr[10:]))
+	secs := make([]section, 0, min(n, 16))
+	for i := 0; i < n; i++ {
+		var h [14]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return nil, fmt.Errorf("%w: section %d header: %w", replication.ErrBadSnapshot, i, err)
+		}
+		sec := section{kind: binary.LittleEndian.Uint16(h[0:])}
+		size := binary.LittleEndian.Uint64(h[2:])
+		if size > maxSection {
+			return nil, fmt.Errorf("%w: section %d of %d bytes", replication.ErrBadSnapshot, sec.kind, size)
+		}
+		payload, err := readN(r, int64(size))
+		if err != nil {
+			return nil, fmt.Errorf("%w: section %d: %w", replication.ErrBadSnapshot, sec.kind, err)
+		}
+		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(h[10:]) {
+			return nil, fmt.Errorf("%w: section %d: CRC mismatch", replication.ErrBadSnapshot, sec.kind)
+		}
+		sec.payload = payload
+		secs = append(secs, sec)
+	}
+	if _, err := r.Read(make([]byte, 1)); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the last section", replication.ErrBadSnapshot)
+	}
+	return secs, nil
+}
+
+// readN reads exactly n bytes, growing its buffer as data arrives so a
+// lying length cannot allocate more than the input holds.
+func readN(r io.Reader, n int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, n))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != n {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return b, nil
+}
+
+// ProduceLog reads produce payloads from node's log for topics.Reader.
+func ProduceLog(node *replication.Node) topics.ProduceLog { return produceLog{node} }
+
+type produceLog struct{ node *replication.Node }
+
+func (p produceLog) FirstIndex() uint64 { return p.node.FirstIndex() }
+
+func (p produceLog) ProducePayload(index uint64) ([]byte, error) {
+	data, err := p.node.ReadEntry(index)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) == 0 || Code(data[0]) != CodeProduce {
+		return nil, fmt.Errorf("%w: log entry %d is not a produce command", ErrBadCommand, index)
+	}
+	return data[1:], nil
+}

@@ -1,0 +1,82 @@
+package topics
+
+import (
+	"fmt"
+	"time"
+)
+
+// ProduceLog gives the read path the payloads of committed produce
+// commands by log index; the broker's replication node, through the
+// command registry, implements it. FirstIndex is the oldest entry still
+// retained.
+type ProduceLog interface {
+	ProducePayload(index uint64) ([]byte, error)
+	FirstIndex() uint64
+}
+
+// Reader serves a node's stored batches: it turns a queue's BatchRefs into
+// the bytes of the batches as the producer sent them, and applies the
+// topic's retention to what readers may see. It is safe for concurrent
+// use alongside Apply.
+type Reader struct {
+	state *State
+	log   ProduceLog
+	now   func() time.Time
+}
+
+// NewReader reads s's batches from log; now is the clock retention by time
+// is measured with (time.Now when nil).
+func NewReader(s *State, log ProduceLog, now func() time.Time) *Reader {
+	if now == nil {
+		now = time.Now
+	}
+	return &Reader{state: s, log: log, now: now}
+}
+
+// Horizon is what readers of t may see now: entries still in the log,
+// within the topic's retention by time and by bytes.
+func (r *Reader) Horizon(t *Topic) Horizon {
+	h := Horizon{FirstIndex: r.log.FirstIndex(), MaxBytes: t.RetentionBytes}
+	if t.RetentionMs > 0 {
+		h.MinTimeMs = r.now().UnixMilli() - t.RetentionMs
+	}
+	return h
+}
+
+// Batch returns the stored bytes of the batch ref points to: part
+// ref.Part of the produce command at ref.Index.
+func (r *Reader) Batch(ref BatchRef) ([]byte, error) {
+	payload, err := r.log.ProducePayload(ref.Index)
+	if err != nil {
+		return nil, err
+	}
+	b, err := partAt(payload, int(ref.Part))
+	if err != nil {
+		return nil, fmt.Errorf("topics: log entry %d: %w", ref.Index, err)
+	}
+	return b, nil
+}
+
+// Range is a queue's readable offsets: [Earliest, Next).
+type Range struct {
+	Earliest, Next uint64
+}
+
+// Range returns the offsets of queue q that readers may see now.
+func (r *Reader) Range(t *Topic, q *Queue) Range {
+	next, _ := q.Bounds()
+	_, earliest := q.Find(next, r.Horizon(t), 0)
+	return Range{Earliest: min(earliest, next), Next: next}
+}
+
+// Refs returns up to max batch references of q from offset on (offset <
+// next), and the earliest visible offset; see Queue.Find.
+func (r *Reader) Refs(t *Topic, q *Queue, offset uint64, max int) ([]BatchRef, uint64) {
+	return q.Find(offset, r.Horizon(t), max)
+}
+
+// OffsetForTime returns the offset of the first visible batch of q whose
+// newest record is at or after ms (Unix milliseconds), or next if none.
+func (r *Reader) OffsetForTime(t *Topic, q *Queue, ms int64) uint64 {
+	return q.FindTime(ms, r.Horizon(t))
+}
