@@ -52,7 +52,7 @@ func NewAdmin(brokers []string, opts ...Opt) (*Admin, error) {
 	}
 	c, err := newConn(brokers, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ledgermq: %w", err)
+		return nil, fmt.Errorf("ledgermq: new admin: %w", err)
 	}
 	return &Admin{conn: c, own: true}, nil
 }
