@@ -166,6 +166,26 @@ func (g *fakeGroup) handler(node int) http.Handler {
 			writeFake(w, http.StatusOK, map[string]string{"deleted": t.info.Name})
 		}
 	})
+	g.clusterRoutes(mux, node)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.requests = append(g.requests, fmt.Sprintf("%d %s %s", node, r.Method, r.URL.Path))
+		if g.faultAnswer(w) {
+			return
+		}
+		if r.Method != http.MethodGet && node != g.leader {
+			writeFake(w, http.StatusMisdirectedRequest, wire.ErrorBody{Error: wire.APIError{Code: wire.CodeNotLeader,
+				Message: "this node is not the leader; the request was not applied", Leader: g.addr(g.leader), Retriable: true,
+				NotApplied: true}})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// clusterRoutes serves GET /v1/cluster and leadership transfers.
+func (g *fakeGroup) clusterRoutes(mux *http.ServeMux, node int) {
 	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
 		st := wire.ClusterStatus{Leader: fmt.Sprintf("n%d", g.leader+1), LeaderAPI: g.addr(g.leader), Term: 3,
 			GroupID: 1, AnsweredBy: fmt.Sprintf("n%d", node+1)}
@@ -188,21 +208,6 @@ func (g *fakeGroup) handler(node int) http.Handler {
 			g.leader--
 		}
 		writeFake(w, http.StatusOK, map[string]string{"leader": fmt.Sprintf("n%d", g.leader+1), "leader_api": g.addr(g.leader)})
-	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		g.requests = append(g.requests, fmt.Sprintf("%d %s %s", node, r.Method, r.URL.Path))
-		if g.faultAnswer(w) {
-			return
-		}
-		if r.Method != http.MethodGet && node != g.leader {
-			writeFake(w, http.StatusMisdirectedRequest, wire.ErrorBody{Error: wire.APIError{Code: wire.CodeNotLeader,
-				Message: "this node is not the leader; the request was not applied", Leader: g.addr(g.leader), Retriable: true,
-				NotApplied: true}})
-			return
-		}
-		mux.ServeHTTP(w, r)
 	})
 }
 
