@@ -140,8 +140,10 @@ const (
 	// and returns any other failure at once, without pausing.
 	retryOnce retryMode = iota
 	// retryUnapplied also resends, after a backoff, until ctx ends, what was
-	// certainly not applied: NOT_LEADER, and requests that could not be
-	// sent. For writes that must not be applied twice.
+	// certainly not applied and may succeed on a resend: NOT_LEADER, other
+	// retriable answers marked not_applied (a broker shutting down), and
+	// requests that could not be sent. For writes that must not be applied
+	// twice.
 	retryUnapplied
 	// retryAll resends, after a backoff, until ctx ends, every failure that
 	// may succeed on a resend: also 503, 5xx and lost answers. For reads,
@@ -175,14 +177,19 @@ type response struct {
 // last failure.
 func (c *conn) do(ctx context.Context, r *request) (*response, error) {
 	delay := c.backoffMin
+	var last error // the last failure not caused by ctx's end
 	for {
 		resp, err := c.pass(ctx, r)
 		if err == nil || r.retry == retryOnce || !c.resendable(r, err) {
 			return resp, err
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w; last failure: %w", ctx.Err(), err)
+			if last == nil || !errors.Is(err, ctx.Err()) {
+				last = err
+			}
+			return nil, fmt.Errorf("%w; last failure: %w", ctx.Err(), last)
 		}
+		last = err
 		c.log.Debug("ledgermq: retrying request", "method", r.method, "path", r.path, "err", err, "backoff", delay)
 		if serr := sleep(ctx, jitter(delay)); serr != nil {
 			return nil, fmt.Errorf("%w; last failure: %w", serr, err)
@@ -197,7 +204,7 @@ func (c *conn) resendable(r *request, err error) bool {
 	var te *transportError
 	switch {
 	case errors.As(err, &ae):
-		if ae.Code == wire.CodeNotLeader {
+		if ae.Code == wire.CodeNotLeader || ae.Retriable && ae.NotApplied {
 			return true
 		}
 		return r.retry == retryAll && (ae.Retriable || ae.Status >= 500)
@@ -306,6 +313,18 @@ func (c *conn) forgetLeader(addr string) {
 		c.leader = ""
 	}
 	c.mu.Unlock()
+}
+
+// leaderMoved records that leadership moved to the broker at API address
+// api (host:port), or to an unknown one when api is "".
+func (c *conn) leaderMoved(api string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leader = ""
+	if api != "" {
+		c.leader = c.scheme + "://" + api
+	}
+	c.log.Debug("ledgermq: leader moved", "addr", c.leader)
 }
 
 // send makes one exchange with one broker.

@@ -25,6 +25,14 @@ type Error struct {
 	// first attempt had no effect: a 503 UNAVAILABLE leaves the outcome
 	// unknown.
 	Retriable bool
+	// NotApplied: the broker guarantees the request changed nothing (it
+	// was refused before it was proposed, or refused by the state
+	// machine), so resending it cannot apply it twice. False only when the
+	// outcome of a write is unknown (a 503 UNAVAILABLE after a propose
+	// whose commit could not be confirmed, a 500 INTERNAL, an answer that
+	// is not the API's error body). It is the API's "not_applied" field;
+	// errors the client makes itself are never applied.
+	NotApplied bool
 	// Leader is the leader's API address (host:port) named by a NOT_LEADER
 	// answer, "" when the node did not know it.
 	Leader string
@@ -67,6 +75,23 @@ func IsRetriable(err error) bool {
 	return errors.As(err, &e) && e.Retriable
 }
 
+// IsNotApplied reports whether err certainly left the brokers' state
+// unchanged: it is or wraps an *Error marked NotApplied, or the request
+// could not be sent. A write that failed otherwise may have been applied.
+func IsNotApplied(err error) bool {
+	var e *Error
+	var te *transportError
+	switch {
+	case errors.Is(err, ErrUnknownOutcome):
+		return false
+	case errors.As(err, &e):
+		return e.NotApplied
+	case errors.As(err, &te):
+		return !te.sent
+	}
+	return false
+}
+
 // Errors the client reports for causes of its own.
 var (
 	// ErrClosed: the producer was closed before the message was delivered,
@@ -87,7 +112,7 @@ var (
 
 // clientError makes an *Error the client raises itself.
 func clientError(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), NotApplied: true}
 }
 
 // decodeError makes an *Error of a non-2xx answer, also when its body is
@@ -96,13 +121,14 @@ func decodeError(status int, body []byte) *Error {
 	var eb wire.ErrorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
 		a := eb.Error
-		return &Error{Code: a.Code, Message: a.Message, Retriable: a.Retriable, Leader: a.Leader,
-			Status: status, Earliest: a.Earliest, Latest: a.Latest}
+		return &Error{Code: a.Code, Message: a.Message, Retriable: a.Retriable, NotApplied: a.NotApplied,
+			Leader: a.Leader, Status: status, Earliest: a.Earliest, Latest: a.Latest}
 	}
+	// Not the API's body: only a 421 says by itself that nothing was done.
 	e := &Error{Status: status}
 	switch status {
 	case http.StatusMisdirectedRequest:
-		e.Code, e.Retriable = wire.CodeNotLeader, true
+		e.Code, e.Retriable, e.NotApplied = wire.CodeNotLeader, true, true
 	case http.StatusServiceUnavailable:
 		e.Code, e.Retriable = wire.CodeUnavailable, true
 	case http.StatusNotFound:
@@ -137,3 +163,18 @@ func (e *transportError) Error() string {
 }
 
 func (e *transportError) Unwrap() error { return e.err }
+
+// unknownOutcomeError is the failure of a write that may have been applied:
+// an answer without not_applied, or no answer to a request that was sent.
+// errors.Is(err, ErrUnknownOutcome) holds; errors.As finds the *Error, if
+// the broker answered.
+type unknownOutcomeError struct {
+	op  string // "create topic orders"
+	err error
+}
+
+func (e *unknownOutcomeError) Error() string {
+	return fmt.Sprintf("ledgermq: %s: the outcome is unknown, the request may or may not have been applied: %v", e.op, e.err)
+}
+
+func (e *unknownOutcomeError) Unwrap() []error { return []error{ErrUnknownOutcome, e.err} }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	sdk "github.com/ledgermq/ledgermq/client"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
@@ -33,21 +33,18 @@ func (a *app) clusterStatus(ctx context.Context, args []string) error {
 	if _, err := a.parse(fs, args, 0, ""); err != nil {
 		return err
 	}
-	var st wire.ClusterStatus
-	raw, err := a.client.do(ctx, request{method: http.MethodGet, path: "/v1/cluster"}, &st)
+	var st *wire.ClusterStatus
+	err := a.call(ctx, func(ctx context.Context) (err error) {
+		st, err = a.admin.ClusterStatus(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if a.json() {
-		return printJSON(a.stdout, raw)
+		return printJSON(a.stdout, st)
 	}
-	return writeClusterStatus(a.stdout, &st)
-}
-
-// transferResponse is the answer of POST /v1/cluster/transfer-leadership.
-type transferResponse struct {
-	Leader    string `json:"leader"`
-	LeaderAPI string `json:"leader_api"`
+	return writeClusterStatus(a.stdout, st)
 }
 
 func (a *app) transferLeadership(ctx context.Context, args []string) error {
@@ -57,14 +54,16 @@ func (a *app) transferLeadership(ctx context.Context, args []string) error {
 	if _, err := a.parse(fs, args, 0, ""); err != nil {
 		return err
 	}
-	var tr transferResponse
-	raw, err := a.client.do(ctx, request{method: http.MethodPost, path: "/v1/cluster/transfer-leadership",
-		body: wire.TransferRequest{To: *to}}, &tr)
+	var tr *sdk.TransferResult
+	err := a.call(ctx, func(ctx context.Context) (err error) {
+		tr, err = a.admin.TransferLeadership(ctx, *to)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if a.json() {
-		return printJSON(a.stdout, raw)
+		return printJSON(a.stdout, tr)
 	}
 	if tr.Leader == "" {
 		tr = a.awaitLeader(ctx)
@@ -82,18 +81,21 @@ func (a *app) transferLeadership(ctx context.Context, args []string) error {
 
 // awaitLeader asks the group for its leader until one is known, for a few
 // seconds at most.
-func (a *app) awaitLeader(ctx context.Context) transferResponse {
-	deadline := time.Now().Add(min(a.timeout, 5*time.Second))
+func (a *app) awaitLeader(ctx context.Context) *sdk.TransferResult {
+	ctx, cancel := context.WithTimeout(ctx, min(a.timeout, 5*time.Second))
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		var st wire.ClusterStatus
-		_, err := a.client.do(ctx, request{method: http.MethodGet, path: "/v1/cluster"}, &st)
+		st, err := a.admin.ClusterStatus(ctx)
 		if err == nil && st.Leader != "" {
-			return transferResponse{Leader: st.Leader, LeaderAPI: st.LeaderAPI}
+			return &sdk.TransferResult{Leader: st.Leader, LeaderAPI: st.LeaderAPI}
 		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return transferResponse{}
+		select {
+		case <-ctx.Done():
+			return &sdk.TransferResult{}
+		case <-tick.C:
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -76,19 +75,15 @@ func (a *app) consumeCmd(ctx context.Context, args []string) error {
 	if o.group != "" {
 		return a.consumeGroup(ctx, topic, &o)
 	}
-	var info wire.TopicInfo
-	if _, err := a.client.do(ctx, request{method: http.MethodGet, path: "/v1/topics/" + pathEscape(topic)}, &info); err != nil {
-		return err
-	}
-	plan, err := o.plan(&info)
+	info, err := a.describeTopic(ctx, topic)
 	if err != nil {
 		return err
 	}
-	brokers, err := parseBrokers(a.brokers)
+	plan, err := o.plan(info)
 	if err != nil {
-		return usagef(fs.Name(), "%v", err)
+		return err
 	}
-	c := &consumer{a: a, o: &o, brokers: brokers, topic: topic, out: bufio.NewWriter(a.stdout)}
+	c := &consumer{a: a, o: &o, brokers: a.brokerList, topic: topic, out: bufio.NewWriter(a.stdout)}
 	err = c.run(ctx, plan)
 	if ferr := c.out.Flush(); err == nil {
 		err = ferr
@@ -146,8 +141,8 @@ func (o *consumeOpts) plan(t *wire.TopicInfo) ([]*queueStart, error) {
 	var queues []int
 	if o.queue != nil {
 		if *o.queue >= t.Queues {
-			return nil, &apiError{APIError: wire.APIError{Code: wire.CodeQueueNotFound,
-				Message: fmt.Sprintf("topic %s has queues 0..%d, not %d", t.Name, t.Queues-1, *o.queue)}}
+			return nil, apiError(&sdk.Error{Code: wire.CodeQueueNotFound,
+				Message: fmt.Sprintf("topic %s has queues 0..%d, not %d", t.Name, t.Queues-1, *o.queue)})
 		}
 		queues = []int{*o.queue}
 	} else {
@@ -170,9 +165,8 @@ func (o *consumeOpts) plan(t *wire.TopicInfo) ([]*queueStart, error) {
 		case o.offset != nil:
 			if known && (*o.offset < r.Earliest || *o.offset > r.Next) {
 				e, l := r.Earliest, r.Next
-				return nil, &apiError{status: http.StatusRequestedRangeNotSatisfiable, APIError: wire.APIError{
-					Code: wire.CodeOffsetOutOfRange, Earliest: &e, Latest: &l,
-					Message: fmt.Sprintf("offset %d is outside the stored range [%d, %d] of %s/%d", *o.offset, e, l, t.Name, q)}}
+				return nil, apiError(&sdk.Error{Code: wire.CodeOffsetOutOfRange, Earliest: &e, Latest: &l,
+					Message: fmt.Sprintf("offset %d is outside the stored range [%d, %d] of %s/%d", *o.offset, e, l, t.Name, q)})
 			}
 			s.start, s.offset = sdk.AtOffset(*o.offset), *o.offset
 		case o.fromTime != "":
@@ -244,9 +238,8 @@ func (c *consumer) run(ctx context.Context, plan []*queueStart) error {
 }
 
 func (c *consumer) newConsumer(starts map[int]sdk.Start) (*sdk.Consumer, error) {
-	opts := []sdk.ConsumerOpt{sdk.WithAssignment(c.topic, starts), sdk.WithMaxWait(followWait),
-		sdk.WithRequestTimeout(c.a.timeout)}
-	for _, o := range c.a.sdkOpts {
+	opts := []sdk.ConsumerOpt{sdk.WithAssignment(c.topic, starts), sdk.WithMaxWait(followWait)}
+	for _, o := range c.a.opts() {
 		opts = append(opts, o)
 	}
 	return sdk.NewConsumer(c.brokers, opts...)

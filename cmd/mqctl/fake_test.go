@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,10 @@ type fakeGroup struct {
 	leader   int
 	requests []string // "node METHOD path"
 	nodes    []*httptest.Server
+	// fault, unless "", answers the next faults requests (all of them
+	// when faults < 0) in place of the API: see faultAnswer.
+	fault  string
+	faults int
 }
 
 type fakeTopic struct {
@@ -61,6 +66,36 @@ func (g *fakeGroup) setLeader(i int) {
 	g.mu.Unlock()
 }
 
+// setFault makes the next n requests (every one if n < 0) fail with fault.
+func (g *fakeGroup) setFault(fault string, n int) {
+	g.mu.Lock()
+	g.fault, g.faults = fault, n
+	g.mu.Unlock()
+}
+
+// faultAnswer answers a request with a failure a real broker gives only by
+// chance: "unknown" (503, the write's commit was not confirmed), "refused"
+// (503 not applied: shutting down), "hangup" (no answer) or "no-leader"
+// (421 naming no leader). It reports whether it answered.
+func (g *fakeGroup) faultAnswer(w http.ResponseWriter) bool {
+	if g.fault == "" || g.faults == 0 {
+		return false
+	}
+	g.faults--
+	switch g.fault {
+	case "unknown":
+		unavailable(w, "the commit timed out", false)
+	case "refused":
+		unavailable(w, "the broker is shutting down; the request was not applied", true)
+	case "hangup":
+		hangUp(w)
+	case "no-leader":
+		writeFake(w, http.StatusMisdirectedRequest, wire.ErrorBody{Error: wire.APIError{Code: wire.CodeNotLeader,
+			Message: "this node is not the leader; the request was not applied", Retriable: true, NotApplied: true}})
+	}
+	return true
+}
+
 func (g *fakeGroup) log() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -73,8 +108,9 @@ func writeFake(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// fakeError is a refusal: like the real broker's, it applied nothing.
 func fakeError(w http.ResponseWriter, status int, code, format string, args ...any) {
-	writeFake(w, status, wire.ErrorBody{Error: wire.APIError{Code: code, Message: fmt.Sprintf(format, args...)}})
+	writeFake(w, status, wire.ErrorBody{Error: wire.APIError{Code: code, Message: fmt.Sprintf(format, args...), NotApplied: true}})
 }
 
 func (g *fakeGroup) handler(node int) http.Handler {
@@ -130,6 +166,26 @@ func (g *fakeGroup) handler(node int) http.Handler {
 			writeFake(w, http.StatusOK, map[string]string{"deleted": t.info.Name})
 		}
 	})
+	g.clusterRoutes(mux, node)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.requests = append(g.requests, fmt.Sprintf("%d %s %s", node, r.Method, r.URL.Path))
+		if g.faultAnswer(w) {
+			return
+		}
+		if r.Method != http.MethodGet && node != g.leader {
+			writeFake(w, http.StatusMisdirectedRequest, wire.ErrorBody{Error: wire.APIError{Code: wire.CodeNotLeader,
+				Message: "this node is not the leader; the request was not applied", Leader: g.addr(g.leader), Retriable: true,
+				NotApplied: true}})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// clusterRoutes serves GET /v1/cluster and leadership transfers.
+func (g *fakeGroup) clusterRoutes(mux *http.ServeMux, node int) {
 	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, r *http.Request) {
 		st := wire.ClusterStatus{Leader: fmt.Sprintf("n%d", g.leader+1), LeaderAPI: g.addr(g.leader), Term: 3,
 			GroupID: 1, AnsweredBy: fmt.Sprintf("n%d", node+1)}
@@ -152,17 +208,6 @@ func (g *fakeGroup) handler(node int) http.Handler {
 			g.leader--
 		}
 		writeFake(w, http.StatusOK, map[string]string{"leader": fmt.Sprintf("n%d", g.leader+1), "leader_api": g.addr(g.leader)})
-	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		g.requests = append(g.requests, fmt.Sprintf("%d %s %s", node, r.Method, r.URL.Path))
-		if r.Method != http.MethodGet && node != g.leader {
-			writeFake(w, http.StatusMisdirectedRequest, wire.ErrorBody{Error: wire.APIError{Code: wire.CodeNotLeader,
-				Message: "this node is not the leader; the request was not applied", Leader: g.addr(g.leader), Retriable: true}})
-			return
-		}
-		mux.ServeHTTP(w, r)
 	})
 }
 
@@ -191,13 +236,59 @@ func mqctlTo(t *testing.T, ctx context.Context, w io.Writer, brokers, stdin stri
 			}
 			return ""
 		},
-		newClient: func(b []string, timeout time.Duration) *client {
-			c := newClient(b, timeout)
-			c.backoff, c.maxBackoff = 5*time.Millisecond, 20*time.Millisecond
-			return c
-		},
 		sdkOpts: []sdk.Opt{sdk.WithRetryBackoff(5*time.Millisecond, 20*time.Millisecond)},
 	}
 	code := a.run(ctx, args)
 	return runResult{code: code, stderr: errb.String()}
+}
+
+// unavailable is a 503 UNAVAILABLE; notApplied says whether the broker
+// guarantees it applied nothing.
+func unavailable(w http.ResponseWriter, msg string, notApplied bool) {
+	writeFake(w, http.StatusServiceUnavailable, wire.ErrorBody{Error: wire.APIError{Code: wire.CodeUnavailable,
+		Message: msg, Retriable: true, NotApplied: notApplied}})
+}
+
+// hangUp reads the request and closes the connection without answering.
+func hangUp(w http.ResponseWriter) {
+	if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+		conn.Close()
+	}
+}
+
+// TestProduceReportsInDoubt: a batch the broker answers 503 UNAVAILABLE
+// for is resent (same producer id and sequence) until --timeout, its
+// delivery timeout; its messages are then reported in doubt, and mqctl
+// stops reading its input.
+func TestProduceReportsInDoubt(t *testing.T) {
+	var batches atomic.Int32
+	var addr string
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/v1/cluster":
+			writeFake(w, http.StatusOK, wire.ClusterStatus{Leader: "n1", LeaderAPI: addr, GroupID: 1})
+		case r.URL.Path == "/v1/topics/t":
+			writeFake(w, http.StatusOK, wire.TopicInfo{Name: "t", Queues: 1, MaxMessageBytes: 1 << 20})
+		case r.URL.Path == "/v1/producers":
+			writeFake(w, http.StatusOK, wire.InitProducerResponse{ProducerID: 7})
+		case r.URL.Path == "/v1/topics/t/queues/0/batches" && batches.Add(1) == 1:
+			body, _ := io.ReadAll(r.Body)
+			h, err := wire.ParseHeader(body)
+			if err != nil || h.ProducerID != 7 || h.Sequence != 0 {
+				fakeError(w, http.StatusBadRequest, wire.CodeInvalidArgument, "bad batch: %v %+v", err, h)
+				return
+			}
+			writeFake(w, http.StatusOK, wire.BatchProduceResponse{Queue: 0, BaseOffset: 0, Count: h.Count})
+		default:
+			unavailable(w, "the write's outcome is unknown: leadership lost", false)
+		}
+	}))
+	t.Cleanup(s.Close)
+	addr = strings.TrimPrefix(s.URL, "http://")
+	r := mqctl(t, context.Background(), addr, "a\nb\nc\nd\ne\n", "produce", "t", "--batch-size", "2", "--timeout", "300ms")
+	if r.code != 1 || batches.Load() < 3 || !strings.HasPrefix(r.stdout, "Produced 2 messages (2 B) to t in ") ||
+		!strings.Contains(r.stdout, "In doubt: 2 messages of the failed request (they may or may not be stored).") ||
+		!strings.HasPrefix(r.stderr, "mqctl: ") || !strings.Contains(r.stderr, "UNAVAILABLE: the write's outcome is unknown: leadership lost") {
+		t.Fatalf("%+v after %d batches", r, batches.Load())
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,12 +39,15 @@ func (a *app) groupList(ctx context.Context, args []string) error {
 		return err
 	}
 	var list wire.GroupList
-	raw, err := a.client.do(ctx, request{method: http.MethodGet, path: "/v1/groups"}, &list)
+	err := a.call(ctx, func(ctx context.Context) (err error) {
+		list.Groups, err = a.admin.ListGroups(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if a.json() {
-		return printJSON(a.stdout, raw)
+		return printJSON(a.stdout, list)
 	}
 	return writeGroupList(a.stdout, list.Groups)
 }
@@ -58,15 +60,18 @@ func (a *app) groupDescribe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var info wire.GroupInfo
-	raw, err := a.client.do(ctx, request{method: http.MethodGet, path: "/v1/groups/" + pathEscape(pos[0])}, &info)
+	var info *wire.GroupInfo
+	err = a.call(ctx, func(ctx context.Context) (err error) {
+		info, err = a.admin.DescribeGroup(ctx, pos[0])
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if a.json() {
-		return printJSON(a.stdout, raw)
+		return printJSON(a.stdout, info)
 	}
-	return writeGroup(a.stdout, &info)
+	return writeGroup(a.stdout, info)
 }
 
 func (a *app) groupReset(ctx context.Context, args []string) error {
@@ -114,17 +119,19 @@ func (a *app) groupReset(ctx context.Context, args []string) error {
 	case n != 1:
 		return usagef(fs.Name(), "group reset-offsets: give exactly one of --to-earliest, --to-latest, --to-time and --to-offset")
 	}
-	var info wire.GroupInfo
-	raw, err := a.client.do(ctx, request{method: http.MethodPost, path: "/v1/groups/" + pathEscape(pos[0]) + "/reset-offsets",
-		body: req}, &info)
+	var info *wire.GroupInfo
+	err = a.call(ctx, func(ctx context.Context) (err error) {
+		info, err = a.admin.ResetOffsets(ctx, pos[0], req)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if a.json() {
-		return printJSON(a.stdout, raw)
+		return printJSON(a.stdout, info)
 	}
 	fmt.Fprintf(a.stdout, "Reset the offsets of group %s in topic %s.\n\n", pos[0], *topic)
-	return writeGroup(a.stdout, &info)
+	return writeGroup(a.stdout, info)
 }
 
 // writeGroupList prints a table of groups, sorted by name.
@@ -232,10 +239,6 @@ const groupPollWait = 250 * time.Millisecond
 // printed record's offset after printing it. Without --follow it stops
 // once its queues have nothing left.
 func (a *app) consumeGroup(ctx context.Context, topic string, o *consumeOpts) error {
-	brokers, err := parseBrokers(a.brokers)
-	if err != nil {
-		return err
-	}
 	start := sdk.AtStart()
 	switch {
 	case o.fromEnd:
@@ -244,7 +247,7 @@ func (a *app) consumeGroup(ctx context.Context, topic string, o *consumeOpts) er
 		t, _ := time.Parse(time.RFC3339Nano, o.fromTime) // checked by o.check
 		start = sdk.AtTime(t)
 	}
-	c, err := sdk.NewConsumer(brokers, sdk.WithGroup(o.group, topic), sdk.WithAutoCommit(0),
+	c, err := sdk.NewConsumer(a.brokerList, sdk.WithGroup(o.group, topic), sdk.WithAutoCommit(0),
 		sdk.WithStartWhenNoCommit(start), sdk.WithMaxWait(followWait), sdk.WithRequestTimeout(a.timeout))
 	if err != nil {
 		return err

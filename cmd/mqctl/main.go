@@ -1,16 +1,14 @@
 // Command mqctl is LedgerMQ's command-line client. It manages topics,
 // produces and consumes messages, shows the broker group's state and
-// manages consumer groups, using only the broker's HTTP API (see
-// wire/api.go). produce and consume go through the SDK (package client):
-// idempotent binary batches, binary fetches; the admin commands call the
-// JSON API themselves. Both find the group's leader by themselves and
-// follow failovers: give mqctl any or all brokers of the group.
+// manages consumer groups through the SDK (package client) only: its
+// Producer (idempotent binary batches), Consumer (binary fetches) and Admin
+// (topics, groups, cluster). They find the group's leader by themselves
+// and follow failovers: give mqctl any or all brokers of the group.
 //
 // Run `mqctl help` for the commands.
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,11 +112,10 @@ type app struct {
 	format  string
 	timeout time.Duration
 
-	client *client // set by setup once the flags are parsed
-	// newClient builds the client; tests shorten its backoff.
-	newClient func(brokers []string, timeout time.Duration) *client
-	// sdkOpts are added to the options of the SDK's producers and
-	// consumers; tests shorten their backoff.
+	brokerList []string   // --brokers, split; set by setup
+	admin      *sdk.Admin // set by setup once the flags are parsed
+	// sdkOpts are added to the options of the SDK's admin client,
+	// producers and consumers; tests shorten their backoff.
 	sdkOpts []sdk.Opt
 }
 
@@ -298,7 +295,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// setup checks the global flags and builds the client.
+// setup checks the global flags and builds the admin client.
 func (a *app) setup() error {
 	if a.format != "text" && a.format != "json" {
 		return fmt.Errorf("--format must be text or json, not %q", a.format)
@@ -306,32 +303,36 @@ func (a *app) setup() error {
 	if a.timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive")
 	}
-	brokers, err := parseBrokers(a.brokers)
+	a.brokerList = nil
+	for _, b := range strings.Split(a.brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			a.brokerList = append(a.brokerList, b)
+		}
+	}
+	if len(a.brokerList) == 0 {
+		return errors.New("--brokers: no broker given")
+	}
+	adm, err := sdk.NewAdmin(a.brokerList, a.opts()...)
 	if err != nil {
-		return err
+		return fmt.Errorf("--brokers: %w", err)
 	}
-	if a.newClient != nil {
-		a.client = a.newClient(brokers, a.timeout)
-	} else {
-		a.client = newClient(brokers, a.timeout)
-	}
+	a.admin = adm
 	return nil
+}
+
+// opts are the SDK options of every client mqctl makes.
+func (a *app) opts() []sdk.Opt {
+	return append([]sdk.Opt{sdk.WithRequestTimeout(a.timeout)}, a.sdkOpts...)
 }
 
 func (a *app) json() bool { return a.format == "json" }
 
-// printJSON prints an API answer, indented; an empty answer prints nothing.
-func printJSON(w io.Writer, raw []byte) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return nil
+// printJSON prints an API answer, indented, as the API sent it.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
 	}
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
-		buf.Reset()
-		buf.Write(raw)
-	}
-	buf.WriteByte('\n')
-	_, err := w.Write(buf.Bytes())
+	_, err = w.Write(append(b, '\n'))
 	return err
 }

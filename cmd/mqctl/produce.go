@@ -111,10 +111,6 @@ func (a *app) produceCmd(ctx context.Context, args []string) error {
 	if o.batchSize < 1 || o.batchSize > 10000 {
 		return usagef(fs.Name(), "--batch-size must be 1..10000")
 	}
-	brokers, err := parseBrokers(a.brokers)
-	if err != nil {
-		return usagef(fs.Name(), "%v", err)
-	}
 	in := a.stdin
 	if o.file != "" && o.file != "-" {
 		f, err := os.Open(o.file)
@@ -124,12 +120,11 @@ func (a *app) produceCmd(ctx context.Context, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	opts := []sdk.ProducerOpt{sdk.WithCompression(o.codec), sdk.WithRequestTimeout(a.timeout),
-		sdk.WithDeliveryTimeout(a.timeout), sdk.WithCloseTimeout(0)}
-	for _, opt := range a.sdkOpts {
+	opts := []sdk.ProducerOpt{sdk.WithCompression(o.codec), sdk.WithDeliveryTimeout(a.timeout), sdk.WithCloseTimeout(0)}
+	for _, opt := range a.opts() {
 		opts = append(opts, opt)
 	}
-	sp, err := sdk.NewProducer(brokers, opts...)
+	sp, err := sdk.NewProducer(a.brokerList, opts...)
 	if err != nil {
 		return err
 	}

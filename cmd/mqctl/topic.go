@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,16 +54,19 @@ func (a *app) topicCreate(ctx context.Context, args []string) error {
 		}
 		req.RetentionMs = d.Milliseconds()
 	}
-	var info wire.TopicInfo
-	raw, err := a.client.do(ctx, request{method: http.MethodPost, path: "/v1/topics", body: req}, &info)
+	var info *wire.TopicInfo
+	err = a.call(ctx, func(ctx context.Context) (err error) {
+		info, err = a.admin.CreateTopic(ctx, req)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if a.json() {
-		return printJSON(a.stdout, raw)
+		return printJSON(a.stdout, info)
 	}
 	fmt.Fprintf(a.stdout, "Created topic %s.\n", info.Name)
-	return writeTopic(a.stdout, &info)
+	return writeTopic(a.stdout, info)
 }
 
 func (a *app) topicList(ctx context.Context, args []string) error {
@@ -73,12 +75,15 @@ func (a *app) topicList(ctx context.Context, args []string) error {
 		return err
 	}
 	var list wire.TopicList
-	raw, err := a.client.do(ctx, request{method: http.MethodGet, path: "/v1/topics"}, &list)
+	err := a.call(ctx, func(ctx context.Context) (err error) {
+		list.Topics, err = a.admin.ListTopics(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if a.json() {
-		return printJSON(a.stdout, raw)
+		return printJSON(a.stdout, list)
 	}
 	return writeTopicList(a.stdout, list.Topics)
 }
@@ -89,15 +94,14 @@ func (a *app) topicDescribe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var info wire.TopicInfo
-	raw, err := a.client.do(ctx, request{method: http.MethodGet, path: "/v1/topics/" + pathEscape(pos[0])}, &info)
+	info, err := a.describeTopic(ctx, pos[0])
 	if err != nil {
 		return err
 	}
 	if a.json() {
-		return printJSON(a.stdout, raw)
+		return printJSON(a.stdout, info)
 	}
-	if err := writeTopic(a.stdout, &info); err != nil {
+	if err := writeTopic(a.stdout, info); err != nil {
 		return err
 	}
 	if len(info.QueueInfo) == 0 {
@@ -113,15 +117,23 @@ func (a *app) topicDelete(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	raw, err := a.client.do(ctx, request{method: http.MethodDelete, path: "/v1/topics/" + pathEscape(pos[0])}, nil)
-	if err != nil {
+	if err := a.call(ctx, func(ctx context.Context) error { return a.admin.DeleteTopic(ctx, pos[0]) }); err != nil {
 		return err
 	}
 	if a.json() {
-		return printJSON(a.stdout, raw)
+		return printJSON(a.stdout, map[string]string{"deleted": pos[0]}) // the API's answer
 	}
 	fmt.Fprintf(a.stdout, "Deleted topic %s.\n", pos[0])
 	return nil
+}
+
+// describeTopic is GET /v1/topics/{topic} through the SDK.
+func (a *app) describeTopic(ctx context.Context, topic string) (info *wire.TopicInfo, err error) {
+	err = a.call(ctx, func(ctx context.Context) (err error) {
+		info, err = a.admin.DescribeTopic(ctx, topic)
+		return err
+	})
+	return info, err
 }
 
 // writeTopic prints a topic's settings.
