@@ -49,3 +49,17 @@ type Consumer interface {
 	Receive(ctx context.Context) ([]Msg, error)
 	Close() error
 }
+
+// ProduceAPISetter is implemented by drivers that can publish through more
+// than one client API. The runner calls it before NewProducer when a
+// workload names one (workload field produceAPI).
+type ProduceAPISetter interface {
+	SetProduceAPI(api string) error
+}
+
+// CatchUpWaiter is implemented by drivers that can tell when a restarted
+// node has caught up with the leader; the runner then reports, per kill,
+// the time from the restart until WaitCaughtUp returned.
+type CatchUpWaiter interface {
+	WaitCaughtUp(ctx context.Context, node string) error
+}
