@@ -35,7 +35,7 @@
 //
 // Usage:
 //
-//	go run ./bench/logbench [-dir DIR] [-bytes N] [-duration D] [-rounds N]
+//	cd bench/storebench && go run ./cmd/logbench [-dir DIR] [-bytes N] [-duration D] [-rounds N]
 //		[-read-bytes N] [-modes fsync,buffered,read,read-into] [-raw-offset N]
 //		[-json] [-cpuprofile FILE]
 package main
@@ -50,7 +50,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -60,20 +59,10 @@ import (
 	"time"
 
 	"github.com/ledgermq/ledgermq/commitlog"
+	"github.com/ledgermq/ledgermq/internal/command"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "logbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("logbench", run) }
 
 type config struct {
 	dir        string

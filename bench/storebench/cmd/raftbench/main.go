@@ -47,7 +47,7 @@
 //
 // Usage:
 //
-//	go run ./bench/raftbench [-duration 10s] [-warmup 2s] [-proposers 64]
+//	cd bench/storebench && go run ./cmd/raftbench [-duration 10s] [-warmup 2s] [-proposers 64]
 //		[-sizes 1024,65536] [-stores ours,wal,bolt] [-rounds 1]
 //		[-json FILE] [-dir DIR] [-cpuprofile FILE] [-v] [-logcache N]
 //		[-store-only [-batch 16]]
@@ -65,7 +65,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -77,28 +76,18 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
 
 	"github.com/ledgermq/ledgermq/commitlog"
+	"github.com/ledgermq/ledgermq/internal/command"
+	"github.com/ledgermq/ledgermq/internal/stats"
 	"github.com/ledgermq/ledgermq/replication"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "raftbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("raftbench", run) }
 
 // allStores are the LogStores this benchmark knows, in the default order.
 var allStores = []string{"ours", "wal", "bolt"}
@@ -237,10 +226,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", store, sizeName(size), err)
 				}
-				fmt.Fprintf(stderr, "  %.0f proposals/s, p99 %.2f ms\n", cr.opsPerSec(), usToMs(cr.hist.ValueAtQuantile(99)))
+				fmt.Fprintf(stderr, "  %.0f proposals/s, p99 %.2f ms\n", cr.opsPerSec(), stats.Millis(cr.hist.Percentile(99)))
 				r := agg[store]
 				if r == nil {
-					r = &result{Size: size, Store: store, hist: newHist()}
+					r = &result{Size: size, Store: store, hist: stats.New()}
 					agg[store] = r
 				}
 				r.add(cr)
@@ -278,7 +267,7 @@ type caseResult struct {
 	ops       int64         // proposals committed inside the window
 	errs      int64         // proposals that failed inside the window
 	elapsed   time.Duration // the window
-	hist      *hdrhistogram.Histogram
+	hist      *stats.Histogram
 	leader    storeStats    // the leader's store over the window
 	followers []storeStats  // each follower's, the one that stored most first
 	cpu       time.Duration // CPU time of the whole process over the window
@@ -286,10 +275,6 @@ type caseResult struct {
 }
 
 func (c *caseResult) opsPerSec() float64 { return float64(c.ops) / c.elapsed.Seconds() }
-
-// newHist returns a histogram of latencies in microseconds, 1µs to 60s,
-// with 3 significant digits.
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
 
 func (b *bench) runCase(ctx context.Context, store string, size int) (*caseResult, error) {
 	b.seq++
@@ -340,7 +325,7 @@ func (c *cluster) load(ctx context.Context, cfg config, size int) (*caseResult, 
 	var stop atomic.Bool
 	type proposerResult struct {
 		ops, errs int64
-		hist      *hdrhistogram.Histogram
+		hist      *stats.Histogram
 	}
 	out := make([]proposerResult, cfg.proposers)
 	var wg sync.WaitGroup
@@ -348,7 +333,7 @@ func (c *cluster) load(ctx context.Context, cfg config, size int) (*caseResult, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := proposerResult{hist: newHist()}
+			res := proposerResult{hist: stats.New()}
 			defer func() { out[p] = res }()
 			n := c.leaderNode()
 			for !stop.Load() {
@@ -370,7 +355,7 @@ func (c *cluster) load(ctx context.Context, cfg config, size int) (*caseResult, 
 				}
 				if inWindow {
 					res.ops++
-					res.hist.RecordValue(max(t1.Sub(t0).Microseconds(), 1))
+					res.hist.Record(t1.Sub(t0))
 				}
 			}
 		}()
@@ -390,7 +375,7 @@ func (c *cluster) load(ctx context.Context, cfg config, size int) (*caseResult, 
 		return nil, err
 	}
 
-	res := &caseResult{elapsed: cfg.duration, hist: newHist(), size: size, leader: ldr1.sub(ldr0), cpu: cpu1 - cpu0}
+	res := &caseResult{elapsed: cfg.duration, hist: stats.New(), size: size, leader: ldr1.sub(ldr0), cpu: cpu1 - cpu0}
 	for i := range fol1 {
 		res.followers = append(res.followers, fol1[i].sub(fol0[i]))
 	}
@@ -758,7 +743,7 @@ type result struct {
 	Leader         storeStats   `json:"leader_store"`
 	Followers      []storeStats `json:"follower_stores"` // the follower that stored most first, in each round
 
-	hist *hdrhistogram.Histogram
+	hist *stats.Histogram
 }
 
 func (r *result) add(c *caseResult) {
@@ -781,14 +766,12 @@ func (r *result) add(c *caseResult) {
 func (r *result) finish() *result {
 	r.OpsPerSec = float64(r.Proposals) / r.Seconds
 	r.MBPerSec = r.OpsPerSec * float64(r.Size) / 1e6
-	r.P50Ms = usToMs(r.hist.ValueAtQuantile(50))
-	r.P99Ms = usToMs(r.hist.ValueAtQuantile(99))
-	r.P999Ms = usToMs(r.hist.ValueAtQuantile(99.9))
-	r.MaxMs = usToMs(r.hist.Max())
+	r.P50Ms = stats.Millis(r.hist.Percentile(50))
+	r.P99Ms = stats.Millis(r.hist.Percentile(99))
+	r.P999Ms = stats.Millis(r.hist.Percentile(99.9))
+	r.MaxMs = stats.Millis(r.hist.Max())
 	return r
 }
-
-func usToMs(us int64) float64 { return float64(us) / 1000 }
 
 func sizeName(n int) string {
 	switch {
@@ -938,7 +921,7 @@ func storeOnly(ctx context.Context, cfg config, root string, logger *slog.Logger
 			writeTime time.Duration
 			readTime  time.Duration
 			writes    int64
-			hist      *hdrhistogram.Histogram
+			hist      *stats.Histogram
 		}
 		var sides []*side
 		closeAll := func() error {
@@ -957,7 +940,7 @@ func storeOnly(ctx context.Context, cfg config, root string, logger *slog.Logger
 			if err != nil {
 				return errors.Join(err, closeAll())
 			}
-			sides = append(sides, &side{name: name, store: st, close: cl, next: 1, hist: newHist()})
+			sides = append(sides, &side{name: name, store: st, close: cl, next: 1, hist: stats.New()})
 		}
 		logs := make([]*raft.Log, cfg.batch)
 		var got raft.Log
@@ -979,7 +962,7 @@ func storeOnly(ctx context.Context, cfg config, root string, logger *slog.Logger
 				}
 				sd.readTime += time.Since(t1)
 				sd.writeTime += t1.Sub(t0)
-				sd.hist.RecordValue(max(t1.Sub(t0).Microseconds(), 1))
+				sd.hist.Record(t1.Sub(t0))
 				sd.writes++
 				sd.next += uint64(len(logs))
 			}
@@ -988,7 +971,7 @@ func storeOnly(ctx context.Context, cfg config, root string, logger *slog.Logger
 			bytes := float64(sd.writes) * float64(cfg.batch) * float64(size)
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t\n", sizeName(size), sd.name, sd.writes,
 				bytes/sd.writeTime.Seconds()/1e6, ms(sd.writeTime)/float64(sd.writes),
-				usToMs(sd.hist.ValueAtQuantile(50)), usToMs(sd.hist.ValueAtQuantile(99)), usToMs(sd.hist.Max()),
+				stats.Millis(sd.hist.Percentile(50)), stats.Millis(sd.hist.Percentile(99)), stats.Millis(sd.hist.Max()),
 				float64(sd.readTime.Microseconds())/float64(sd.writes*int64(cfg.batch)))
 		}
 		if err := closeAll(); err != nil {
