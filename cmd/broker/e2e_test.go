@@ -90,6 +90,17 @@ func newGroup(t *testing.T, n int) *group {
 	return g
 }
 
+// newGroupWithTopic starts an n-node group, waits for a leader and
+// creates the topic.
+func newGroupWithTopic(t *testing.T, n int, topic string, queues int) *group {
+	g := newGroup(t, n)
+	waitUntil(t, 15*time.Second, "a leader", func() bool { return g.leader() != "" })
+	if !g.writeLeader("/v1/topics", wire.CreateTopicRequest{Name: topic, Queues: queues}, nil, time.Now().Add(10*time.Second)) {
+		t.Fatal("create topic failed")
+	}
+	return g
+}
+
 func (g *group) start(id string) {
 	if err := g.c.StartNode(id); err != nil {
 		g.t.Fatal(err)
@@ -218,11 +229,7 @@ func TestThreeNodeSIGKILLLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs OS processes for ~20s")
 	}
-	g := newGroup(t, 3)
-	waitUntil(t, 15*time.Second, "a leader", func() bool { return g.leader() != "" })
-	if !g.writeLeader("/v1/topics", wire.CreateTopicRequest{Name: "e2e", Queues: 4}, nil, time.Now().Add(10*time.Second)) {
-		t.Fatal("create topic failed")
-	}
+	g := newGroupWithTopic(t, 3, "e2e", 4)
 	var mu sync.Mutex
 	acked := map[string]ack{}
 	var acks []ack

@@ -102,6 +102,16 @@ func (g *Group) CaughtUp(ctx context.Context, id string, slack uint64) (reachabl
 	return true, nn.LastIndex+slack >= ln.LastIndex
 }
 
+// WaitCaughtUp waits up to timeout until CaughtUp reports node id within
+// slack entries of the leader.
+func (g *Group) WaitCaughtUp(ctx context.Context, id string, slack uint64, timeout time.Duration) error {
+	_, err := poll(ctx, timeout, id+" to catch up", func() (struct{}, bool, error) {
+		_, ok := g.CaughtUp(ctx, id, slack)
+		return struct{}{}, ok, g.Check()
+	})
+	return err
+}
+
 // poll calls f every pollEvery until it reports done or an error, ctx ends
 // or timeout passes.
 func poll[T any](ctx context.Context, timeout time.Duration, what string, f func() (T, bool, error)) (T, error) {

@@ -491,16 +491,7 @@ func (p *producer) retry(m *nats.Msg, deadline time.Time, finish func(error), er
 
 // Flush implements driver.Producer: it waits until every sent message has
 // been acknowledged (or has failed).
-func (p *producer) Flush(ctx context.Context) error {
-	ch := make(chan struct{})
-	go func() { p.wg.Wait(); close(ch) }()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (p *producer) Flush(ctx context.Context) error { return driver.Wait(ctx, &p.wg) }
 
 // Close implements driver.Producer.
 func (p *producer) Close() error {

@@ -9,6 +9,7 @@ package driver
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -62,4 +63,16 @@ type ProduceAPISetter interface {
 // the time from the restart until WaitCaughtUp returned.
 type CatchUpWaiter interface {
 	WaitCaughtUp(ctx context.Context, node string) error
+}
+
+// Wait waits for wg or the end of ctx, for a Producer's Flush.
+func Wait(ctx context.Context, wg *sync.WaitGroup) error {
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

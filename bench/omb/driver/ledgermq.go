@@ -129,23 +129,7 @@ func (d *LedgerMQ) Restart(ctx context.Context, node string) error {
 // WaitCaughtUp implements CatchUpWaiter: it waits until the leader shows
 // node reachable and its last index within 100 entries of its own.
 func (d *LedgerMQ) WaitCaughtUp(ctx context.Context, node string) error {
-	deadline := time.Now().Add(leaderTimeout)
-	for {
-		if _, ok := d.g.CaughtUp(ctx, node, catchUpSlack); ok {
-			return nil
-		}
-		if err := d.g.Check(); err != nil {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("ledgermq: %s did not catch up within %s", node, leaderTimeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(25 * time.Millisecond):
-		}
-	}
+	return d.g.WaitCaughtUp(ctx, node, catchUpSlack, leaderTimeout)
 }
 
 // NewProducer implements Driver: an idempotent client.Producer, or an HTTP

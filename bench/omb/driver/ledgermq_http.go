@@ -124,16 +124,7 @@ func (p *httpProducer) Send(_, value []byte, done func(err error)) {
 
 // Flush implements Producer: it waits until every sent message is
 // answered.
-func (p *httpProducer) Flush(ctx context.Context) error {
-	ch := make(chan struct{})
-	go func() { p.pending.Wait(); close(ch) }()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (p *httpProducer) Flush(ctx context.Context) error { return Wait(ctx, &p.pending) }
 
 // Close implements Producer: it sends what is gathered and waits for
 // every request.
