@@ -6,6 +6,7 @@
 package stats
 
 import (
+	"slices"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -82,3 +83,16 @@ func Of(ds []time.Duration) Summary {
 
 // Millis is d in (fractional) milliseconds.
 func Millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Median is the middle of a handful of per-round figures (ratios, rates):
+// the mean of the two middle values for an even count, 0 for none.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
