@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ledgermq/ledgermq/commitlog"
+	"github.com/ledgermq/ledgermq/internal/proc"
 	"github.com/ledgermq/ledgermq/internal/testnet"
 )
 
@@ -93,33 +93,35 @@ type procCluster struct {
 	specs map[string]procSpec
 	ids   []string
 	mu    sync.Mutex
-	procs map[string]*exec.Cmd
+	procs map[string]*proc.Process
 }
 
 func (pc *procCluster) start(id string) {
 	pc.t.Helper()
 	b, _ := json.Marshal(pc.specs[id])
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "LEDGERMQ_NODE_PROCESS="+string(b))
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	p, err := proc.Start(proc.Spec{Path: os.Args[0], Args: []string{"-test.run=^$"},
+		Env: []string{"LEDGERMQ_NODE_PROCESS=" + string(b)}, Output: os.Stderr})
+	if err != nil {
 		pc.t.Fatal(err)
 	}
 	pc.mu.Lock()
-	pc.procs[id] = cmd
+	pc.procs[id] = p
 	pc.mu.Unlock()
 }
 
+// signal sends SIGKILL or SIGTERM to a node and waits for its exit.
 func (pc *procCluster) signal(id string, sig syscall.Signal) {
 	pc.mu.Lock()
-	cmd := pc.procs[id]
+	p := pc.procs[id]
 	delete(pc.procs, id)
 	pc.mu.Unlock()
-	if cmd == nil {
-		return
+	switch {
+	case p == nil:
+	case sig == syscall.SIGKILL:
+		p.Kill()
+	default:
+		p.Terminate()
 	}
-	cmd.Process.Signal(sig)
-	cmd.Wait()
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
@@ -175,7 +177,7 @@ func TestSIGKILLLeaderProcesses(t *testing.T) {
 		t.Skip("starts OS processes; skipped in -short")
 	}
 	addrs := testnet.FreeAddrs(t, 6)
-	pc := &procCluster{t: t, specs: map[string]procSpec{}, procs: map[string]*exec.Cmd{}}
+	pc := &procCluster{t: t, specs: map[string]procSpec{}, procs: map[string]*proc.Process{}}
 	var peers []Peer
 	for i := 0; i < 3; i++ {
 		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i+1), RaftAddr: addrs[i]})

@@ -18,15 +18,8 @@ import (
 // it off, failed sends are retried by the application (as one would to
 // avoid loss) and the duplicates that causes are counted.
 func runSDKProduce(t *testing.T, idempotent bool) (dups int) {
-	g := newGroup(t, 3)
-	waitUntil(t, 15*time.Second, "a leader", func() bool { return g.leader() != "" })
-	if !g.writeLeader("/v1/topics", wire.CreateTopicRequest{Name: "idem", Queues: 4}, nil, time.Now().Add(10*time.Second)) {
-		t.Fatal("create topic failed")
-	}
-	var brokers []string
-	for _, id := range g.ids {
-		brokers = append(brokers, g.api[id])
-	}
+	g := newGroupWithTopic(t, 3, "idem", 4)
+	brokers := g.c.APIs()
 	p, err := client.NewProducer(brokers, client.WithIdempotence(idempotent), client.WithDeliveryTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
@@ -148,15 +141,8 @@ func TestSDKGroupOffsetsSurviveLeaderKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs OS processes")
 	}
-	g := newGroup(t, 3)
-	waitUntil(t, 15*time.Second, "a leader", func() bool { return g.leader() != "" })
-	if !g.writeLeader("/v1/topics", wire.CreateTopicRequest{Name: "grp", Queues: 3}, nil, time.Now().Add(10*time.Second)) {
-		t.Fatal("create topic failed")
-	}
-	var brokers []string
-	for _, id := range g.ids {
-		brokers = append(brokers, g.api[id])
-	}
+	g := newGroupWithTopic(t, 3, "grp", 3)
+	brokers := g.c.APIs()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p, err := client.NewProducer(brokers)

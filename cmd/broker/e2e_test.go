@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,16 +10,16 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/ledgermq/ledgermq/internal/testnet"
+	"github.com/ledgermq/ledgermq/internal/cluster"
+	"github.com/ledgermq/ledgermq/internal/proc"
+	"github.com/ledgermq/ledgermq/internal/stats"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
@@ -54,14 +55,7 @@ func binary(t *testing.T, name string) string {
 			b.err = err
 			return
 		}
-		pkg := "."
-		if name != "broker" {
-			pkg = "../" + name
-		}
-		b.path = filepath.Join(dir, name)
-		if out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("build %s: %v\n%s", name, err, out)
-		}
+		b.path, b.err = proc.Build(context.Background(), dir, "github.com/ledgermq/ledgermq/cmd/"+name)
 	})
 	if b.err != nil {
 		t.Fatal(b.err)
@@ -69,69 +63,61 @@ func binary(t *testing.T, name string) string {
 	return b.path
 }
 
-// group is a set of broker processes.
+// group is a set of broker processes (internal/cluster) with the test's
+// shorthands: the node ids and their API addresses.
 type group struct {
-	t     *testing.T
-	bin   string
-	args  map[string][]string
-	api   map[string]string
-	ids   []string
-	mu    sync.Mutex
-	procs map[string]*exec.Cmd
+	t   *testing.T
+	c   *cluster.Group
+	api map[string]string
+	ids []string
 }
 
 func newGroup(t *testing.T, n int) *group {
-	bin := binary(t, "broker")
-	addrs := testnet.FreeAddrs(t, 2*n)
-	g := &group{t: t, bin: bin, args: map[string][]string{}, api: map[string]string{}, procs: map[string]*exec.Cmd{}}
-	var peers []string
-	for i := 0; i < n; i++ {
-		peers = append(peers, fmt.Sprintf("n%d=%s", i+1, addrs[n+i]))
+	o := cluster.Options{Bin: binary(t, "broker"), Nodes: n, Dir: t.TempDir(), LogLevel: logLevel(),
+		Args: []string{"--segment-bytes", "1048576"}}
+	if os.Getenv("LEDGERMQ_TEST_LOG") != "" {
+		o.Output = os.Stderr
 	}
-	for i := 0; i < n; i++ {
-		id := fmt.Sprintf("n%d", i+1)
-		g.ids = append(g.ids, id)
-		g.api[id] = addrs[i]
-		g.args[id] = []string{"--id", id, "--data-dir", t.TempDir(), "--listen", addrs[i],
-			"--raft-listen", addrs[n+i], "--log-level", logLevel(), "--segment-bytes", "1048576"}
-		if n > 1 {
-			g.args[id] = append(g.args[id], "--peers", strings.Join(peers, ","))
-		}
+	c, err := cluster.Start(o)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
+	g := &group{t: t, c: c, api: map[string]string{}, ids: c.IDs()}
 	for _, id := range g.ids {
-		g.start(id)
+		g.api[id] = c.API(id)
 	}
-	t.Cleanup(func() {
-		for _, id := range g.ids {
-			g.signal(id, syscall.SIGKILL)
-		}
-	})
+	return g
+}
+
+// newGroupWithTopic starts an n-node group, waits for a leader and
+// creates the topic.
+func newGroupWithTopic(t *testing.T, n int, topic string, queues int) *group {
+	g := newGroup(t, n)
+	waitUntil(t, 15*time.Second, "a leader", func() bool { return g.leader() != "" })
+	if !g.writeLeader("/v1/topics", wire.CreateTopicRequest{Name: topic, Queues: queues}, nil, time.Now().Add(10*time.Second)) {
+		t.Fatal("create topic failed")
+	}
 	return g
 }
 
 func (g *group) start(id string) {
-	cmd := exec.Command(g.bin, g.args[id]...)
-	if os.Getenv("LEDGERMQ_TEST_LOG") != "" {
-		cmd.Stderr = os.Stderr
-	}
-	if err := cmd.Start(); err != nil {
+	if err := g.c.StartNode(id); err != nil {
 		g.t.Fatal(err)
 	}
-	g.mu.Lock()
-	g.procs[id] = cmd
-	g.mu.Unlock()
 }
 
+// signal sends SIGKILL or SIGTERM to a node and waits for its exit.
 func (g *group) signal(id string, sig syscall.Signal) {
-	g.mu.Lock()
-	cmd := g.procs[id]
-	delete(g.procs, id)
-	g.mu.Unlock()
-	if cmd != nil {
-		cmd.Process.Signal(sig)
-		cmd.Wait()
+	if sig == syscall.SIGKILL {
+		g.c.Kill(id)
+		return
 	}
+	g.c.Terminate(id)
 }
+
+// leader finds the node that accepts writes.
+func (g *group) leader() string { return g.c.Leader(context.Background()) }
 
 var httpc = &http.Client{Timeout: 5 * time.Second}
 
@@ -158,21 +144,6 @@ func do(method, addr, path string, body, out any) (int, error) {
 		return r.StatusCode, json.Unmarshal(b, out)
 	}
 	return r.StatusCode, nil
-}
-
-// leader finds the node that accepts writes.
-func (g *group) leader() string {
-	for _, id := range g.ids {
-		var cs wire.ClusterStatus
-		if _, err := do("GET", g.api[id], "/v1/cluster", nil, &cs); err == nil && cs.Leader != "" {
-			for _, n := range cs.Nodes {
-				if n.ID == cs.Leader && n.Role == "leader" {
-					return cs.Leader
-				}
-			}
-		}
-	}
-	return ""
 }
 
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -258,11 +229,7 @@ func TestThreeNodeSIGKILLLeader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs OS processes for ~20s")
 	}
-	g := newGroup(t, 3)
-	waitUntil(t, 15*time.Second, "a leader", func() bool { return g.leader() != "" })
-	if !g.writeLeader("/v1/topics", wire.CreateTopicRequest{Name: "e2e", Queues: 4}, nil, time.Now().Add(10*time.Second)) {
-		t.Fatal("create topic failed")
-	}
+	g := newGroupWithTopic(t, 3, "e2e", 4)
 	var mu sync.Mutex
 	acked := map[string]ack{}
 	var acks []ack
@@ -369,8 +336,8 @@ func TestThreeNodeSIGKILLLeader(t *testing.T) {
 			t.Fatalf("acknowledged %s is stored %d times", val, seen[val])
 		}
 	}
-	sort.Slice(outages, func(i, j int) bool { return outages[i] < outages[j] })
-	t.Logf("write outage after a leader kill: median %v, worst %v", outages[len(outages)/2].Round(time.Millisecond), outages[len(outages)-1].Round(time.Millisecond))
+	o := stats.Of(outages)
+	t.Logf("write outage after a leader kill: median %.0f ms, worst %.0f ms", o.P50, o.Max)
 }
 
 func logLevel() string {

@@ -23,10 +23,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ledgermq/ledgermq/bench/omb/driver"
+	"github.com/ledgermq/ledgermq/internal/proc"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -48,7 +48,7 @@ const MaxInFlight = 256
 type Driver struct {
 	log  *slog.Logger
 	bin  string
-	mu   sync.Mutex // guards nodes' cmd/exited and topics
+	mu   sync.Mutex // guards nodes' proc and topics
 	node []*natsNode
 
 	nc     *nats.Conn // admin connection
@@ -58,8 +58,7 @@ type Driver struct {
 
 type natsNode struct {
 	name, client, conf, logPath string
-	cmd                         *exec.Cmd
-	exited                      chan struct{}
+	proc                        *proc.Process // nil while down
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -229,38 +228,24 @@ func (d *Driver) waitMeta(ctx context.Context, timeout time.Duration) error {
 }
 
 func (d *Driver) start(n *natsNode) error {
-	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	p, err := proc.Start(proc.Spec{Path: d.bin, Args: []string{"-c", n.conf}, LogPath: n.logPath})
 	if err != nil {
-		return err
-	}
-	cmd := exec.Command(d.bin, "-c", n.conf)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
 		return fmt.Errorf("nats: start %s: %w", n.name, err)
 	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		f.Close()
-		close(exited)
-	}()
 	d.mu.Lock()
-	n.cmd, n.exited = cmd, exited
+	n.proc = p
 	d.mu.Unlock()
 	return nil
 }
 
 func (d *Driver) kill(n *natsNode) {
 	d.mu.Lock()
-	cmd, exited := n.cmd, n.exited
-	n.cmd, n.exited = nil, nil
+	p := n.proc
+	n.proc = nil
 	d.mu.Unlock()
-	if cmd == nil {
-		return
+	if p != nil {
+		p.Kill()
 	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
 }
 
 // Stop implements driver.Driver: it closes the admin connection and kills
@@ -380,7 +365,7 @@ func (d *Driver) Restart(ctx context.Context, node string) error {
 	for _, n := range d.node {
 		if n.name == node {
 			d.mu.Lock()
-			running := n.cmd != nil
+			running := n.proc != nil
 			d.mu.Unlock()
 			if running {
 				return nil
@@ -506,16 +491,7 @@ func (p *producer) retry(m *nats.Msg, deadline time.Time, finish func(error), er
 
 // Flush implements driver.Producer: it waits until every sent message has
 // been acknowledged (or has failed).
-func (p *producer) Flush(ctx context.Context) error {
-	ch := make(chan struct{})
-	go func() { p.wg.Wait(); close(ch) }()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (p *producer) Flush(ctx context.Context) error { return driver.Wait(ctx, &p.wg) }
 
 // Close implements driver.Producer.
 func (p *producer) Close() error {

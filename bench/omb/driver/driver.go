@@ -9,6 +9,7 @@ package driver
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -48,4 +49,30 @@ type Producer interface {
 type Consumer interface {
 	Receive(ctx context.Context) ([]Msg, error)
 	Close() error
+}
+
+// ProduceAPISetter is implemented by drivers that can publish through more
+// than one client API. The runner calls it before NewProducer when a
+// workload names one (workload field produceAPI).
+type ProduceAPISetter interface {
+	SetProduceAPI(api string) error
+}
+
+// CatchUpWaiter is implemented by drivers that can tell when a restarted
+// node has caught up with the leader; the runner then reports, per kill,
+// the time from the restart until WaitCaughtUp returned.
+type CatchUpWaiter interface {
+	WaitCaughtUp(ctx context.Context, node string) error
+}
+
+// Wait waits for wg or the end of ctx, for a Producer's Flush.
+func Wait(ctx context.Context, wg *sync.WaitGroup) error {
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

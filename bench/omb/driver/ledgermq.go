@@ -1,57 +1,62 @@
 package driver
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ledgermq/ledgermq/client"
+	"github.com/ledgermq/ledgermq/internal/cluster"
+	"github.com/ledgermq/ledgermq/internal/proc"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
+// Produce APIs of the LedgerMQ driver (ProduceAPISetter).
+const (
+	APISDK    = "sdk"    // the Go SDK's idempotent client.Producer (the default)
+	APIJSON   = "json"   // POST /v1/topics/{t}/messages, values base64 in JSON
+	APIBinary = "binary" // POST /v1/topics/{t}/queues/{q}/batches, wire.Encode batches
+)
+
+const (
+	leaderTimeout = 60 * time.Second
+	catchUpSlack  = 100 // log entries behind the leader that count as caught up
+)
+
 // LedgerMQ drives a group of three LedgerMQ broker processes built from
-// this module's ./cmd/broker (as bench/brokerbench does) through the Go
-// SDK (package client).
+// this module's ./cmd/broker (package internal/cluster) through the Go SDK
+// (package client) or, with SetProduceAPI, through plain HTTP requests.
 //
 // Durability: LedgerMQ's default is already an fsync of the commit log on
 // every append before the acknowledgement, so both "fsync" and "default"
 // start the brokers with --sync every-append.
 type LedgerMQ struct {
-	log  *slog.Logger
-	hc   *http.Client
-	bin  string
-	mu   sync.Mutex // guards the nodes' cmd and exited
-	node []*lmqNode
-}
-
-type lmqNode struct {
-	id, api, raft, dir, logPath string
-	args                        []string
-	cmd                         *exec.Cmd     // nil while down
-	exited                      chan struct{} // closed when cmd has exited
+	log *slog.Logger
+	g   *cluster.Group
+	api string
 }
 
 // NewLedgerMQ returns an unstarted LedgerMQ driver.
-func NewLedgerMQ() *LedgerMQ { return &LedgerMQ{} }
+func NewLedgerMQ() *LedgerMQ { return &LedgerMQ{api: APISDK} }
 
 // Name implements Driver.
 func (d *LedgerMQ) Name() string { return "ledgermq" }
 
-// Start builds the broker, starts three nodes under o.BaseDir and waits
-// for a leader.
+// SetProduceAPI implements ProduceAPISetter: "sdk", "json" or "binary".
+func (d *LedgerMQ) SetProduceAPI(api string) error {
+	switch api {
+	case APISDK, APIJSON, APIBinary:
+		d.api = api
+		return nil
+	}
+	return fmt.Errorf("ledgermq: unknown produce API %q (want sdk, json or binary)", api)
+}
+
+// Start implements Driver: it builds the broker, starts three nodes under
+// o.BaseDir and waits until a leader reports every node reachable.
 func (d *LedgerMQ) Start(ctx context.Context, o Options) error {
 	d.log = o.Log
 	if d.log == nil {
@@ -62,246 +67,34 @@ func (d *LedgerMQ) Start(ctx context.Context, o Options) error {
 	default:
 		return fmt.Errorf("ledgermq: unknown durability %q", o.Durability)
 	}
-	d.hc = &http.Client{Timeout: 5 * time.Second}
-	bin, err := buildBroker(ctx, o.BaseDir)
+	binDir := filepath.Join(o.BaseDir, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return fmt.Errorf("ledgermq: %w", err)
+	}
+	bin, err := proc.Build(ctx, binDir, proc.Broker)
 	if err != nil {
-		return err
+		return fmt.Errorf("ledgermq: %w", err)
 	}
-	d.bin = bin
-	addrs, err := freeAddrs(6)
+	d.g, err = cluster.Start(cluster.Options{Bin: bin, Nodes: 3, Dir: o.BaseDir, Args: []string{"--sync", "every-append"}})
 	if err != nil {
-		return err
+		return fmt.Errorf("ledgermq: %w", err)
 	}
-	var peers []string
-	for i := range 3 {
-		peers = append(peers, fmt.Sprintf("n%d=%s", i+1, addrs[3+i]))
+	l, err := d.g.WaitLeader(ctx, "", leaderTimeout)
+	if err == nil {
+		err = d.g.WaitReachable(ctx, 30*time.Second)
 	}
-	for i := range 3 {
-		n := &lmqNode{id: fmt.Sprintf("n%d", i+1), api: addrs[i], raft: addrs[3+i]}
-		n.dir = filepath.Join(o.BaseDir, n.id)
-		n.logPath = filepath.Join(o.BaseDir, n.id+".log")
-		if err := os.MkdirAll(n.dir, 0o755); err != nil {
-			return err
-		}
-		n.args = []string{"--id", n.id, "--data-dir", n.dir, "--listen", n.api, "--raft-listen", n.raft,
-			"--peers", strings.Join(peers, ","), "--log-level", "warn", "--sync", "every-append"}
-		d.node = append(d.node, n)
-	}
-	for _, n := range d.node {
-		if err := d.start(n); err != nil {
-			return err
-		}
-	}
-	l, err := d.waitLeader(ctx, 60*time.Second)
 	if err != nil {
-		return err
+		d.g.Tail(os.Stderr, 20)
+		return fmt.Errorf("ledgermq: %w", err)
 	}
-	if err := d.waitAllReachable(ctx, 30*time.Second); err != nil {
-		return err
-	}
-	d.log.Info("ledgermq group up", "leader", l.id)
+	d.log.Info("ledgermq group up", "leader", l)
 	return nil
-}
-
-// buildBroker builds cmd/broker of the module the working directory is in.
-func buildBroker(ctx context.Context, root string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("ledgermq: run from inside the ledgermq module")
-	}
-	bin := filepath.Join(root, "bin", "broker")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/ledgermq/ledgermq/cmd/broker")
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/broker: %w\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// freeAddrs reserves n free loopback ports and releases them.
-func freeAddrs(n int) ([]string, error) {
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
-}
-
-func (d *LedgerMQ) start(n *lmqNode) error {
-	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(d.bin, n.args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return fmt.Errorf("start %s: %w", n.id, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		f.Close()
-		close(exited)
-	}()
-	d.mu.Lock()
-	n.cmd, n.exited = cmd, exited
-	d.mu.Unlock()
-	return nil
-}
-
-func (d *LedgerMQ) kill(n *lmqNode) {
-	d.mu.Lock()
-	cmd, exited := n.cmd, n.exited
-	n.cmd, n.exited = nil, nil
-	d.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
 }
 
 // Stop implements Driver: it kills every node.
 func (d *LedgerMQ) Stop() error {
-	for _, n := range d.node {
-		d.kill(n)
-	}
-	return nil
-}
-
-func (d *LedgerMQ) addrs() []string {
-	var out []string
-	for _, n := range d.node {
-		out = append(out, n.api)
-	}
-	return out
-}
-
-func (d *LedgerMQ) up() []*lmqNode {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []*lmqNode
-	for _, n := range d.node {
-		if n.cmd == nil {
-			continue
-		}
-		select {
-		case <-n.exited:
-			d.log.Error("broker exited on its own", "node", n.id, "state", n.cmd.ProcessState, "log", n.logPath)
-			n.cmd, n.exited = nil, nil
-		default:
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// waitAllReachable waits until the leader reports every node reachable, so
-// that a node that crashed while starting is noticed before the run.
-func (d *LedgerMQ) waitAllReachable(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if up := d.up(); len(up) < len(d.node) {
-			return fmt.Errorf("ledgermq: %d of %d brokers running (logs in %s)", len(up), len(d.node), filepath.Dir(d.node[0].logPath))
-		}
-		var cs wire.ClusterStatus
-		if l := d.leader(ctx); l != nil && d.call(ctx, "GET", l.api, "/v1/cluster", nil, &cs) == nil {
-			ok := len(cs.Nodes) == len(d.node)
-			for _, n := range cs.Nodes {
-				ok = ok && n.Reachable
-			}
-			if ok {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("ledgermq: not every node reachable within %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// leader asks the running nodes for the leader; nil if none is known.
-func (d *LedgerMQ) leader(ctx context.Context) *lmqNode {
-	for _, n := range d.up() {
-		var cs wire.ClusterStatus
-		if d.call(ctx, "GET", n.api, "/v1/cluster", nil, &cs) != nil || cs.Leader == "" {
-			continue
-		}
-		for _, cn := range cs.Nodes {
-			if cn.ID != cs.Leader || cn.Role != "leader" {
-				continue
-			}
-			for _, x := range d.up() {
-				if x.id == cs.Leader {
-					return x
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func (d *LedgerMQ) waitLeader(ctx context.Context, timeout time.Duration) (*lmqNode, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		if l := d.leader(ctx); l != nil {
-			return l, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("ledgermq: no leader within %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// call sends one JSON request; a non-2xx answer is an error.
-func (d *LedgerMQ) call(ctx context.Context, method, addr, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := d.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
+	if d.g != nil {
+		d.g.Close()
 	}
 	return nil
 }
@@ -310,11 +103,11 @@ func (d *LedgerMQ) call(ctx context.Context, method, addr, path string, in, out 
 func (d *LedgerMQ) CreateTopic(ctx context.Context, name string, queues int) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		l, err := d.waitLeader(ctx, 30*time.Second)
+		l, err := d.g.WaitLeader(ctx, "", 30*time.Second)
 		if err != nil {
-			return err
+			return fmt.Errorf("ledgermq: create topic %s: %w", name, err)
 		}
-		err = d.call(ctx, "POST", l.api, "/v1/topics", wire.CreateTopicRequest{Name: name, Queues: queues}, nil)
+		err = call(ctx, "POST", d.g.API(l), "/v1/topics", "application/json", jsonBody(wire.CreateTopicRequest{Name: name, Queues: queues}), nil)
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
@@ -325,37 +118,31 @@ func (d *LedgerMQ) CreateTopic(ctx context.Context, name string, queues int) err
 
 // KillLeader implements Driver.
 func (d *LedgerMQ) KillLeader(ctx context.Context) (string, error) {
-	l, err := d.waitLeader(ctx, 30*time.Second)
-	if err != nil {
-		return "", err
-	}
-	d.kill(l)
-	return l.id, nil
+	return d.g.KillLeader(ctx, 30*time.Second)
 }
 
 // Restart implements Driver: it starts the node killed before.
 func (d *LedgerMQ) Restart(ctx context.Context, node string) error {
-	for _, n := range d.node {
-		if n.id == node {
-			d.mu.Lock()
-			running := n.cmd != nil
-			d.mu.Unlock()
-			if running {
-				return nil
-			}
-			return d.start(n)
-		}
-	}
-	return fmt.Errorf("ledgermq: unknown node %q", node)
+	return d.g.StartNode(node)
 }
 
-// NewProducer implements Driver with an idempotent client.Producer.
+// WaitCaughtUp implements CatchUpWaiter: it waits until the leader shows
+// node reachable and its last index within 100 entries of its own.
+func (d *LedgerMQ) WaitCaughtUp(ctx context.Context, node string) error {
+	return d.g.WaitCaughtUp(ctx, node, catchUpSlack, leaderTimeout)
+}
+
+// NewProducer implements Driver: an idempotent client.Producer, or an HTTP
+// producer when SetProduceAPI chose json or binary.
 func (d *LedgerMQ) NewProducer(ctx context.Context, topic string, batchBytes int, linger time.Duration) (Producer, error) {
+	if d.api != APISDK {
+		return newHTTPProducer(ctx, d.g, d.api, topic, batchBytes, linger)
+	}
 	opts := []client.ProducerOpt{client.WithLinger(linger)}
 	if batchBytes > 0 {
 		opts = append(opts, client.WithBatchBytes(batchBytes))
 	}
-	p, err := client.NewProducer(d.addrs(), opts...)
+	p, err := client.NewProducer(d.g.APIs(), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -379,7 +166,7 @@ func (d *LedgerMQ) NewConsumer(ctx context.Context, topic string, queues int) (C
 	for q := range queues {
 		as[q] = client.AtStart()
 	}
-	c, err := client.NewConsumer(d.addrs(), client.WithAssignment(topic, as))
+	c, err := client.NewConsumer(d.g.APIs(), client.WithAssignment(topic, as))
 	if err != nil {
 		return nil, err
 	}

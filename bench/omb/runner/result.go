@@ -7,9 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
-
 	"github.com/ledgermq/ledgermq/bench/omb/workload"
+	"github.com/ledgermq/ledgermq/internal/stats"
 )
 
 // Result is one run, written as JSON by the command and read by the report.
@@ -38,6 +37,15 @@ type Result struct {
 	Duplicates int64 `json:"duplicates"` // receptions beyond the first
 
 	Kills []Kill `json:"kills,omitempty"`
+	// FirstAck and CatchUp summarize the kills' FirstAckMs (kills without
+	// one left out) and CatchUpMs.
+	FirstAck *stats.Summary `json:"firstAck,omitempty"`
+	CatchUp  *stats.Summary `json:"catchUp,omitempty"`
+
+	// Fsync is the raw write+fsync baseline (workload fsyncBaseline), and
+	// PublishOverFsync publishMBps ÷ its MB/s.
+	Fsync            *Fsync  `json:"fsync,omitempty"`
+	PublishOverFsync float64 `json:"publishOverFsync,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -47,17 +55,8 @@ type Machine struct {
 	LoadAvg   string `json:"loadAvg"`
 }
 
-// Latency holds percentiles in milliseconds.
-type Latency struct {
-	Count int64   `json:"count"`
-	Mean  float64 `json:"mean"`
-	P50   float64 `json:"p50"`
-	P75   float64 `json:"p75"`
-	P95   float64 `json:"p95"`
-	P99   float64 `json:"p99"`
-	P999  float64 `json:"p999"`
-	Max   float64 `json:"max"`
-}
+// Latency holds percentiles in milliseconds (package internal/stats).
+type Latency = stats.Summary
 
 // Sample is one second of the measurement window.
 type Sample struct {
@@ -77,14 +76,9 @@ type Kill struct {
 	// MaxGapMs: longest interval between consecutive acknowledgements from
 	// 1 s before the kill to 1 s after the first acknowledgement.
 	MaxGapMs float64 `json:"maxGapMs"`
-}
-
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 600_000_000, 3) } // µs
-
-func latencyOf(h *hdrhistogram.Histogram) Latency {
-	ms := func(v int64) float64 { return float64(v) / 1000 }
-	return Latency{Count: h.TotalCount(), Mean: h.Mean() / 1000, P50: ms(h.ValueAtQuantile(50)), P75: ms(h.ValueAtQuantile(75)),
-		P95: ms(h.ValueAtQuantile(95)), P99: ms(h.ValueAtQuantile(99)), P999: ms(h.ValueAtQuantile(99.9)), Max: ms(h.Max())}
+	// CatchUpMs: from the restart until the driver (driver.CatchUpWaiter)
+	// reported the node caught up with the leader; 0 if not measured.
+	CatchUpMs float64 `json:"catchUpMs,omitempty"`
 }
 
 // WriteResult writes r as dir/<workload>-<system>-<time>.json.

@@ -46,10 +46,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
-
 	"github.com/ledgermq/ledgermq/bench/omb/driver"
 	"github.com/ledgermq/ledgermq/bench/omb/workload"
+	"github.com/ledgermq/ledgermq/internal/stats"
 )
 
 const (
@@ -80,10 +79,10 @@ type run struct {
 	pubWin, conWin    atomic.Int64 // inside the window
 
 	mu        sync.Mutex // guards everything below
-	pubH      *hdrhistogram.Histogram
-	e2eH      *hdrhistogram.Histogram
-	pubTick   *hdrhistogram.Histogram // reset every second
-	e2eTick   *hdrhistogram.Histogram
+	pubH      *stats.Histogram
+	e2eH      *stats.Histogram
+	pubTick   *stats.Histogram // reset every second
+	e2eTick   *stats.Histogram
 	ackTimes  []time.Time // failover only: ack time of every ack
 	firstSent []ackAfter  // failover only: acks of messages sent after a kill
 }
@@ -96,9 +95,18 @@ func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &run{w: w, d: d, log: log, pubH: newHist(), e2eH: newHist(), pubTick: newHist(), e2eTick: newHist()}
+	r := &run{w: w, d: d, log: log, pubH: stats.New(), e2eH: stats.New(), pubTick: stats.New(), e2eTick: stats.New()}
 	res = &Result{System: d.Name(), Workload: *w, StartedAt: time.Now(),
 		Machine: Machine{GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), LoadAvg: loadAvg()}}
+	if w.ProduceAPI != "" {
+		ps, ok := d.(driver.ProduceAPISetter)
+		if !ok {
+			return nil, fmt.Errorf("driver %s has one produce API; the workload asks for %q", d.Name(), w.ProduceAPI)
+		}
+		if err := ps.SetProduceAPI(w.ProduceAPI); err != nil {
+			return nil, err
+		}
+	}
 
 	log.Info("starting cluster", "driver", d.Name(), "durability", w.Durability, "dir", o.BaseDir)
 	if err := d.Start(ctx, driver.Options{Durability: w.Durability, BaseDir: o.BaseDir, Log: log}); err != nil {
@@ -107,46 +115,74 @@ func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) 
 	}
 	defer func() { err = errors.Join(err, d.Stop()) }()
 
-	topics := make([]string, w.Topics)
-	for i := range topics {
-		topics[i] = fmt.Sprintf("omb-%s-%d", w.Name, i)
-		if err := d.CreateTopic(ctx, topics[i], w.QueuesPerTopic); err != nil {
-			return nil, fmt.Errorf("create topic %s: %w", topics[i], err)
-		}
-	}
-	nprod := w.Topics * w.ProducersPerTopic
-	r.tr = newTracker(nprod)
-
-	// Consumers first, so that they see everything from the start.
-	var cons []driver.Consumer
+	cons, prods, err := r.clients(ctx)
 	defer func() {
 		for _, c := range cons {
 			c.Close()
 		}
 	}()
+	if err != nil {
+		return nil, err
+	}
+	kills := r.measure(ctx, res, cons, prods, o.Progress)
+	r.summarize(res, kills)
+	if w.FsyncBaseline {
+		log.Info("raw write+fsync baseline", "dir", o.BaseDir)
+		if res.Fsync, err = fsyncBaseline(ctx, o.BaseDir, min(w.Test.Duration, maxBaseline)); err != nil {
+			return nil, err
+		}
+		if res.Fsync.MBps > 0 {
+			res.PublishOverFsync = res.PublishMBps / res.Fsync.MBps
+		}
+	}
+	log.Info("done", "published", res.Published, "consumed", res.Consumed, "acked", res.Acked, "lost", res.Lost, "duplicates", res.Duplicates)
+	return res, ctx.Err()
+}
+
+// clients creates the topics, one consumer per topic (first, so that they
+// see everything from the start) and the producers. The consumers are
+// returned for closing even with an error.
+func (r *run) clients(ctx context.Context) ([]driver.Consumer, []driver.Producer, error) {
+	w := r.w
+	topics := make([]string, w.Topics)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("omb-%s-%d", w.Name, i)
+		if err := r.d.CreateTopic(ctx, topics[i], w.QueuesPerTopic); err != nil {
+			return nil, nil, fmt.Errorf("create topic %s: %w", topics[i], err)
+		}
+	}
+	nprod := w.Topics * w.ProducersPerTopic
+	r.tr = newTracker(nprod)
+	var cons []driver.Consumer
 	for _, t := range topics {
-		c, err := d.NewConsumer(ctx, t, w.QueuesPerTopic)
+		c, err := r.d.NewConsumer(ctx, t, w.QueuesPerTopic)
 		if err != nil {
-			return nil, fmt.Errorf("consumer %s: %w", t, err)
+			return cons, nil, fmt.Errorf("consumer %s: %w", t, err)
 		}
 		cons = append(cons, c)
 	}
 	var prods []driver.Producer
 	for i := range nprod {
-		p, err := d.NewProducer(ctx, topics[i%w.Topics], w.BatchBytes, w.Linger())
+		p, err := r.d.NewProducer(ctx, topics[i%w.Topics], w.BatchBytes, w.Linger())
 		if err != nil {
 			for _, p := range prods {
 				p.Close()
 			}
-			return nil, fmt.Errorf("producer: %w", err)
+			return cons, nil, fmt.Errorf("producer: %w", err)
 		}
 		prods = append(prods, p)
 	}
+	return cons, prods, nil
+}
 
+// measure runs the warm-up and the window, then flushes and closes the
+// producers and drains the consumers. It returns the leader kills.
+func (r *run) measure(ctx context.Context, res *Result, cons []driver.Consumer, prods []driver.Producer, progress io.Writer) []Kill {
+	w := r.w
 	start := time.Now()
 	r.winS = start.Add(w.Warmup.Duration)
 	r.winE = r.winS.Add(w.Test.Duration)
-	log.Info("running", "workload", w.Name, "warmup", w.Warmup.Duration, "test", w.Test.Duration, "producers", nprod, "consumers", len(cons))
+	r.log.Info("running", "workload", w.Name, "warmup", w.Warmup.Duration, "test", w.Test.Duration, "producers", len(prods), "consumers", len(cons))
 
 	consCtx, stopCons := context.WithCancel(ctx)
 	defer stopCons()
@@ -158,11 +194,11 @@ func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) 
 	defer stopProd()
 	var prodWG sync.WaitGroup
 	for i, p := range prods {
-		prodWG.Go(func() { r.produce(prodCtx, i, p, float64(w.ProducerRate)/float64(nprod)) })
+		prodWG.Go(func() { r.produce(prodCtx, i, p, float64(w.ProducerRate)/float64(len(prods))) })
 	}
 	progCtx, stopProg := context.WithCancel(ctx)
 	progDone := make(chan []Sample)
-	go func() { progDone <- r.progress(progCtx, start, o.Progress) }()
+	go func() { progDone <- r.progress(progCtx, start, progress) }()
 	var kills []Kill
 	var killWG sync.WaitGroup
 	if w.KillLeaderEvery.Duration > 0 {
@@ -173,32 +209,48 @@ func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) 
 	killWG.Wait()
 	stopProg()
 	res.Series = <-progDone
-	log.Info("window over; flushing producers")
+	r.log.Info("window over; flushing producers")
 	for _, p := range prods {
 		fctx, cancel := context.WithTimeout(ctx, flushTimeout)
 		if err := p.Flush(fctx); err != nil {
-			log.Warn("flush", "err", err)
+			r.log.Warn("flush", "err", err)
 		}
 		cancel()
 		if err := p.Close(); err != nil {
-			log.Warn("close producer", "err", err)
+			r.log.Warn("close producer", "err", err)
 		}
 	}
 	r.drain(ctx)
 	stopCons()
 	consWG.Wait()
+	return kills
+}
 
-	secs := w.Test.Duration.Seconds()
+// summarize fills res's rates, latencies, counts and kill summaries.
+func (r *run) summarize(res *Result, kills []Kill) {
+	secs := r.w.Test.Duration.Seconds()
 	res.Published, res.Consumed, res.PublishErrors = r.pubWin.Load(), r.conWin.Load(), r.errs.Load()
 	res.PublishRate, res.ConsumeRate = float64(res.Published)/secs, float64(res.Consumed)/secs
-	res.PublishMBps = res.PublishRate * float64(w.MessageSize) / 1e6
+	res.PublishMBps = res.PublishRate * float64(r.w.MessageSize) / 1e6
 	r.mu.Lock()
-	res.PublishLatency, res.E2ELatency = latencyOf(r.pubH), latencyOf(r.e2eH)
+	res.PublishLatency, res.E2ELatency = r.pubH.Summary(), r.e2eH.Summary()
 	r.mu.Unlock()
 	res.Acked, res.Lost, res.Duplicates = r.tr.counts()
 	res.Kills = kills
-	log.Info("done", "published", res.Published, "consumed", res.Consumed, "acked", res.Acked, "lost", res.Lost, "duplicates", res.Duplicates)
-	return res, ctx.Err()
+	if len(kills) == 0 {
+		return
+	}
+	var first, catchUp []time.Duration
+	for _, k := range kills {
+		if k.FirstAckMs >= 0 {
+			first = append(first, time.Duration(k.FirstAckMs*float64(time.Millisecond)))
+		}
+		if k.CatchUpMs > 0 {
+			catchUp = append(catchUp, time.Duration(k.CatchUpMs*float64(time.Millisecond)))
+		}
+	}
+	fs, cs := stats.Of(first), stats.Of(catchUp)
+	res.FirstAck, res.CatchUp = &fs, &cs
 }
 
 // produce sends until ctx ends; rate 0 means as fast as possible.
@@ -257,12 +309,12 @@ func (r *run) onAck(id uint64, sent time.Time, err error) {
 	if inWin {
 		r.pubWin.Add(1)
 	}
-	us := now.Sub(sent).Microseconds()
+	lat := now.Sub(sent)
 	r.mu.Lock()
 	if inWin && !sent.Before(r.winS) {
-		r.pubH.RecordValue(us)
+		r.pubH.Record(lat)
 	}
-	r.pubTick.RecordValue(us)
+	r.pubTick.Record(lat)
 	if r.w.KillLeaderEvery.Duration > 0 {
 		r.ackTimes = append(r.ackTimes, now)
 		r.firstSent = append(r.firstSent, ackAfter{sent, now})
@@ -296,10 +348,10 @@ func (r *run) consume(ctx context.Context, c driver.Consumer) {
 			if !r.tr.received(binary.BigEndian.Uint64(m.Value[8:])) {
 				continue
 			}
-			us := max(0, now.Sub(sent).Microseconds())
-			r.e2eTick.RecordValue(us)
+			lat := now.Sub(sent)
+			r.e2eTick.Record(lat)
 			if inWin && !sent.Before(r.winS) {
-				r.e2eH.RecordValue(us)
+				r.e2eH.Record(lat)
 			}
 		}
 		r.mu.Unlock()
@@ -345,7 +397,7 @@ func (r *run) progress(ctx context.Context, start time.Time, w io.Writer) []Samp
 			pr, cr := float64(a-prevA)/dt, float64(rc-prevR)/dt
 			prevT, prevA, prevR = now, a, rc
 			r.mu.Lock()
-			p99, e99 := float64(r.pubTick.ValueAtQuantile(99))/1000, float64(r.e2eTick.ValueAtQuantile(99))/1000
+			p99, e99 := stats.Millis(r.pubTick.Percentile(99)), stats.Millis(r.e2eTick.Percentile(99))
 			r.pubTick.Reset()
 			r.e2eTick.Reset()
 			r.mu.Unlock()
@@ -391,12 +443,31 @@ func (r *run) failover(ctx context.Context) []Kill {
 			k.MaxGapMs = float64(r.maxGap(killAt.Add(-gapSlack), first.Add(gapSlack))) / float64(time.Millisecond)
 		}
 		r.log.Info("leader killed", "node", node, "first_ack_ms", k.FirstAckMs, "max_gap_ms", k.MaxGapMs)
-		if err := r.d.Restart(context.WithoutCancel(ctx), node); err != nil {
-			r.log.Error("restart", "node", node, "err", err)
-		}
+		k.CatchUpMs = r.restart(context.WithoutCancel(ctx), node)
 		kills = append(kills, k)
 	}
 	return kills
+}
+
+// restart restarts node and, when the driver can tell, returns the
+// milliseconds until it caught up with the leader (0 if not measured).
+func (r *run) restart(ctx context.Context, node string) float64 {
+	t0 := time.Now()
+	if err := r.d.Restart(ctx, node); err != nil {
+		r.log.Error("restart", "node", node, "err", err)
+		return 0
+	}
+	cw, ok := r.d.(driver.CatchUpWaiter)
+	if !ok {
+		return 0
+	}
+	if err := cw.WaitCaughtUp(ctx, node); err != nil {
+		r.log.Error("catch-up", "node", node, "err", err)
+		return 0
+	}
+	ms := stats.Millis(time.Since(t0))
+	r.log.Info("restarted node caught up", "node", node, "catch_up_ms", ms)
+	return ms
 }
 
 // firstAckAfter waits up to outageTimeout for the acknowledgement of a

@@ -29,6 +29,12 @@ type Workload struct {
 	LingerMs          float64  `yaml:"lingerMs" json:"lingerMs"`
 	KillLeaderEvery   Duration `yaml:"killLeaderEvery" json:"killLeaderEvery,omitempty"` // 0 = no failover
 	Durability        string   `yaml:"durability" json:"durability"`                     // "fsync" (default) or "default"
+	// ProduceAPI picks one of a driver's client APIs (driver.ProduceAPISetter;
+	// LedgerMQ: sdk, json, binary); "" = the driver's default.
+	ProduceAPI string `yaml:"produceAPI" json:"produceAPI,omitempty"`
+	// FsyncBaseline: after the run, time write+fsync of 100 KiB chunks in
+	// the cluster's directory for the test duration (at most 10 s).
+	FsyncBaseline bool `yaml:"fsyncBaseline" json:"fsyncBaseline,omitempty"`
 }
 
 // Duration is a time.Duration read from a Go duration string.

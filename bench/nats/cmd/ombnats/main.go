@@ -12,29 +12,16 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/ledgermq/ledgermq/bench/nats/natsdriver"
+	"github.com/ledgermq/ledgermq/bench/omb/cli"
 	"github.com/ledgermq/ledgermq/bench/omb/driver"
-	"github.com/ledgermq/ledgermq/bench/omb/runner"
-	"github.com/ledgermq/ledgermq/bench/omb/workload"
+	"github.com/ledgermq/ledgermq/internal/command"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "ombnats:", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("ombnats", run) }
 
 const usage = "usage: ombnats run -workload FILE -driver nats|ledgermq -out DIR [-duration D] | ombnats smoke [-n N]"
 
@@ -44,7 +31,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "run":
-		return runCmd(ctx, args[1:], stdout, stderr)
+		return cli.RunWorkload(ctx, args[1:], stdout, stderr, newDriver, "nats")
 	case "smoke":
 		return smoke(args[1:])
 	}
@@ -59,50 +46,4 @@ func newDriver(name string) (driver.Driver, error) {
 		return driver.NewLedgerMQ(), nil
 	}
 	return nil, fmt.Errorf("unknown driver %q (nats, ledgermq)", name)
-}
-
-func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	wl := fs.String("workload", "", "workload YAML file")
-	drv := fs.String("driver", "nats", "driver: nats or ledgermq")
-	out := fs.String("out", "results", "directory for the JSON result")
-	dur := fs.Duration("duration", 0, "override the workload's test duration")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *wl == "" {
-		return errors.New("run: -workload is required")
-	}
-	w, err := workload.Load(*wl)
-	if err != nil {
-		return err
-	}
-	if *dur > 0 {
-		w.Test.Duration = *dur
-	}
-	d, err := newDriver(*drv)
-	if err != nil {
-		return err
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	base, err := os.MkdirTemp("", "omb-"+d.Name()+"-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(base)
-	res, err := runner.Run(ctx, d, w, runner.Options{BaseDir: base, Log: log, Progress: stderr})
-	if err != nil {
-		return err
-	}
-	path, err := runner.WriteResult(*out, res)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s [%s]: %.0f msg/s published, %.0f consumed, publish p99 %.2f ms, e2e p99 %.2f ms, lost %d, duplicates %d\nresult: %s\n",
-		res.Workload.Name, res.System, res.PublishRate, res.ConsumeRate, res.PublishLatency.P99, res.E2ELatency.P99, res.Lost, res.Duplicates, path)
-	for _, k := range res.Kills {
-		fmt.Fprintf(stdout, "kill %s at %.1fs: first ack after %.0f ms, max ack gap %.0f ms\n", k.Node, k.AtS, k.FirstAckMs, k.MaxGapMs)
-	}
-	return nil
 }

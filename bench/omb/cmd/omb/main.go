@@ -17,28 +17,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
+	"github.com/ledgermq/ledgermq/bench/omb/cli"
 	"github.com/ledgermq/ledgermq/bench/omb/driver"
 	"github.com/ledgermq/ledgermq/bench/omb/report"
 	"github.com/ledgermq/ledgermq/bench/omb/runner"
-	"github.com/ledgermq/ledgermq/bench/omb/workload"
+	"github.com/ledgermq/ledgermq/internal/command"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "omb:", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("omb", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -46,7 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "run":
-		return runCmd(ctx, args[1:], stdout, stderr)
+		return cli.RunWorkload(ctx, args[1:], stdout, stderr, newDriver, "ledgermq")
 	case "report":
 		return reportCmd(args[1:], stdout, stderr)
 	}
@@ -59,49 +49,6 @@ func newDriver(name string) (driver.Driver, error) {
 		return driver.NewLedgerMQ(), nil
 	}
 	return nil, fmt.Errorf("unknown driver %q (built in: ledgermq)", name)
-}
-
-func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	wl := fs.String("workload", "", "workload YAML file")
-	drv := fs.String("driver", "ledgermq", "driver")
-	out := fs.String("out", "results", "directory for the JSON result")
-	dur := fs.Duration("duration", 0, "override the workload's test duration")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *wl == "" {
-		return errors.New("run: -workload is required")
-	}
-	w, err := workload.Load(*wl)
-	if err != nil {
-		return err
-	}
-	if *dur > 0 {
-		w.Test.Duration = *dur
-	}
-	d, err := newDriver(*drv)
-	if err != nil {
-		return err
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	base, err := os.MkdirTemp("", "omb-"+d.Name()+"-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(base)
-	res, err := runner.Run(ctx, d, w, runner.Options{BaseDir: base, Log: log, Progress: stderr})
-	if err != nil {
-		return err
-	}
-	path, err := runner.WriteResult(*out, res)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s: %.0f msg/s published, %.0f consumed, publish p99 %.2f ms, e2e p99 %.2f ms, lost %d, duplicates %d\nresult: %s\n",
-		res.Workload.Name, res.PublishRate, res.ConsumeRate, res.PublishLatency.P99, res.E2ELatency.P99, res.Lost, res.Duplicates, path)
-	return nil
 }
 
 func reportCmd(args []string, stdout, stderr io.Writer) error {

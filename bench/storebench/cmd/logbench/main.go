@@ -35,7 +35,7 @@
 //
 // Usage:
 //
-//	go run ./bench/logbench [-dir DIR] [-bytes N] [-duration D] [-rounds N]
+//	cd bench/storebench && go run ./cmd/logbench [-dir DIR] [-bytes N] [-duration D] [-rounds N]
 //		[-read-bytes N] [-modes fsync,buffered,read,read-into] [-raw-offset N]
 //		[-json] [-cpuprofile FILE]
 package main
@@ -50,30 +50,20 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/ledgermq/ledgermq/bench/storebench/internal/workdir"
 	"github.com/ledgermq/ledgermq/commitlog"
+	"github.com/ledgermq/ledgermq/internal/command"
+	"github.com/ledgermq/ledgermq/internal/stats"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "logbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("logbench", run) }
 
 type config struct {
 	dir        string
@@ -197,34 +187,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	parent := cfg.dir
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	root, err := os.MkdirTemp(parent, "logbench-")
+	root, done, err := workdir.Open(cfg.dir, "logbench-", cfg.cpuProfile)
 	if err != nil {
-		return fmt.Errorf("create work directory: %w", err)
+		return err
 	}
 	defer func() {
-		if err := os.RemoveAll(root); err != nil {
+		if err := done(); err != nil {
 			logger.Error("removing work directory", "dir", root, "err", err)
 		}
 	}()
 	logger.Info("logbench starting", "dir", root, "bytes", cfg.bytes, "duration", cfg.duration,
 		"rounds", cfg.rounds, "read_bytes", cfg.readBytes, "gomaxprocs", runtime.GOMAXPROCS(0), "go", runtime.Version())
 	b := &bench{cfg: cfg, root: root, logger: logger}
-
-	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err != nil {
-			return fmt.Errorf("create CPU profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("start CPU profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
-	}
 
 	var results []result
 	for _, m := range modes() {
@@ -284,23 +258,13 @@ func (b *bench) measure(ctx context.Context, m mode, sh shape) (result, error) {
 	}
 	// Both sides of a round ran under the same conditions, so the ratio is
 	// the median of the rounds' ratios rather than a ratio of medians.
-	r.RawMedian, r.LogMedian, r.Ratio = median(r.RawMBps), median(r.LogMBps), median(r.Ratios)
+	r.RawMedian, r.LogMedian, r.Ratio = stats.Median(r.RawMBps), stats.Median(r.LogMBps), stats.Median(r.Ratios)
 	if m.read {
 		r.Met = r.LogMedian >= m.minMBps
 	} else {
 		r.Met = r.Ratio >= m.minRatio
 	}
 	return r, nil
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // paired alternates raw and commitlog steps, raw first on even steps and

@@ -47,7 +47,7 @@
 //
 // Usage:
 //
-//	go run ./bench/raftbench [-duration 10s] [-warmup 2s] [-proposers 64]
+//	cd bench/storebench && go run ./cmd/raftbench [-duration 10s] [-warmup 2s] [-proposers 64]
 //		[-sizes 1024,65536] [-stores ours,wal,bolt] [-rounds 1]
 //		[-json FILE] [-dir DIR] [-cpuprofile FILE] [-v] [-logcache N]
 //		[-store-only [-batch 16]]
@@ -65,10 +65,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,28 +75,15 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	wal "github.com/hashicorp/raft-wal"
 
-	"github.com/ledgermq/ledgermq/commitlog"
-	"github.com/ledgermq/ledgermq/replication"
+	"github.com/ledgermq/ledgermq/bench/storebench/internal/workdir"
+	"github.com/ledgermq/ledgermq/internal/command"
+	"github.com/ledgermq/ledgermq/internal/stats"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "raftbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("raftbench", run) }
 
 // allStores are the LogStores this benchmark knows, in the default order.
 var allStores = []string{"ours", "wal", "bolt"}
@@ -187,27 +172,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if cfg.verbose {
 		raftLog = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: stderr})
 	}
-	parent := cfg.dir
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	root, err := os.MkdirTemp(parent, "raftbench-")
+	root, done, err := workdir.Open(cfg.dir, "raftbench-", cfg.cpuProfile)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, os.RemoveAll(root)) }()
-
-	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
+	defer func() { err = errors.Join(err, done()) }()
 
 	if cfg.storeOnly {
 		return storeOnly(ctx, cfg, root, logger, stdout)
@@ -237,10 +206,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", store, sizeName(size), err)
 				}
-				fmt.Fprintf(stderr, "  %.0f proposals/s, p99 %.2f ms\n", cr.opsPerSec(), usToMs(cr.hist.ValueAtQuantile(99)))
+				fmt.Fprintf(stderr, "  %.0f proposals/s, p99 %.2f ms\n", cr.opsPerSec(), stats.Millis(cr.hist.Percentile(99)))
 				r := agg[store]
 				if r == nil {
-					r = &result{Size: size, Store: store, hist: newHist()}
+					r = &result{Size: size, Store: store, hist: stats.New()}
 					agg[store] = r
 				}
 				r.add(cr)
@@ -278,7 +247,7 @@ type caseResult struct {
 	ops       int64         // proposals committed inside the window
 	errs      int64         // proposals that failed inside the window
 	elapsed   time.Duration // the window
-	hist      *hdrhistogram.Histogram
+	hist      *stats.Histogram
 	leader    storeStats    // the leader's store over the window
 	followers []storeStats  // each follower's, the one that stored most first
 	cpu       time.Duration // CPU time of the whole process over the window
@@ -286,10 +255,6 @@ type caseResult struct {
 }
 
 func (c *caseResult) opsPerSec() float64 { return float64(c.ops) / c.elapsed.Seconds() }
-
-// newHist returns a histogram of latencies in microseconds, 1µs to 60s,
-// with 3 significant digits.
-func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, 60_000_000, 3) }
 
 func (b *bench) runCase(ctx context.Context, store string, size int) (*caseResult, error) {
 	b.seq++
@@ -340,7 +305,7 @@ func (c *cluster) load(ctx context.Context, cfg config, size int) (*caseResult, 
 	var stop atomic.Bool
 	type proposerResult struct {
 		ops, errs int64
-		hist      *hdrhistogram.Histogram
+		hist      *stats.Histogram
 	}
 	out := make([]proposerResult, cfg.proposers)
 	var wg sync.WaitGroup
@@ -348,7 +313,7 @@ func (c *cluster) load(ctx context.Context, cfg config, size int) (*caseResult, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := proposerResult{hist: newHist()}
+			res := proposerResult{hist: stats.New()}
 			defer func() { out[p] = res }()
 			n := c.leaderNode()
 			for !stop.Load() {
@@ -370,7 +335,7 @@ func (c *cluster) load(ctx context.Context, cfg config, size int) (*caseResult, 
 				}
 				if inWindow {
 					res.ops++
-					res.hist.RecordValue(max(t1.Sub(t0).Microseconds(), 1))
+					res.hist.Record(t1.Sub(t0))
 				}
 			}
 		}()
@@ -390,7 +355,7 @@ func (c *cluster) load(ctx context.Context, cfg config, size int) (*caseResult, 
 		return nil, err
 	}
 
-	res := &caseResult{elapsed: cfg.duration, hist: newHist(), size: size, leader: ldr1.sub(ldr0), cpu: cpu1 - cpu0}
+	res := &caseResult{elapsed: cfg.duration, hist: stats.New(), size: size, leader: ldr1.sub(ldr0), cpu: cpu1 - cpu0}
 	for i := range fol1 {
 		res.followers = append(res.followers, fol1[i].sub(fol0[i]))
 	}
@@ -415,330 +380,6 @@ func sleepUntil(ctx context.Context, t time.Time) {
 	}
 }
 
-// storeStats counts a LogStore's calls.
-type storeStats struct {
-	Writes     int64 `json:"store_logs_calls"` // StoreLogs calls (one durable write each)
-	Entries    int64 `json:"entries_written"`  // entries they stored
-	WriteNanos int64 `json:"store_logs_nanos"` // time spent in StoreLogs
-	Reads      int64 `json:"get_log_calls"`    // GetLog calls
-	ReadNanos  int64 `json:"get_log_nanos"`    // time spent in GetLog
-	Bytes      int64 `json:"payload_bytes"`    // payload bytes stored
-}
-
-func (s storeStats) sub(o storeStats) storeStats {
-	return storeStats{Writes: s.Writes - o.Writes, Entries: s.Entries - o.Entries, WriteNanos: s.WriteNanos - o.WriteNanos,
-		Reads: s.Reads - o.Reads, ReadNanos: s.ReadNanos - o.ReadNanos, Bytes: s.Bytes - o.Bytes}
-}
-
-func (s storeStats) plus(o storeStats) storeStats {
-	return storeStats{Writes: s.Writes + o.Writes, Entries: s.Entries + o.Entries, WriteNanos: s.WriteNanos + o.WriteNanos,
-		Reads: s.Reads + o.Reads, ReadNanos: s.ReadNanos + o.ReadNanos, Bytes: s.Bytes + o.Bytes}
-}
-
-// countingStore wraps a raft.LogStore and counts its calls. The counters
-// cost a few atomic adds and two clock reads per call.
-type countingStore struct {
-	raft.LogStore
-	writes, entries, writeNanos, reads, readNanos, bytes atomic.Int64
-}
-
-func (s *countingStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
-
-func (s *countingStore) StoreLogs(logs []*raft.Log) error {
-	t0 := time.Now()
-	err := s.LogStore.StoreLogs(logs)
-	s.writeNanos.Add(int64(time.Since(t0)))
-	s.writes.Add(1)
-	s.entries.Add(int64(len(logs)))
-	var n int
-	for _, l := range logs {
-		n += len(l.Data)
-	}
-	s.bytes.Add(int64(n))
-	return err
-}
-
-func (s *countingStore) GetLog(index uint64, l *raft.Log) error {
-	t0 := time.Now()
-	err := s.LogStore.GetLog(index, l)
-	s.readNanos.Add(int64(time.Since(t0)))
-	s.reads.Add(1)
-	return err
-}
-
-// IsMonotonic forwards raft.MonotonicLogStore (raft-wal implements it), so
-// the wrapper does not change raft's behaviour.
-func (s *countingStore) IsMonotonic() bool {
-	m, ok := s.LogStore.(raft.MonotonicLogStore)
-	return ok && m.IsMonotonic()
-}
-
-func (s *countingStore) stats() storeStats {
-	return storeStats{Writes: s.writes.Load(), Entries: s.entries.Load(), WriteNanos: s.writeNanos.Load(),
-		Reads: s.reads.Load(), ReadNanos: s.readNanos.Load(), Bytes: s.bytes.Load()}
-}
-
-// openLogStore opens the named LogStore in dir with its default, durable
-// settings, and returns it with the function that closes it after raft has
-// shut down.
-func openLogStore(name, dir string, logger *slog.Logger) (raft.LogStore, func() error, error) {
-	switch name {
-	case "ours":
-		opts := commitlog.DefaultOptions() // SyncEveryAppend
-		opts.Logger = logger
-		l, err := commitlog.Open(filepath.Join(dir, "log"), opts)
-		if err != nil {
-			return nil, nil, err
-		}
-		return replication.NewLogStore(l, logger), l.Close, nil
-	case "wal":
-		walDir := filepath.Join(dir, "wal")
-		if err := os.MkdirAll(walDir, 0o755); err != nil {
-			return nil, nil, err
-		}
-		w, err := wal.Open(walDir, wal.WithLogger(hclog.NewNullLogger()))
-		if err != nil {
-			return nil, nil, err
-		}
-		return w, w.Close, nil
-	case "bolt":
-		s, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "logs.db")}) // NoSync=false
-		if err != nil {
-			return nil, nil, err
-		}
-		return s, s.Close, nil
-	}
-	return nil, nil, fmt.Errorf("unknown store %q", name)
-}
-
-// raftConfig is replication.DefaultConfig()'s raft configuration, with
-// snapshots pushed out of the way.
-func raftConfig(id string, logger hclog.Logger) *raft.Config {
-	d := replication.DefaultConfig()
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(id)
-	rc.HeartbeatTimeout = d.HeartbeatTimeout
-	rc.ElectionTimeout = d.ElectionTimeout
-	rc.LeaderLeaseTimeout = d.LeaderLeaseTimeout
-	rc.CommitTimeout = d.CommitTimeout
-	rc.MaxAppendEntries = d.MaxAppendEntries
-	rc.BatchApplyCh = true
-	rc.TrailingLogs = ^uint64(0)
-	rc.SnapshotThreshold = 1 << 62
-	rc.SnapshotInterval = 24 * time.Hour
-	rc.NoLegacyTelemetry = true
-	rc.Logger = logger
-	return rc
-}
-
-// countingFSM is the trivial state machine: it counts applied commands and
-// their bytes.
-type countingFSM struct {
-	commands, bytes atomic.Uint64
-}
-
-var _ raft.BatchingFSM = (*countingFSM)(nil)
-
-func (f *countingFSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
-
-func (f *countingFSM) ApplyBatch(logs []*raft.Log) []any {
-	for _, l := range logs {
-		if l.Type == raft.LogCommand {
-			f.commands.Add(1)
-			f.bytes.Add(uint64(len(l.Data)))
-		}
-	}
-	return make([]any, len(logs))
-}
-
-func (f *countingFSM) Snapshot() (raft.FSMSnapshot, error) {
-	return fsmSnapshot{f.commands.Load(), f.bytes.Load()}, nil
-}
-
-func (f *countingFSM) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	var b [16]byte
-	if _, err := io.ReadFull(rc, b[:]); err != nil {
-		return err
-	}
-	f.commands.Store(binary.LittleEndian.Uint64(b[:]))
-	f.bytes.Store(binary.LittleEndian.Uint64(b[8:]))
-	return nil
-}
-
-type fsmSnapshot struct{ commands, bytes uint64 }
-
-func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	var b [16]byte
-	binary.LittleEndian.PutUint64(b[:], s.commands)
-	binary.LittleEndian.PutUint64(b[8:], s.bytes)
-	if _, err := sink.Write(b[:]); err != nil {
-		sink.Cancel()
-		return err
-	}
-	return sink.Close()
-}
-
-func (fsmSnapshot) Release() {}
-
-// node is one raft member and what it owns.
-type node struct {
-	id      string
-	raft    *raft.Raft
-	fsm     *countingFSM
-	logs    *countingStore
-	closers []func() error // in closing order, after raft's shutdown
-}
-
-type cluster struct {
-	nodes  []*node
-	logger *slog.Logger
-}
-
-// startCluster starts three nodes under dir with the named LogStore and
-// bootstraps the group from the first.
-func startCluster(dir, store string, logCache int, logger *slog.Logger, raftLog hclog.Logger) (c *cluster, err error) {
-	c = &cluster{logger: logger}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, c.shutdown())
-		}
-	}()
-	const size = 3
-	muxes := make([]*replication.Mux, size)
-	var servers []raft.Server
-	for i := range size {
-		m, err := replication.NewMux("127.0.0.1:0", nil, logger)
-		if err != nil {
-			return c, err
-		}
-		muxes[i] = m
-		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(fmt.Sprintf("n%d", i+1)), Address: raft.ServerAddress(m.Addr().String())})
-	}
-	for i := range size {
-		n := &node{id: string(servers[i].ID), fsm: &countingFSM{}}
-		c.nodes = append(c.nodes, n)
-		// Until raft owns the transport (and closes it on shutdown), the
-		// node closes the mux itself.
-		n.closers = append(n.closers, muxes[i].Close)
-		ndir := filepath.Join(dir, n.id)
-		if err := os.MkdirAll(ndir, 0o755); err != nil {
-			return c, err
-		}
-		ls, closeLogs, err := openLogStore(store, ndir, logger)
-		if err != nil {
-			return c, err
-		}
-		n.closers = append(n.closers, closeLogs)
-		n.logs = &countingStore{LogStore: ls}
-		var logs raft.LogStore = n.logs
-		if logCache > 0 { // the counters below the cache see only its misses
-			if logs, err = raft.NewLogCache(logCache, n.logs); err != nil {
-				return c, err
-			}
-		}
-		stable, err := raftboltdb.NewBoltStore(filepath.Join(ndir, "raft.db"))
-		if err != nil {
-			return c, err
-		}
-		n.closers = append(n.closers, stable.Close)
-		snaps, err := raft.NewFileSnapshotStoreWithLogger(ndir, 1, raftLog)
-		if err != nil {
-			return c, err
-		}
-		trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream:  muxes[i],
-			MaxPool: 4, // as replication.Open
-			Timeout: 10 * time.Second,
-			Logger:  raftLog,
-		})
-		n.closers = append(n.closers, trans.Close)
-		r, err := raft.NewRaft(raftConfig(n.id, raftLog), n.fsm, logs, stable, snaps, trans)
-		if err != nil {
-			return c, err
-		}
-		n.raft = r
-	}
-	if err := c.nodes[0].raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
-		return c, fmt.Errorf("bootstrap: %w", err)
-	}
-	return c, nil
-}
-
-// leaderNode returns the node that is leader now, or nil.
-func (c *cluster) leaderNode() *node {
-	for _, n := range c.nodes {
-		if n.raft != nil && n.raft.State() == raft.Leader {
-			return n
-		}
-	}
-	return nil
-}
-
-// waitLeader waits for a leader that has committed an entry of its term.
-func (c *cluster) waitLeader(ctx context.Context, timeout time.Duration) (*node, error) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if n := c.leaderNode(); n != nil && n.raft.Barrier(timeout).Error() == nil {
-			return n, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	return nil, fmt.Errorf("no leader within %s", timeout)
-}
-
-// storeStats returns the leader's store counters and the followers', in
-// node order.
-func (c *cluster) storeStats(leader *node) (ldr storeStats, fol []storeStats) {
-	for _, n := range c.nodes {
-		if n == leader {
-			ldr = n.logs.stats()
-		} else {
-			fol = append(fol, n.logs.stats())
-		}
-	}
-	return ldr, fol
-}
-
-// verifyReplicas checks that every follower applies what the leader did.
-func (c *cluster) verifyReplicas(timeout time.Duration) error {
-	leader, err := c.waitLeader(context.Background(), timeout)
-	if err != nil {
-		return err
-	}
-	want := leader.fsm.bytes.Load()
-	deadline := time.Now().Add(timeout)
-	for _, n := range c.nodes {
-		for n.fsm.bytes.Load() != want {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("follower %s applied %d bytes, the leader %d", n.id, n.fsm.bytes.Load(), want)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	return nil
-}
-
-// shutdown stops every node's raft and closes its stores.
-func (c *cluster) shutdown() error {
-	var errs []error
-	for _, n := range c.nodes {
-		if n.raft != nil {
-			errs = append(errs, n.raft.Shutdown().Error())
-		}
-	}
-	for _, n := range c.nodes {
-		for _, cl := range n.closers {
-			errs = append(errs, cl())
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // result is one table row: one store and size, over all rounds.
 type result struct {
 	Size           int          `json:"payload_bytes"`
@@ -758,7 +399,7 @@ type result struct {
 	Leader         storeStats   `json:"leader_store"`
 	Followers      []storeStats `json:"follower_stores"` // the follower that stored most first, in each round
 
-	hist *hdrhistogram.Histogram
+	hist *stats.Histogram
 }
 
 func (r *result) add(c *caseResult) {
@@ -781,14 +422,12 @@ func (r *result) add(c *caseResult) {
 func (r *result) finish() *result {
 	r.OpsPerSec = float64(r.Proposals) / r.Seconds
 	r.MBPerSec = r.OpsPerSec * float64(r.Size) / 1e6
-	r.P50Ms = usToMs(r.hist.ValueAtQuantile(50))
-	r.P99Ms = usToMs(r.hist.ValueAtQuantile(99))
-	r.P999Ms = usToMs(r.hist.ValueAtQuantile(99.9))
-	r.MaxMs = usToMs(r.hist.Max())
+	r.P50Ms = stats.Millis(r.hist.Percentile(50))
+	r.P99Ms = stats.Millis(r.hist.Percentile(99))
+	r.P999Ms = stats.Millis(r.hist.Percentile(99.9))
+	r.MaxMs = stats.Millis(r.hist.Max())
 	return r
 }
-
-func usToMs(us int64) float64 { return float64(us) / 1000 }
 
 func sizeName(n int) string {
 	switch {
@@ -879,21 +518,10 @@ func report(w io.Writer, cfg config, results []*result) {
 					rs = append(rs, ours.RoundOpsPerSec[i]/o.RoundOpsPerSec[i])
 				}
 				slices.Sort(rs)
-				fmt.Fprintf(w, "%-6s ours/%-4s per-round throughput ratios %s, median %.2fx\n", "", other.name, fmtRatios(rs), median(rs))
+				fmt.Fprintf(w, "%-6s ours/%-4s per-round throughput ratios %s, median %.2fx\n", "", other.name, fmtRatios(rs), stats.Median(rs))
 			}
 		}
 	}
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(xs))
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func fmtRatios(xs []float64) string {
@@ -938,7 +566,7 @@ func storeOnly(ctx context.Context, cfg config, root string, logger *slog.Logger
 			writeTime time.Duration
 			readTime  time.Duration
 			writes    int64
-			hist      *hdrhistogram.Histogram
+			hist      *stats.Histogram
 		}
 		var sides []*side
 		closeAll := func() error {
@@ -957,7 +585,7 @@ func storeOnly(ctx context.Context, cfg config, root string, logger *slog.Logger
 			if err != nil {
 				return errors.Join(err, closeAll())
 			}
-			sides = append(sides, &side{name: name, store: st, close: cl, next: 1, hist: newHist()})
+			sides = append(sides, &side{name: name, store: st, close: cl, next: 1, hist: stats.New()})
 		}
 		logs := make([]*raft.Log, cfg.batch)
 		var got raft.Log
@@ -979,7 +607,7 @@ func storeOnly(ctx context.Context, cfg config, root string, logger *slog.Logger
 				}
 				sd.readTime += time.Since(t1)
 				sd.writeTime += t1.Sub(t0)
-				sd.hist.RecordValue(max(t1.Sub(t0).Microseconds(), 1))
+				sd.hist.Record(t1.Sub(t0))
 				sd.writes++
 				sd.next += uint64(len(logs))
 			}
@@ -988,7 +616,7 @@ func storeOnly(ctx context.Context, cfg config, root string, logger *slog.Logger
 			bytes := float64(sd.writes) * float64(cfg.batch) * float64(size)
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t\n", sizeName(size), sd.name, sd.writes,
 				bytes/sd.writeTime.Seconds()/1e6, ms(sd.writeTime)/float64(sd.writes),
-				usToMs(sd.hist.ValueAtQuantile(50)), usToMs(sd.hist.ValueAtQuantile(99)), usToMs(sd.hist.Max()),
+				stats.Millis(sd.hist.Percentile(50)), stats.Millis(sd.hist.Percentile(99)), stats.Millis(sd.hist.Max()),
 				float64(sd.readTime.Microseconds())/float64(sd.writes*int64(cfg.batch)))
 		}
 		if err := closeAll(); err != nil {

@@ -1,0 +1,292 @@
+// Package cluster runs a development group of N broker processes on
+// 127.0.0.1 for end-to-end tests and benchmarks: it reserves the ports,
+// starts, kills, pauses and restarts nodes, and finds the leader through
+// GET /v1/cluster.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ledgermq/ledgermq/internal/proc"
+	"github.com/ledgermq/ledgermq/internal/testnet"
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// Options configures a Group.
+type Options struct {
+	Bin      string   // the broker binary, e.g. from proc.Build(ctx, dir, proc.Broker)
+	Nodes    int      // group size, at least 1
+	Dir      string   // parent of every node's data directory <Dir>/<id>
+	LogLevel string   // --log-level of every node; "" means warn
+	Args     []string // more flags for every node
+	// Output receives every node's output; nil appends each node's output
+	// to <Dir>/<id>.log.
+	Output io.Writer
+}
+
+// Node is one member's fixed settings.
+type Node struct {
+	ID      string
+	API     string // host:port of the HTTP API
+	Raft    string // host:port of the replication listener
+	Dir     string
+	LogPath string // "" when Options.Output is set
+	Args    []string
+}
+
+// Group is a set of broker processes; a node is down until started and
+// after it is killed. Its methods are safe for concurrent use.
+type Group struct {
+	opts  Options
+	nodes []Node
+	hc    *http.Client
+
+	mu    sync.Mutex
+	procs map[string]*proc.Process // running nodes by id
+}
+
+// pollEvery is how often the Wait methods ask again.
+const pollEvery = 25 * time.Millisecond
+
+// New reserves ports and makes the data directories of an n-node group
+// (ids n1..nN); it starts nothing.
+func New(o Options) (*Group, error) {
+	if o.Nodes < 1 || o.Bin == "" || o.Dir == "" {
+		return nil, errors.New("cluster: Bin, Dir and Nodes >= 1 are required")
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "warn"
+	}
+	addrs, err := testnet.Reserve(2 * o.Nodes)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	var peers []string
+	for i := range o.Nodes {
+		peers = append(peers, fmt.Sprintf("n%d=%s", i+1, addrs[o.Nodes+i]))
+	}
+	g := &Group{opts: o, hc: &http.Client{Timeout: 5 * time.Second}, procs: map[string]*proc.Process{}}
+	for i := range o.Nodes {
+		n := Node{ID: fmt.Sprintf("n%d", i+1), API: addrs[i], Raft: addrs[o.Nodes+i]}
+		n.Dir = filepath.Join(o.Dir, n.ID)
+		if o.Output == nil {
+			n.LogPath = filepath.Join(o.Dir, n.ID+".log")
+		}
+		if err := os.MkdirAll(n.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		n.Args = []string{"--id", n.ID, "--data-dir", n.Dir, "--listen", n.API, "--raft-listen", n.Raft, "--log-level", o.LogLevel}
+		if o.Nodes > 1 {
+			n.Args = append(n.Args, "--peers", strings.Join(peers, ","))
+		}
+		n.Args = append(n.Args, o.Args...)
+		g.nodes = append(g.nodes, n)
+	}
+	return g, nil
+}
+
+// Start is New followed by StartAll; on an error it kills what it started.
+func Start(o Options) (*Group, error) {
+	g, err := New(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.StartAll(); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Nodes returns every node's settings, in id order.
+func (g *Group) Nodes() []Node { return append([]Node(nil), g.nodes...) }
+
+// IDs returns the node ids, n1 first.
+func (g *Group) IDs() []string {
+	out := make([]string, len(g.nodes))
+	for i, n := range g.nodes {
+		out[i] = n.ID
+	}
+	return out
+}
+
+// APIs returns every node's API address, in id order.
+func (g *Group) APIs() []string {
+	out := make([]string, len(g.nodes))
+	for i, n := range g.nodes {
+		out[i] = n.API
+	}
+	return out
+}
+
+// API returns node id's API address, "" for an unknown id.
+func (g *Group) API(id string) string {
+	n, _ := g.node(id)
+	return n.API
+}
+
+// ByAPI returns the id of the node serving the API address addr, or "".
+func (g *Group) ByAPI(addr string) string {
+	for _, n := range g.nodes {
+		if n.API == addr {
+			return n.ID
+		}
+	}
+	return ""
+}
+
+func (g *Group) node(id string) (Node, bool) {
+	for _, n := range g.nodes {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// StartAll starts every node that is down.
+func (g *Group) StartAll() error {
+	for _, n := range g.nodes {
+		if err := g.StartNode(n.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartNode starts node id with its fixed flags; a running node is left
+// alone.
+func (g *Group) StartNode(id string) error {
+	n, ok := g.node(id)
+	if !ok {
+		return fmt.Errorf("cluster: unknown node %q", id)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p := g.procs[id]; p != nil && p.Running() {
+		return nil
+	}
+	p, err := proc.Start(proc.Spec{Path: g.opts.Bin, Args: n.Args, Output: g.opts.Output, LogPath: n.LogPath})
+	if err != nil {
+		return fmt.Errorf("cluster: node %s: %w", id, err)
+	}
+	g.procs[id] = p
+	return nil
+}
+
+// take removes node id's process from the running set.
+func (g *Group) take(id string) *proc.Process {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := g.procs[id]
+	delete(g.procs, id)
+	return p
+}
+
+// Kill sends SIGKILL to node id and waits for its exit; a node that is
+// down is left alone.
+func (g *Group) Kill(id string) {
+	if p := g.take(id); p != nil {
+		p.Kill()
+	}
+}
+
+// Terminate sends SIGTERM to node id and waits for its exit.
+func (g *Group) Terminate(id string) {
+	if p := g.take(id); p != nil {
+		p.Terminate()
+	}
+}
+
+// Pause stops node id with SIGSTOP; it stays in the running set.
+func (g *Group) Pause(id string) error { return g.withProc(id, (*proc.Process).Pause) }
+
+// Resume continues a paused node with SIGCONT.
+func (g *Group) Resume(id string) error { return g.withProc(id, (*proc.Process).Resume) }
+
+func (g *Group) withProc(id string, f func(*proc.Process) error) error {
+	g.mu.Lock()
+	p := g.procs[id]
+	g.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("cluster: node %q is not running", id)
+	}
+	return f(p)
+}
+
+// Close kills every node.
+func (g *Group) Close() {
+	for _, n := range g.nodes {
+		g.Kill(n.ID)
+	}
+}
+
+// Running returns the ids of the nodes started and not killed, in id
+// order.
+func (g *Group) Running() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for _, n := range g.nodes {
+		if g.procs[n.ID] != nil {
+			out = append(out, n.ID)
+		}
+	}
+	return out
+}
+
+// Check returns an error naming a started node that has exited on its
+// own.
+func (g *Group) Check() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, n := range g.nodes {
+		if p := g.procs[n.ID]; p != nil && !p.Running() {
+			return fmt.Errorf("cluster: broker %s exited: %v (log: %s)", n.ID, p.State(), n.LogPath)
+		}
+	}
+	return nil
+}
+
+// Tail writes the last lines of every node's log file.
+func (g *Group) Tail(w io.Writer, lines int) {
+	for _, n := range g.nodes {
+		data, err := os.ReadFile(n.LogPath)
+		if n.LogPath == "" || err != nil || len(data) == 0 {
+			continue
+		}
+		ls := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		fmt.Fprintf(w, "--- last lines of %s's log ---\n%s\n", n.ID, strings.Join(ls[max(0, len(ls)-lines):], "\n"))
+	}
+}
+
+// Status asks node id for GET /v1/cluster.
+func (g *Group) Status(ctx context.Context, id string) (wire.ClusterStatus, error) {
+	var cs wire.ClusterStatus
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+g.API(id)+"/v1/cluster", nil)
+	if err != nil {
+		return cs, fmt.Errorf("cluster status of %s: %w", id, err)
+	}
+	resp, err := g.hc.Do(req)
+	if err != nil {
+		return cs, fmt.Errorf("cluster status of %s: %w", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return cs, fmt.Errorf("cluster status of %s: %s", id, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil {
+		return cs, fmt.Errorf("cluster status of %s: %w", id, err)
+	}
+	return cs, nil
+}
