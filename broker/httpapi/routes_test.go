@@ -1,0 +1,71 @@
+package httpapi
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+func TestRouteTable(t *testing.T) {
+	s := &Server{}
+	r := newRouter(s.table())
+	for _, tc := range []struct {
+		method, path string
+		name         string // "" when no route matches
+		leaderOnly   bool
+		params       map[string]string
+		allow        string
+	}{
+		{"GET", "/healthz", "healthz", false, nil, ""},
+		{"GET", "/v1/topics", "topics", false, nil, ""},
+		{"POST", "/v1/topics", "topics", true, nil, ""},
+		{"PUT", "/v1/topics", "", false, nil, "GET, POST"},
+		{"GET", "/v1/topics/orders", "topic", false, map[string]string{"topic": "orders"}, ""},
+		{"DELETE", "/v1/topics/orders", "topic", true, map[string]string{"topic": "orders"}, ""},
+		{"POST", "/v1/topics/orders/messages", "produce", true, map[string]string{"topic": "orders"}, ""},
+		{"GET", "/v1/topics/orders/messages", "", false, nil, "POST"},
+		{"GET", "/v1/topics/o/queues/3/messages", "fetch", false, map[string]string{"topic": "o", "queue": "3"}, ""},
+		{"GET", "/v1/topics/o/queues/3/batches", "fetch_batches", false, map[string]string{"topic": "o", "queue": "3"}, ""},
+		{"POST", "/v1/topics/o/queues/3/batches", "produce_batch", true, map[string]string{"topic": "o", "queue": "3"}, ""},
+		{"DELETE", "/v1/topics/o/queues/3/batches", "", false, nil, "GET, POST"},
+		{"POST", "/v1/groups/g/members", "group_join", true, map[string]string{"group": "g"}, ""},
+		{"DELETE", "/v1/groups/g/members/m1", "group_leave", true, map[string]string{"group": "g", "member": "m1"}, ""},
+		{"POST", "/v1/groups/g/members/m1/heartbeat", "group_heartbeat", true, map[string]string{"group": "g", "member": "m1"}, ""},
+		{"POST", "/v1/groups/g/offsets", "group_commit", true, map[string]string{"group": "g"}, ""},
+		{"POST", "/v1/cluster/transfer-leadership", "transfer_leadership", false, nil, ""},
+		{"GET", "/v1/topics/", "", false, nil, ""}, // empty topic name
+		{"GET", "/v1/topics//queues/1/messages", "", false, nil, ""},
+		{"GET", "/v2/topics", "", false, nil, ""},
+		{"GET", "/", "", false, nil, ""},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			rt, params, allow := r.match(tc.method, tc.path)
+			switch {
+			case tc.name == "" && rt != nil:
+				t.Fatalf("matched %s", rt.name)
+			case tc.name != "" && (rt == nil || rt.name != tc.name || rt.leaderOnly != tc.leaderOnly):
+				t.Fatalf("matched %+v, want %s (leader only %v)", rt, tc.name, tc.leaderOnly)
+			case tc.name != "" && !reflect.DeepEqual(params, tc.params):
+				t.Fatalf("params %v, want %v", params, tc.params)
+			case strings.Join(allow, ", ") != tc.allow:
+				t.Fatalf("allow %v, want %q", allow, tc.allow)
+			}
+		})
+	}
+}
+
+// TestEveryCodeHasAStatus: each stable code maps to an HTTP status, so a
+// new code cannot silently become 500.
+func TestEveryCodeHasAStatus(t *testing.T) {
+	for _, code := range []string{wire.CodeTopicNotFound, wire.CodeTopicExists, wire.CodeQueueNotFound, wire.CodeInvalidArgument,
+		wire.CodeMalformedBatch, wire.CodeMessageTooLarge, wire.CodeRequestTooLarge, wire.CodeOffsetOutOfRange, wire.CodeNotLeader,
+		wire.CodeUnavailable, wire.CodeNotFound, wire.CodeMethodNotAllowed, wire.CodeUnsupportedMedia, wire.CodeInternal,
+		wire.CodeUnknownProducer, wire.CodeOutOfOrderSequence, wire.CodeDuplicateSequence, wire.CodeGroupNotFound,
+		wire.CodeUnknownMember, wire.CodeIllegalGeneration, wire.CodeNotAssigned, wire.CodeGroupActive} {
+		if statusOf[code] == 0 {
+			t.Errorf("code %s has no HTTP status", code)
+		}
+	}
+}
