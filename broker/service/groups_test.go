@@ -1,0 +1,158 @@
+package service_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ledgermq/ledgermq/broker/service"
+	"github.com/ledgermq/ledgermq/consumer"
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// TestGroupLifecycle walks a group through joins, fenced commits, a leave
+// and an offset reset, checking what the core answers at each step.
+func TestGroupLifecycle(t *testing.T) {
+	svc := single(t)
+	ctx := context.Background()
+	if _, err := svc.Produce(ctx, "orders", []service.Message{{Message: wire.Message{Value: []byte("a")}, Queue: queue(0)},
+		{Message: wire.Message{Value: []byte("b")}, Queue: queue(0)}, {Message: wire.Message{Value: []byte("c")}, Queue: queue(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := svc.JoinGroup(ctx, "g", "", []string{"orders"}, 0)
+	if err != nil || len(a.Assignment) != 2 || a.SessionTimeout != service.DefaultSessionTimeout {
+		t.Fatalf("first join: %+v, %v", a, err)
+	}
+	b, err := svc.JoinGroup(ctx, "g", "", []string{"orders"}, 2*time.Second)
+	if err != nil || len(b.Assignment) != 1 || b.Generation != a.Generation+1 || b.SessionTimeout != 2*time.Second {
+		t.Fatalf("second join: %+v, %v", b, err)
+	}
+	hb, err := svc.Heartbeat("g", a.MemberID)
+	if err != nil || hb.Generation != b.Generation || len(hb.Assignment) != 1 {
+		t.Fatalf("heartbeat after the rebalance: %+v, %v", hb, err)
+	}
+	mine, theirs := hb.Assignment[0], b.Assignment[0]
+	for _, tc := range []struct {
+		name string
+		cmd  consumer.CommitCmd
+		code string // "" for success
+	}{
+		{"stale generation", consumer.CommitCmd{MemberID: a.MemberID, Generation: a.Generation, Offsets: []consumer.Offset{{Topic: mine.Topic, Queue: mine.Queue, Offset: 1}}}, wire.CodeIllegalGeneration},
+		{"another member's queue", consumer.CommitCmd{MemberID: a.MemberID, Generation: hb.Generation, Offsets: []consumer.Offset{{Topic: theirs.Topic, Queue: theirs.Queue, Offset: 1}}}, wire.CodeNotAssigned},
+		{"unknown member", consumer.CommitCmd{MemberID: "ghost", Generation: hb.Generation}, wire.CodeUnknownMember},
+		{"own queue", consumer.CommitCmd{MemberID: a.MemberID, Generation: hb.Generation, Offsets: []consumer.Offset{{Topic: mine.Topic, Queue: mine.Queue, Offset: 1}}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cmd.Group = "g"
+			err := svc.CommitOffsets(ctx, tc.cmd)
+			if tc.code == "" && err != nil || tc.code != "" && svc.AsError(err).Code != tc.code {
+				t.Fatalf("commit: %v, want %q", err, tc.code)
+			}
+		})
+	}
+	info, err := svc.DescribeGroup("g")
+	if err != nil || len(info.Members) != 2 || len(info.Queues) != 2 {
+		t.Fatalf("describe: %+v, %v", info, err)
+	}
+	for _, q := range info.Queues {
+		wantLag := q.Next
+		if q.Queue == mine.Queue {
+			if q.Committed == nil || *q.Committed != 1 {
+				t.Fatalf("queue %d committed %v, want 1", q.Queue, q.Committed)
+			}
+			wantLag = q.Next - 1
+		}
+		if q.Lag != wantLag {
+			t.Fatalf("queue %d lag %d, want %d", q.Queue, q.Lag, wantLag)
+		}
+	}
+	if _, err := svc.ResetOffsets(ctx, "g", "orders", service.ResetTo{To: "earliest"}); svc.AsError(err).Code != wire.CodeGroupActive {
+		t.Fatalf("reset of an active group: %v", err)
+	}
+	for _, m := range []string{a.MemberID, b.MemberID} {
+		if err := svc.LeaveGroup(ctx, "g", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.Heartbeat("g", a.MemberID); svc.AsError(err).Code != wire.CodeUnknownMember {
+		t.Fatalf("heartbeat after leaving: %v", err)
+	}
+	for _, tc := range []struct {
+		to   service.ResetTo
+		want [2]uint64 // committed offsets of queues 0 and 1
+	}{
+		{service.ResetTo{To: "latest"}, [2]uint64{2, 1}},
+		{service.ResetTo{To: "earliest"}, [2]uint64{0, 0}},
+		{service.ResetTo{To: "offset", Offset: 1}, [2]uint64{1, 1}},
+		{service.ResetTo{To: "offset", Offset: 99}, [2]uint64{2, 1}}, // clamped to the end
+		{service.ResetTo{To: "time", Time: time.Now().Add(time.Hour)}, [2]uint64{2, 1}},
+		{service.ResetTo{To: "time", Time: time.Now().Add(-time.Hour)}, [2]uint64{0, 0}},
+	} {
+		t.Run("reset to "+tc.to.To, func(t *testing.T) {
+			info, err := svc.ResetOffsets(ctx, "g", "orders", tc.to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range info.Queues {
+				if q.Committed == nil || *q.Committed != tc.want[q.Queue] {
+					t.Fatalf("queue %d committed %v, want %d", q.Queue, q.Committed, tc.want[q.Queue])
+				}
+			}
+		})
+	}
+	if gs := svc.ListGroups(); len(gs) != 1 || gs[0].Group != "g" || len(gs[0].Members) != 0 {
+		t.Fatalf("list: %+v", gs)
+	}
+}
+
+// TestLongPoll: a fetch at the end of a queue waits for the next produce,
+// answers empty when its wait ends, and gives up when its context ends.
+func TestLongPoll(t *testing.T) {
+	svc := single(t)
+	ctx := context.Background()
+	got, started := make(chan *service.Fetched, 1), make(chan struct{})
+	go func() {
+		close(started)
+		f, err := svc.Fetch(ctx, service.FetchRequest{Topic: "orders", Queue: 0, Wait: 10 * time.Second, MaxBytes: 1 << 20})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- f
+	}()
+	<-started
+	if _, err := svc.Produce(ctx, "orders", []service.Message{{Message: wire.Message{Value: []byte("late")}, Queue: queue(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	select { // well before the fetch's own 10 s wait ends
+	case f := <-got:
+		if f == nil || len(f.Batches) != 1 || f.Next != 1 {
+			t.Fatalf("woken fetch: %+v", f)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long poll did not wake on a produce")
+	}
+	f, err := svc.Fetch(ctx, service.FetchRequest{Topic: "orders", Queue: 0, Offset: 1, Wait: 20 * time.Millisecond, MaxBytes: 1})
+	if err != nil || len(f.Batches) != 0 || f.Next != 1 {
+		t.Fatalf("expired wait: %+v, %v", f, err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	f, err = svc.Fetch(cctx, service.FetchRequest{Topic: "orders", Queue: 0, Offset: 1, Wait: time.Minute, MaxBytes: 1})
+	if err != nil || len(f.Batches) != 0 {
+		t.Fatalf("cancelled wait: %+v, %v", f, err)
+	}
+	// A deleted topic ends a waiting fetch with TOPIC_NOT_FOUND.
+	errc, started2 := make(chan error, 1), make(chan struct{})
+	go func() {
+		close(started2)
+		_, err := svc.Fetch(ctx, service.FetchRequest{Topic: "orders", Queue: 1, Wait: 10 * time.Second, MaxBytes: 1})
+		errc <- err
+	}()
+	<-started2
+	if err := svc.DeleteTopic(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; svc.AsError(err).Code != wire.CodeTopicNotFound {
+		t.Fatalf("fetch on a deleted topic: %v", err)
+	}
+}
