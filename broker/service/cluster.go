@@ -13,6 +13,7 @@ import (
 // member for its own status within ctx.
 func (s *Service) ClusterStatus(ctx context.Context) wire.ClusterStatus {
 	st := s.node.Stats(ctx)
+	s.peers.learn(st)
 	out := wire.ClusterStatus{Leader: st.LeaderID, LeaderAPI: s.peers.apiAddr(st.LeaderID), Term: st.Term,
 		GroupID: s.cfg.GroupID, AnsweredBy: s.cfg.ID, Nodes: []wire.ClusterNode{}}
 	for _, p := range st.Peers {
@@ -62,7 +63,12 @@ func (s *Service) TransferLeadership(ctx context.Context, to string) (Leader, er
 			return Leader{}, nil
 		}
 	}
-	return Leader{ID: l.ID, API: s.peers.apiAddr(l.ID)}, nil
+	api := s.peers.apiAddr(l.ID)
+	if api == "" { // not learned yet (a node that just started): ask the members
+		s.peers.learn(s.node.Stats(ctx))
+		api = s.peers.apiAddr(l.ID)
+	}
+	return Leader{ID: l.ID, API: api}, nil
 }
 
 // Ready is nil when this node is a member of a group with a known leader

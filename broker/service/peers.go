@@ -27,22 +27,26 @@ func (p *peerBook) refresh(stop <-chan struct{}, wg *sync.WaitGroup) {
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
-		st := p.node.Stats(ctx)
+		p.learn(p.node.Stats(ctx))
 		cancel()
-		p.mu.Lock()
-		for _, ps := range st.Peers {
-			if ps.Status != nil && ps.Status.APIAddr != "" {
-				p.addrs[ps.ID] = ps.Status.APIAddr
-			}
-		}
-		p.last = st.Peers
-		p.mu.Unlock()
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// learn records what a status round told of the members.
+func (p *peerBook) learn(st replication.Stats) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ps := range st.Peers {
+		if ps.Status != nil && ps.Status.APIAddr != "" {
+			p.addrs[ps.ID] = ps.Status.APIAddr
+		}
+	}
+	p.last = st.Peers
 }
 
 // apiAddr returns a node's API address, "" if not known yet.

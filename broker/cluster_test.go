@@ -1,0 +1,73 @@
+package broker
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// TestClusterOperations: status, readiness, NOT_LEADER naming the leader,
+// and a leadership transfer to a chosen node, through the core of each
+// node of a 3-node group.
+func TestClusterOperations(t *testing.T) {
+	bs := startGroup(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := leaderOf(t, bs)
+	// Every node learns every member's API address within a few refreshes.
+	for _, b := range bs {
+		for {
+			st := b.Service().ClusterStatus(ctx)
+			known := 0
+			for _, n := range st.Nodes {
+				if n.Reachable && n.APIAddr != "" {
+					known++
+				}
+			}
+			if known == 3 && st.Leader == l.cfg.ID && st.LeaderAPI == l.Addr() && st.AnsweredBy == b.cfg.ID {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s: status never complete: %+v", b.cfg.ID, st)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := b.Service().Ready(); err != nil {
+			t.Fatalf("%s not ready: %v", b.cfg.ID, err)
+		}
+	}
+	var target *Broker
+	for _, b := range bs {
+		if b != l {
+			target = b
+			break
+		}
+	}
+	ae := l.Service().AsError(target.Service().RequireLeader())
+	if ae.Code != wire.CodeNotLeader || ae.Leader != l.Addr() || !ae.NotApplied || !ae.Retriable {
+		t.Fatalf("follower's refusal: %+v", ae)
+	}
+	got, err := l.Service().TransferLeadership(ctx, target.cfg.ID)
+	if err != nil || got.ID != target.cfg.ID || got.API != target.Addr() {
+		t.Fatalf("transfer: %+v, %v", got, err)
+	}
+	for target.Service().RequireLeader() != nil {
+		if ctx.Err() != nil {
+			t.Fatal("the chosen node never became a ready leader")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := target.Service().TransferLeadership(ctx, "nobody"); target.Service().AsError(err).Code != wire.CodeInvalidArgument {
+		t.Fatalf("transfer to an unknown node: %v", err)
+	}
+	r := call(t, "GET", "http://"+target.Addr()+"/metrics", "", nil)
+	for _, name := range []string{"ledgermq_raft_role{role=\"leader\"} 1", "ledgermq_leader_changes_total", "ledgermq_log_bytes",
+		"ledgermq_follower_lag_entries{follower=", "# TYPE ledgermq_requests_total counter"} {
+		if r.status != 200 || !strings.Contains(string(r.body), name) {
+			t.Fatalf("metrics lack %s:\n%s", name, r.body)
+		}
+	}
+}
