@@ -1,5 +1,11 @@
 package wire
 
+import (
+	"encoding/base64"
+	"time"
+	"unicode/utf8"
+)
+
 // JSON shapes of the HTTP API, shared by the broker, the SDK and mqctl.
 // docs/api.md documents each endpoint. These shapes are a contract: extend
 // them, never change them.
@@ -275,4 +281,28 @@ type GroupInfo struct {
 // GroupList is GET /v1/groups.
 type GroupList struct {
 	Groups []GroupInfo `json:"groups"`
+}
+
+// NewFetchedMessage is a stored message as the JSON fetch shows it: text
+// where the key or value is valid UTF-8, base64 otherwise.
+func NewFetchedMessage(offset uint64, m *Message) FetchedMessage {
+	f := FetchedMessage{Offset: offset, Headers: map[string]string{}, Timestamp: m.Timestamp.UTC().Format(time.RFC3339Nano)}
+	if m.Key != nil && utf8.Valid(m.Key) {
+		k := string(m.Key)
+		f.Key = &k
+	} else if m.Key != nil {
+		k := base64.StdEncoding.EncodeToString(m.Key)
+		f.KeyBase64 = &k
+	}
+	if utf8.Valid(m.Value) {
+		v := string(m.Value)
+		f.Value = &v
+	} else {
+		v := base64.StdEncoding.EncodeToString(m.Value)
+		f.ValueBase64 = &v
+	}
+	for _, h := range m.Headers {
+		f.Headers[h.Key] = string(h.Value)
+	}
+	return f
 }

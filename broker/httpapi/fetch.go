@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"encoding/base64"
 	"encoding/binary"
 	"net/http"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/wire"
@@ -63,31 +61,9 @@ func (s *Server) fetchJSON(c *call) error {
 	}
 	out := wire.FetchResponse{Messages: make([]wire.FetchedMessage, 0, len(recs.Records)), NextOffset: recs.Next}
 	for i := range recs.Records {
-		out.Messages = append(out.Messages, toFetched(&recs.Records[i]))
+		out.Messages = append(out.Messages, wire.NewFetchedMessage(recs.Records[i].Offset, &recs.Records[i].Message))
 	}
 	return s.writeJSON(c.ctx, http.StatusOK, out)
-}
-
-func toFetched(r *service.Record) wire.FetchedMessage {
-	f := wire.FetchedMessage{Offset: r.Offset, Headers: map[string]string{}, Timestamp: r.Timestamp.UTC().Format(time.RFC3339Nano)}
-	if r.Key != nil && utf8.Valid(r.Key) {
-		k := string(r.Key)
-		f.Key = &k
-	} else if r.Key != nil {
-		k := base64.StdEncoding.EncodeToString(r.Key)
-		f.KeyBase64 = &k
-	}
-	if utf8.Valid(r.Value) {
-		v := string(r.Value)
-		f.Value = &v
-	} else {
-		v := base64.StdEncoding.EncodeToString(r.Value)
-		f.ValueBase64 = &v
-	}
-	for _, h := range r.Headers {
-		f.Headers[h.Key] = string(h.Value)
-	}
-	return f
 }
 
 // fetchBatches is GET .../batches: stored batches served as is, each

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	sdk "github.com/ledgermq/ledgermq/client"
 	"github.com/ledgermq/ledgermq/wire"
@@ -346,20 +344,5 @@ func caughtUp(ctx context.Context, c *sdk.Consumer) bool {
 
 // fetchedMessage is a record as the JSON fetch shows it.
 func fetchedMessage(r *sdk.Record) wire.FetchedMessage {
-	m := wire.FetchedMessage{Offset: r.Offset, Headers: map[string]string{}, Timestamp: r.Timestamp.UTC().Format(time.RFC3339Nano)}
-	if r.Key != nil {
-		k := string(r.Key)
-		m.Key = &k
-	}
-	if utf8.Valid(r.Value) {
-		v := string(r.Value)
-		m.Value = &v
-	} else {
-		v := base64.StdEncoding.EncodeToString(r.Value)
-		m.ValueBase64 = &v
-	}
-	for _, h := range r.Headers {
-		m.Headers[h.Key] = string(h.Value)
-	}
-	return m
+	return wire.NewFetchedMessage(r.Offset, &wire.Message{Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp})
 }
