@@ -76,42 +76,15 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 			n.abort()
 		}
 	}()
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("replication: create %s: %w", cfg.Dir, err)
-	}
-	if n.log, err = commitlog.Open(filepath.Join(cfg.Dir, "log"), cfg.Log); err != nil {
-		return nil, err
-	}
-	n.store = NewLogStore(n.log, n.logger)
-	if n.stable, err = raftboltdb.NewBoltStore(filepath.Join(cfg.Dir, "raft.db")); err != nil {
-		return nil, fmt.Errorf("replication: open stable store: %w", err)
-	}
-	fss, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, max(cfg.RetainSnapshots, 1), newHCLog(n.logger))
-	if err != nil {
-		return nil, fmt.Errorf("replication: open snapshot store: %w", err)
-	}
-	if n.snaps, err = newSnapshotStore(fss); err != nil {
+	if err := n.openStores(); err != nil {
 		return nil, err
 	}
 	// The state machine wrapper exists before the listener: peers may ask
 	// for this node's status as soon as it listens.
 	n.fsm = newFSM(sm, n.catchUp)
 	n.fsm.onConfig = n.setServers
-	if n.mux, err = NewMux(cfg.RaftAddr, cfg.Dialer, n.logger); err != nil {
+	if err := n.listen(); err != nil {
 		return nil, err
-	}
-	ps := &peerServer{log: n.log, status: n.peerStatus}
-	n.mux.setPeerHandler(ps.serve)
-	if cfg.Transport != nil {
-		n.trans = cfg.Transport
-	} else {
-		n.netTr = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream:  n.mux,
-			MaxPool: 4,
-			Timeout: 10 * time.Second,
-			Logger:  newHCLog(n.logger),
-		})
-		n.trans = n.netTr
 	}
 	for _, p := range cfg.Peers {
 		n.servers = append(n.servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
@@ -148,6 +121,52 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 		n.setServers(f.Configuration())
 	}
 	return n, nil
+}
+
+// openStores opens the commit log (recovering it), Raft's stable store and
+// the snapshot store.
+func (n *Node) openStores() error {
+	cfg := n.cfg
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return fmt.Errorf("replication: create %s: %w", cfg.Dir, err)
+	}
+	var err error
+	if n.log, err = commitlog.Open(filepath.Join(cfg.Dir, "log"), cfg.Log); err != nil {
+		return err
+	}
+	n.store = NewLogStore(n.log, n.logger)
+	if n.stable, err = raftboltdb.NewBoltStore(filepath.Join(cfg.Dir, "raft.db")); err != nil {
+		return fmt.Errorf("replication: open stable store: %w", err)
+	}
+	fss, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, max(cfg.RetainSnapshots, 1), newHCLog(n.logger))
+	if err != nil {
+		return fmt.Errorf("replication: open snapshot store: %w", err)
+	}
+	n.snaps, err = newSnapshotStore(fss)
+	return err
+}
+
+// listen opens the Raft port (shared with the peer protocol) and the Raft
+// transport over it, unless the config injects a transport.
+func (n *Node) listen() error {
+	var err error
+	if n.mux, err = NewMux(n.cfg.RaftAddr, n.cfg.Dialer, n.logger); err != nil {
+		return err
+	}
+	ps := &peerServer{log: n.log, status: n.peerStatus}
+	n.mux.setPeerHandler(ps.serve)
+	if n.cfg.Transport != nil {
+		n.trans = n.cfg.Transport
+		return nil
+	}
+	n.netTr = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.mux,
+		MaxPool: 4,
+		Timeout: 10 * time.Second,
+		Logger:  newHCLog(n.logger),
+	})
+	n.trans = n.netTr
+	return nil
 }
 
 func (n *Node) inPeers(id string) bool {

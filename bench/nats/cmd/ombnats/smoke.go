@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ledgermq/ledgermq/bench/nats/natsdriver"
 	"github.com/ledgermq/ledgermq/bench/omb/driver"
+	"github.com/ledgermq/ledgermq/internal/stats"
 )
 
 // smoke starts a NATS cluster per durability, publishes n messages with
@@ -63,23 +63,42 @@ func smokeOne(log *slog.Logger, base, dur string, n, size, queues int) error {
 	}
 	defer p.Close()
 	value := make([]byte, size)
+	if err := smokeThroughput(ctx, p, dur, n, value); err != nil {
+		return err
+	}
+	node, sendErrs, err := smokeFailover(ctx, d, p, dur, value)
+	if err != nil {
+		return err
+	}
+	if err := d.Restart(ctx, node); err != nil {
+		return err
+	}
+	got, err := readBack(ctx, d, queues)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("[%s] restarted %s; consumer read %d messages back (publish errors during failover: %d)\n", dur, node, got, sendErrs)
+	return nil
+}
+
+// smokeThroughput publishes n messages and prints the rate and the ack
+// latency percentiles.
+func smokeThroughput(ctx context.Context, p driver.Producer, dur string, n int, value []byte) error {
 	var (
 		mu   sync.Mutex
-		lat  = make([]time.Duration, 0, n)
+		lat  = stats.New()
 		errs atomic.Int64
 	)
 	start := time.Now()
 	for i := range n {
 		sent := time.Now()
-		key := fmt.Appendf(nil, "k%d", i)
-		p.Send(key, value, func(err error) {
+		p.Send(fmt.Appendf(nil, "k%d", i), value, func(err error) {
 			if err != nil {
 				errs.Add(1)
 				return
 			}
-			l := time.Since(sent)
 			mu.Lock()
-			lat = append(lat, l)
+			lat.Record(time.Since(sent))
 			mu.Unlock()
 		})
 	}
@@ -87,20 +106,15 @@ func smokeOne(log *slog.Logger, base, dur string, n, size, queues int) error {
 		return err
 	}
 	el := time.Since(start)
-	slices.Sort(lat)
-	pct := func(q float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[min(len(lat)-1, int(q*float64(len(lat))))]
-	}
 	fmt.Printf("[%s] %d x %d B, %d in flight: %.0f msgs/s, ack p50 %s p99 %s max %s, errors %d\n",
-		dur, n, size, natsdriver.MaxInFlight, float64(len(lat))/el.Seconds(),
-		pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond),
-		pct(1).Round(time.Microsecond), errs.Load())
+		dur, n, len(value), natsdriver.MaxInFlight, float64(lat.Count())/el.Seconds(),
+		lat.Percentile(50), lat.Percentile(99), lat.Max(), errs.Load())
+	return nil
+}
 
-	// Failover: keep sending in the background, kill the stream leader,
-	// time the first ack of a message sent after the kill.
+// smokeFailover keeps sending in the background, kills the stream leader
+// and prints the time to the first ack of a message sent after the kill.
+func smokeFailover(ctx context.Context, d *natsdriver.Driver, p driver.Producer, dur string, value []byte) (string, int64, error) {
 	var killedAt atomic.Int64 // unix nanos; 0 = not yet
 	firstAck := make(chan time.Time, 1)
 	stop := make(chan struct{})
@@ -119,9 +133,7 @@ func smokeOne(log *slog.Logger, base, dur string, n, size, queues int) error {
 			p.Send(fmt.Appendf(nil, "f%d", i), value, func(err error) {
 				if err != nil {
 					sendErrs.Add(1)
-					return
-				}
-				if sentAfterKill {
+				} else if sentAfterKill {
 					select {
 					case firstAck <- time.Now():
 					default:
@@ -130,47 +142,41 @@ func smokeOne(log *slog.Logger, base, dur string, n, size, queues int) error {
 			})
 		}
 	}()
-	time.Sleep(500 * time.Millisecond)
-	node, err := d.KillLeader(ctx) // returns once the process has exited
-	if err != nil {
-		close(stop)
-		wg.Wait()
-		return err
-	}
-	kt := time.Now()
-	killedAt.Store(kt.UnixNano())
-	select {
-	case at := <-firstAck:
-		fmt.Printf("[%s] killed stream leader %s; first ack of a post-kill message after %s\n",
-			dur, node, at.Sub(kt).Round(time.Millisecond))
-	case <-time.After(60 * time.Second):
-		fmt.Printf("[%s] killed stream leader %s; NO ack within 60s\n", dur, node)
+	time.Sleep(500 * time.Millisecond) // let the load settle before the kill
+	node, err := d.KillLeader(ctx)     // returns once the process has exited
+	if err == nil {
+		kt := time.Now()
+		killedAt.Store(kt.UnixNano())
+		select {
+		case at := <-firstAck:
+			fmt.Printf("[%s] killed stream leader %s; first ack of a post-kill message after %s\n", dur, node, at.Sub(kt).Round(time.Millisecond))
+		case <-time.After(60 * time.Second):
+			fmt.Printf("[%s] killed stream leader %s; NO ack within 60s\n", dur, node)
+		}
 	}
 	close(stop)
 	wg.Wait()
-	if err := p.Flush(ctx); err != nil {
-		return err
+	if err != nil {
+		return "", 0, err
 	}
-	if err := d.Restart(ctx, node); err != nil {
-		return err
-	}
-	// Read everything back to check the dedup / no-loss story.
+	return node, sendErrs.Load(), p.Flush(ctx)
+}
+
+// readBack reads every message back (for at most 3 s of quiet).
+func readBack(ctx context.Context, d *natsdriver.Driver, queues int) (int, error) {
 	c, err := d.NewConsumer(ctx, "smoke", queues)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.Close()
 	got := 0
-	rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
-	defer rcancel()
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
 	for {
 		ms, err := c.Receive(rctx)
 		got += len(ms)
 		if err != nil {
-			break
+			return got, nil
 		}
 	}
-	fmt.Printf("[%s] restarted %s; consumer read %d messages back (publish errors during failover: %d)\n",
-		dur, node, got, sendErrs.Load())
-	return nil
 }
