@@ -59,6 +59,11 @@ type seqDriver struct {
 	onSend func(a action)
 	// onPID, if set, answers actProducerID instead of the script.
 	onPID func(a action) (uint64, error)
+	// prepare, if set, answers actSend instead of the script.
+	prepare func() error
+	trace   bool // log events and actions
+	// onDone, if set, sees every completion.
+	onDone func(b *batch)
 }
 
 func newSeqDriver(t testing.TB, idempotent bool, maxInFlight int) *seqDriver {
@@ -71,23 +76,35 @@ func newSeqDriver(t testing.TB, idempotent bool, maxInFlight int) *seqDriver {
 // feed steps ev and carries out the actions as the queue loop does.
 func (d *seqDriver) feed(ev event) {
 	ev.now = d.now
+	if d.trace {
+		d.t.Logf("%v event %d %s err=%v resp=%+v", d.now.Sub(seqT0), ev.kind, d.name[ev.batch], ev.err, ev.resp)
+	}
 	acts := d.s.step(ev)
 	for len(acts) > 0 {
 		a := acts[0]
 		acts = acts[1:]
 		if next, ok := d.do(a); ok {
 			next.now = d.now
+			if d.trace {
+				d.t.Logf("   -> event %d %s err=%v", next.kind, d.name[next.batch], next.err)
+			}
 			acts = append(d.s.step(next), acts...)
 		}
 	}
 }
 
 func (d *seqDriver) do(a action) (event, bool) {
+	if d.trace {
+		d.t.Logf("   action %d %s pid=%d seq=%d stale=%d", a.kind, d.name[a.batch], a.pid, a.seq, a.stale)
+	}
 	switch a.kind {
 	case actSend:
 		d.out = append(d.out, fmt.Sprintf("send %s pid=%d seq=%d", d.name[a.batch], a.pid, a.seq))
 		var err error
-		if len(d.sendErrs) > 0 {
+		switch {
+		case d.prepare != nil:
+			err = d.prepare()
+		case len(d.sendErrs) > 0:
 			err, d.sendErrs = d.sendErrs[0], d.sendErrs[1:]
 		}
 		switch {
@@ -114,6 +131,9 @@ func (d *seqDriver) do(a action) (event, bool) {
 			d.t.Fatalf("%s completed twice", d.name[b])
 		}
 		d.done[b] = true
+		if d.onDone != nil {
+			d.onDone(b)
+		}
 		d.out = append(d.out, "done "+d.name[b]+" "+outcome(b))
 	case actDropTopic:
 		d.out = append(d.out, "drop-topic")
