@@ -66,7 +66,7 @@ type queue struct {
 	sealed  []*batch // full batches the loop has not taken yet
 	stopped bool
 
-	seq *sequencer // owned by the loop goroutine
+	sequencer *sequencer // owned by the loop goroutine
 }
 
 func newQueue(ts *topicState, idx int) *queue {
@@ -74,7 +74,7 @@ func newQueue(ts *topicState, idx int) *queue {
 	return &queue{p: p, ts: ts, idx: idx, wake: make(chan struct{}, 1),
 		results: make(chan attemptResult, MaxInFlightLimit),
 		path:    "/v1/topics/" + url.PathEscape(ts.name) + "/queues/" + strconv.Itoa(idx) + "/batches",
-		seq: newSequencer(seqConfig{topic: ts.name, queue: idx, idempotent: p.cfg.idempotent,
+		sequencer: newSequencer(seqConfig{topic: ts.name, queue: idx, idempotent: p.cfg.idempotent,
 			maxInFlight: p.cfg.maxInFlight, deliveryTimeout: p.cfg.deliveryTimeout,
 			backoff: p.conn.backoff, log: p.log}),
 	}
@@ -166,12 +166,12 @@ func (q *queue) step(now time.Time) time.Time {
 // run feeds ev to the sequencer and carries out its actions in order; the
 // actions an outcome leads to come before the ones still waiting.
 func (q *queue) run(ev event) {
-	acts := q.seq.step(ev)
+	acts := q.sequencer.step(ev)
 	for len(acts) > 0 {
 		a := acts[0]
 		acts = acts[1:]
 		if next, ok := q.do(a); ok {
-			acts = append(q.seq.step(next), acts...)
+			acts = append(q.sequencer.step(next), acts...)
 		}
 	}
 }
@@ -196,7 +196,7 @@ func (q *queue) do(a action) (next event, ok bool) {
 // full it keeps growing instead.
 func (q *queue) collect(now time.Time) {
 	q.mu.Lock()
-	if o := q.open; o != nil && q.seq.hasRoom(now, len(q.sealed)) &&
+	if o := q.open; o != nil && q.sequencer.hasRoom(now, len(q.sealed)) &&
 		(q.p.flushing.Load() > 0 || now.Sub(o.created) >= q.p.cfg.linger) {
 		q.sealLocked()
 	}
@@ -207,9 +207,9 @@ func (q *queue) collect(now time.Time) {
 }
 
 func (q *queue) nextWake(now time.Time) time.Time {
-	at := q.seq.nextWake(now)
+	at := q.sequencer.nextWake(now)
 	q.mu.Lock()
-	if o := q.open; o != nil && q.seq.hasRoom(now, 0) {
+	if o := q.open; o != nil && q.sequencer.hasRoom(now, 0) {
 		if t := o.created.Add(q.p.cfg.linger); at.IsZero() || t.Before(at) {
 			at = t
 		}

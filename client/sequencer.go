@@ -94,7 +94,7 @@ const (
 type event struct {
 	kind      eventKind
 	now       time.Time
-	batch     *batch   // evSent, evPrepareFailed, evInvalid, evResult
+	batch     *batch   // evSent, evPrepareFailed, evInvalid, evResult; evProducerID: the action's
 	batches   []*batch // evAppend, evClose
 	resp      wire.BatchProduceResponse
 	err       error
@@ -115,7 +115,7 @@ const (
 // action is an output of sequencer.step.
 type action struct {
 	kind  actionKind
-	batch *batch // actSend, actComplete
+	batch *batch // actSend, actComplete; actProducerID: the batch waiting for a first id
 	// actSend: the producer id and sequence to encode (0, 0 without
 	// idempotence).
 	pid, seq uint64
