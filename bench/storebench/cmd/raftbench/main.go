@@ -483,7 +483,11 @@ func report(w io.Writer, cfg config, results []*result) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "(busy% is the share of the window the node's raft goroutine spent inside StoreLogs; raft calls StoreLogs only from its main loop, one call at a time)")
+	reportTargets(w, cfg, results)
+}
 
+// reportTargets compares ours with each other store against its target.
+func reportTargets(w io.Writer, cfg config, results []*result) {
 	fmt.Fprintln(w, "\nTargets: ours >= 2x bolt and >= 1x wal in proposals/s, with a lower p99 than both.")
 	for _, size := range cfg.sizes {
 		find := func(store string) *result {
