@@ -385,11 +385,16 @@ func TestAdminGivesUp(t *testing.T) {
 	adm := newAdmin(t, []string{a.addr()})
 	start := time.Now()
 	_, err := adm.CreateTopic(shortCtx(t, 200*time.Millisecond), wire.CreateTopicRequest{Name: "t"})
-	if !errors.Is(err, context.DeadlineExceeded) || ErrorCode(err) != wire.CodeNotLeader || !IsNotApplied(err) {
+	// The deadline ends the loop: usually between two NOT_LEADER answers
+	// (not applied); on a loaded machine it may cut a request in flight,
+	// whose outcome the client then cannot know.
+	notLeader := ErrorCode(err) == wire.CodeNotLeader && IsNotApplied(err)
+	cutShort := errors.Is(err, ErrUnknownOutcome) && !IsNotApplied(err)
+	if !errors.Is(err, context.DeadlineExceeded) || !notLeader && !cutShort {
 		t.Fatalf("redirect loop: %v", err)
 	}
-	if el := time.Since(start); el > time.Second {
-		t.Fatalf("gave up after %v; the deadline was 200ms", el)
+	if el := time.Since(start); el > 10*time.Second { // a bound on looping, not a timing figure
+		t.Fatalf("still redirecting %v after a 200ms deadline", el)
 	}
 	adm = newAdmin(t, []string{refusedAddr(t), refusedAddr(t)})
 	_, err = adm.ClusterStatus(shortCtx(t, 100*time.Millisecond))
