@@ -3,22 +3,13 @@ package topics
 import (
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/ledgermq/ledgermq/wire"
 )
 
 func idemBatch(t *testing.T, pid, seq uint64, n int) []byte {
 	t.Helper()
-	msgs := make([]wire.Message, n)
-	for i := range msgs {
-		msgs[i] = wire.Message{Value: []byte("v")}
-	}
-	b, err := wire.Encode(msgs, wire.CodecNone, wire.Producer{ID: pid, Sequence: seq}, 1, time.UnixMilli(1000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return wireBatch(t, wire.Producer{ID: pid, Sequence: seq}, n, 1000)
 }
 
 func produceOne(s *State, index uint64, timeMs int64, batch []byte) ProduceResult {

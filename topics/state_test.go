@@ -11,15 +11,7 @@ import (
 
 func batch(t testing.TB, n int, at time.Time) []byte {
 	t.Helper()
-	msgs := make([]wire.Message, n)
-	for i := range msgs {
-		msgs[i] = wire.Message{Value: []byte{byte(i)}, Timestamp: at}
-	}
-	b, err := wire.Encode(msgs, wire.CodecNone, wire.Producer{}, 1, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return wireBatch(t, wire.Producer{}, n, at.UnixMilli())
 }
 
 func TestApplyAssignsDenseOffsets(t *testing.T) {
