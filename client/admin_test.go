@@ -12,14 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ledgermq/ledgermq/internal/brokertest"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
 // ---- Against in-process brokers ----
 
 func TestAdminTopics(t *testing.T) {
-	bs := startGroup(t, 1)
-	adm := newAdmin(t, addrsOf(bs))
+	bs := brokertest.Group(t, 1, noSync)
+	adm := newAdmin(t, brokertest.Addrs(bs))
 	ctx := testCtx(t)
 	info, err := adm.CreateTopic(ctx, wire.CreateTopicRequest{Name: "orders", Queues: 3, RetentionMs: 3600000})
 	if err != nil || info.Name != "orders" || info.Queues != 3 || info.RetentionMs != 3600000 || info.MaxMessageBytes == 0 {
@@ -57,9 +58,9 @@ func TestAdminTopics(t *testing.T) {
 }
 
 func TestAdminGroups(t *testing.T) {
-	bs := startGroup(t, 1)
+	bs := brokertest.Group(t, 1, noSync)
 	ctx := testCtx(t)
-	p := newProducer(t, addrsOf(bs), WithLinger(0))
+	p := newProducer(t, brokertest.Addrs(bs), WithLinger(0))
 	adm := p.Admin() // shares the producer's transport
 	if _, err := adm.CreateTopic(ctx, wire.CreateTopicRequest{Name: "t", Queues: 2}); err != nil {
 		t.Fatal(err)
@@ -73,7 +74,7 @@ func TestAdminGroups(t *testing.T) {
 	if _, err := adm.DescribeGroup(ctx, "g"); ErrorCode(err) != wire.CodeGroupNotFound {
 		t.Fatalf("describe before the group exists: %v", err)
 	}
-	c, err := NewConsumer(addrsOf(bs), WithGroup("g", "t"), WithAutoCommit(0), WithLogger(testLogger(t)))
+	c, err := NewConsumer(brokertest.Addrs(bs), WithGroup("g", "t"), WithAutoCommit(0), WithLogger(testLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,9 +112,9 @@ func committedAt(g *wire.GroupInfo, queue int) uint64 {
 }
 
 func TestAdminClusterAndTransfer(t *testing.T) {
-	bs := startGroup(t, 3)
+	bs := brokertest.Group(t, 3, noSync)
 	ctx := testCtx(t)
-	leader := leaderOf(t, bs)
+	leader := brokertest.Leader(t, bs)
 	var followers []string
 	for _, b := range bs {
 		if b != leader {

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -17,61 +15,18 @@ import (
 	"time"
 
 	"github.com/ledgermq/ledgermq/broker"
-	"github.com/ledgermq/ledgermq/replication"
+	"github.com/ledgermq/ledgermq/internal/brokertest"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
-// startConsBrokers starts a group of n brokers in this process and waits for
-// a leader.
-func startConsBrokers(t *testing.T, n int) []*broker.Broker {
-	t.Helper()
-	var lns []net.Listener
-	for range 2 * n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	var peers []replication.Peer
-	for i := range n {
-		peers = append(peers, replication.Peer{ID: fmt.Sprintf("n%d", i+1), RaftAddr: lns[n+i].Addr().String()})
-	}
-	var out []*broker.Broker
-	for i, p := range peers {
-		cfg := broker.DefaultConfig()
-		cfg.ID, cfg.Peers, cfg.RaftListen, cfg.Listen = p.ID, peers, p.RaftAddr, lns[i].Addr().String()
-		cfg.DataDir = t.TempDir()
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		b, err := broker.Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b)
-		t.Cleanup(func() { b.Close() })
-	}
-	consWait(t, 10*time.Second, "a leader", func() bool { return consLeader(out) != nil })
-	return out
-}
-
+// consLeader is the node that accepts writes now, or nil.
 func consLeader(bs []*broker.Broker) *broker.Broker {
 	for _, b := range bs {
-		if b.Node().IsLeader() {
+		if b.Service().RequireLeader() == nil {
 			return b
 		}
 	}
 	return nil
-}
-
-func consAddrs(bs []*broker.Broker) []string {
-	var out []string
-	for _, b := range bs {
-		out = append(out, b.Addr())
-	}
-	return out
 }
 
 func consWait(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -206,13 +161,13 @@ func checkRun(t *testing.T, recs []Record, q int, from, to uint64) {
 }
 
 func TestConsumerAssignment(t *testing.T) {
-	bs := startConsBrokers(t, 1)
+	bs := brokertest.Group(t, 1, nil)
 	consCreateTopic(t, bs, "t", 3)
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 	consProduce(t, bs, "t", 0, 0, 100, nil)
 	consProduce(t, bs, "t", 1, 0, 50, func(i uint64) time.Time { return base.Add(time.Duration(i) * time.Second) })
 
-	c, err := NewConsumer(consAddrs(bs),
+	c, err := NewConsumer(brokertest.Addrs(bs),
 		WithAssignment("t", map[int]Start{0: AtStart(), 1: AtOffset(20), 2: AtEnd()}),
 		WithFetchMaxBytes(300), WithMaxWait(100*time.Millisecond), WithPrefetch(1),
 		WithRetryBackoff(time.Millisecond, 5*time.Millisecond))
@@ -276,9 +231,9 @@ func TestConsumerAssignment(t *testing.T) {
 }
 
 func TestConsumerMissingQueue(t *testing.T) {
-	bs := startConsBrokers(t, 1)
+	bs := brokertest.Group(t, 1, nil)
 	consCreateTopic(t, bs, "t", 1)
-	c, err := NewConsumer(consAddrs(bs), WithAssignment("t", map[int]Start{3: AtStart()}),
+	c, err := NewConsumer(brokertest.Addrs(bs), WithAssignment("t", map[int]Start{3: AtStart()}),
 		WithRetryBackoff(time.Millisecond, 5*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -296,11 +251,11 @@ func TestConsumerMissingQueue(t *testing.T) {
 		{WithGroup("g", "t"), WithStartWhenNoCommit(AtOffset(3))},
 		{WithGroup("")},
 	} {
-		if _, err := NewConsumer(consAddrs(bs), opts...); err == nil {
+		if _, err := NewConsumer(brokertest.Addrs(bs), opts...); err == nil {
 			t.Errorf("%d options: no error", len(opts))
 		}
 	}
-	if _, err := NewConsumer(consAddrs(bs), WithGroup("g", "nope")); ErrorCode(err) != wire.CodeTopicNotFound {
+	if _, err := NewConsumer(brokertest.Addrs(bs), WithGroup("g", "nope")); ErrorCode(err) != wire.CodeTopicNotFound {
 		t.Errorf("join for a missing topic: %v", err)
 	}
 }
@@ -364,7 +319,7 @@ func queuesOf(cs ...*Consumer) []TopicQueue {
 }
 
 func TestConsumerGroupRebalance(t *testing.T) {
-	bs := startConsBrokers(t, 1)
+	bs := brokertest.Group(t, 1, nil)
 	consCreateTopic(t, bs, "t", 12)
 	for q := range 12 {
 		consProduce(t, bs, "t", q, 0, 20, nil)
@@ -374,7 +329,7 @@ func TestConsumerGroupRebalance(t *testing.T) {
 	var stops []context.CancelFunc
 	var dones []<-chan struct{}
 	for range 3 {
-		c, err := NewConsumer(consAddrs(bs), groupOpts(WithAutoCommit(100*time.Millisecond))...)
+		c, err := NewConsumer(brokertest.Addrs(bs), groupOpts(WithAutoCommit(100*time.Millisecond))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,19 +372,19 @@ func TestConsumerGroupRebalance(t *testing.T) {
 }
 
 func TestConsumerStaleCommit(t *testing.T) {
-	bs := startConsBrokers(t, 1)
+	bs := brokertest.Group(t, 1, nil)
 	consCreateTopic(t, bs, "t", 4)
 	for q := range 4 {
 		consProduce(t, bs, "t", q, 0, 10, nil)
 	}
-	a, err := NewConsumer(consAddrs(bs), groupOpts(WithAutoCommit(0))...)
+	a, err := NewConsumer(brokertest.Addrs(bs), groupOpts(WithAutoCommit(0))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	pollUntil(t, a, 5*time.Second, nil, func(r []Record) bool { return len(r) == 40 })
 	a.testHang.Store(true) // a misses the rebalance
-	b, err := NewConsumer(consAddrs(bs), groupOpts(WithAutoCommit(0))...)
+	b, err := NewConsumer(brokertest.Addrs(bs), groupOpts(WithAutoCommit(0))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,14 +439,14 @@ func TestConsumerStaleCommit(t *testing.T) {
 }
 
 func TestConsumerGroupFailover(t *testing.T) {
-	bs := startConsBrokers(t, 3)
+	bs := brokertest.Group(t, 3, nil)
 	consCreateTopic(t, bs, "t", 4)
 	for q := range 4 {
 		consProduce(t, bs, "t", q, 0, 50, nil)
 	}
 	// Small fetches: c1 gets through the messages in many steps.
 	opts := groupOpts(WithAutoCommit(0), WithSessionTimeout(3*time.Second), WithFetchMaxBytes(200), WithPrefetch(1))
-	c1, err := NewConsumer(consAddrs(bs), opts...)
+	c1, err := NewConsumer(brokertest.Addrs(bs), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,7 +477,7 @@ func TestConsumerGroupFailover(t *testing.T) {
 
 	// A new member resumes from the committed offsets, which the new
 	// leader has: nothing committed comes again.
-	c2, err := NewConsumer(consAddrs(bs), opts...)
+	c2, err := NewConsumer(brokertest.Addrs(bs), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,7 +498,7 @@ func TestConsumerGroupFailover(t *testing.T) {
 }
 
 func TestConsumerAutoCommit(t *testing.T) {
-	bs := startConsBrokers(t, 1)
+	bs := brokertest.Group(t, 1, nil)
 	consCreateTopic(t, bs, "t", 2)
 	for q := range 2 {
 		consProduce(t, bs, "t", q, 0, 5, nil)
@@ -559,7 +514,7 @@ func TestConsumerAutoCommit(t *testing.T) {
 		}
 		return out
 	}
-	c, err := NewConsumer(consAddrs(bs), groupOpts(WithAutoCommit(20*time.Millisecond))...)
+	c, err := NewConsumer(brokertest.Addrs(bs), groupOpts(WithAutoCommit(20*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)
 	}

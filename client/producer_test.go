@@ -24,62 +24,14 @@ import (
 
 	"github.com/ledgermq/ledgermq/broker"
 	"github.com/ledgermq/ledgermq/commitlog"
-	"github.com/ledgermq/ledgermq/internal/testnet"
-	"github.com/ledgermq/ledgermq/replication"
+	"github.com/ledgermq/ledgermq/internal/brokertest"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
 // ---- In-process brokers ----
 
-// startGroup starts n brokers in this process and waits until a leader
-// accepts writes.
-func startGroup(t testing.TB, n int) []*broker.Broker {
-	t.Helper()
-	addrs := testnet.FreeAddrs(t, 2*n)
-	var peers []replication.Peer
-	for i := 0; i < n; i++ {
-		peers = append(peers, replication.Peer{ID: fmt.Sprintf("n%d", i+1), RaftAddr: addrs[n+i]})
-	}
-	var out []*broker.Broker
-	for i, p := range peers {
-		cfg := broker.DefaultConfig()
-		cfg.ID, cfg.Peers, cfg.RaftListen, cfg.Listen = p.ID, peers, p.RaftAddr, addrs[i]
-		cfg.DataDir = t.TempDir()
-		cfg.Sync = commitlog.SyncNever // speed; durability is not under test here
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		b, err := broker.Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b)
-		t.Cleanup(func() { b.Close() })
-	}
-	leaderOf(t, out)
-	return out
-}
-
-func leaderOf(t testing.TB, bs []*broker.Broker) *broker.Broker {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, b := range bs {
-			if b.Node().IsLeader() {
-				return b
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("no leader")
-	return nil
-}
-
-func addrsOf(bs []*broker.Broker) []string {
-	var out []string
-	for _, b := range bs {
-		out = append(out, b.Addr())
-	}
-	return out
-}
+// noSync speeds in-process groups up; durability is not under test here.
+func noSync(c *broker.Config) { c.Sync = commitlog.SyncNever }
 
 func httpCall(t testing.TB, method, url string, body []byte) (int, []byte) {
 	t.Helper()
@@ -240,7 +192,7 @@ func checkQueues(t testing.TB, addr, topic string, queues int, c *collector, sen
 // ---- Single node ----
 
 func TestProduceSyncAndAsync(t *testing.T) {
-	bs := startGroup(t, 1)
+	bs := brokertest.Group(t, 1, noSync)
 	addr := bs[0].Addr()
 	createTopic(t, addr, "orders", 3)
 	p := newProducer(t, []string{addr})
@@ -300,7 +252,7 @@ func TestProduceSyncAndAsync(t *testing.T) {
 }
 
 func TestOrderingPerQueuePipelined(t *testing.T) {
-	bs := startGroup(t, 1)
+	bs := brokertest.Group(t, 1, noSync)
 	addr := bs[0].Addr()
 	createTopic(t, addr, "seq", 4)
 	// Small batches and no linger: many batches per queue in flight.
@@ -355,7 +307,7 @@ func TestKeyQueueMatchesBroker(t *testing.T) {
 		t.Fatal("documented examples")
 	}
 
-	bs := startGroup(t, 1)
+	bs := brokertest.Group(t, 1, noSync)
 	addr := bs[0].Addr()
 	createTopic(t, addr, "keys", 7)
 	p := newProducer(t, []string{addr})
@@ -387,7 +339,7 @@ func TestKeyQueueMatchesBroker(t *testing.T) {
 }
 
 func TestCompressionCodecs(t *testing.T) {
-	bs := startGroup(t, 1)
+	bs := brokertest.Group(t, 1, noSync)
 	addr := bs[0].Addr()
 	for _, codec := range []wire.Codec{wire.CodecNone, wire.CodecGzip, wire.CodecSnappy, wire.CodecS2, wire.CodecZstd} {
 		t.Run(codec.String(), func(t *testing.T) {
@@ -430,7 +382,7 @@ func TestCompressionCodecs(t *testing.T) {
 }
 
 func TestCloseFlushesAndRefusesAfter(t *testing.T) {
-	bs := startGroup(t, 1)
+	bs := brokertest.Group(t, 1, noSync)
 	addr := bs[0].Addr()
 	createTopic(t, addr, "close", 2)
 	// A long linger: only Close makes the batches go.
@@ -588,7 +540,7 @@ func produceN(t testing.TB, p *Producer, topic string, n int, keys int) (*collec
 func TestIdempotentResendAfterUnknownOutcome(t *testing.T) {
 	for _, action := range []string{"store-then-503", "store-then-hangup"} {
 		t.Run(action, func(t *testing.T) {
-			bs := startGroup(t, 1)
+			bs := brokertest.Group(t, 1, noSync)
 			createTopic(t, bs[0].Addr(), "idem", 2)
 			px := newProxy(t, bs[0].Addr())
 			// Every third batch is stored but its answer lost.
@@ -619,7 +571,7 @@ func TestIdempotentResendAfterUnknownOutcome(t *testing.T) {
 }
 
 func TestNonIdempotentUnknownOutcomeIsReported(t *testing.T) {
-	bs := startGroup(t, 1)
+	bs := brokertest.Group(t, 1, noSync)
 	createTopic(t, bs[0].Addr(), "plain", 1)
 	px := newProxy(t, bs[0].Addr())
 	px.setFault(func(n int, _ *http.Request, _ []byte) string {
@@ -664,7 +616,7 @@ func mustBatch(t testing.TB, addr, topic string) []byte {
 }
 
 func TestReorderedBatchesAreResentInOrder(t *testing.T) {
-	bs := startGroup(t, 1)
+	bs := brokertest.Group(t, 1, noSync)
 	createTopic(t, bs[0].Addr(), "reorder", 1)
 	px := newProxy(t, bs[0].Addr())
 	// Some batches are held back so that the next ones overtake them and
@@ -685,7 +637,7 @@ func TestReorderedBatchesAreResentInOrder(t *testing.T) {
 }
 
 func TestUnknownProducerGetsNewID(t *testing.T) {
-	bs := startGroup(t, 1)
+	bs := brokertest.Group(t, 1, noSync)
 	createTopic(t, bs[0].Addr(), "expire", 2)
 	px := newProxy(t, bs[0].Addr())
 	px.setFault(func(n int, _ *http.Request, _ []byte) string {
@@ -707,7 +659,7 @@ func TestUnknownProducerGetsNewID(t *testing.T) {
 }
 
 func TestFollowsNotLeaderHint(t *testing.T) {
-	bs := startGroup(t, 1)
+	bs := brokertest.Group(t, 1, noSync)
 	createTopic(t, bs[0].Addr(), "hint", 1)
 	// The producer knows only the "follower" (the proxy); it must follow
 	// the hint to the broker.
@@ -736,7 +688,7 @@ func TestFollowsNotLeaderHint(t *testing.T) {
 }
 
 func TestDeliveryTimeout(t *testing.T) {
-	bs := startGroup(t, 1)
+	bs := brokertest.Group(t, 1, noSync)
 	createTopic(t, bs[0].Addr(), "slow", 1)
 	px := newProxy(t, bs[0].Addr())
 	px.setFault(func(int, *http.Request, []byte) string { return "store-then-503" })
@@ -937,12 +889,12 @@ func TestOptionsValidation(t *testing.T) {
 // ---- A 3-node group: leadership moves while producing ----
 
 func TestLeadershipTransferExactlyOnceInOrder(t *testing.T) {
-	bs := startGroup(t, 3)
+	bs := brokertest.Group(t, 3, noSync)
 	for _, inflight := range []int{DefaultMaxInFlight, 5} {
 		t.Run(fmt.Sprintf("inflight=%d", inflight), func(t *testing.T) {
 			topic := fmt.Sprintf("ha%d", inflight)
-			createTopic(t, leaderOf(t, bs).Addr(), topic, 4)
-			p := newProducer(t, addrsOf(bs), WithBatchBytes(2000), WithLinger(time.Millisecond), WithMaxInFlight(inflight))
+			createTopic(t, brokertest.Leader(t, bs).Addr(), topic, 4)
+			p := newProducer(t, brokertest.Addrs(bs), WithBatchBytes(2000), WithLinger(time.Millisecond), WithMaxInFlight(inflight))
 			transferWhileProducing(t, bs, p, topic)
 		})
 	}
@@ -973,7 +925,7 @@ func transferWhileProducing(t *testing.T, bs []*broker.Broker, p *Producer, topi
 	moved := 0
 	for range 3 {
 		time.Sleep(250 * time.Millisecond)
-		l := leaderOf(t, bs)
+		l := brokertest.Leader(t, bs)
 		// Raft may give up on a transfer under load; that is the broker's
 		// business, the producer must cope either way.
 		st, body := httpCall(t, "POST", "http://"+l.Addr()+"/v1/cluster/transfer-leadership", nil)
@@ -1002,7 +954,7 @@ func transferWhileProducing(t *testing.T, bs []*broker.Broker, p *Producer, topi
 		}
 	}
 	t.Logf("%d messages, %d leadership moves, %d answered as duplicates of a stored batch", len(sent), moved, dups)
-	checkQueues(t, leaderOf(t, bs).Addr(), topic, 4, c, sent)
+	checkQueues(t, brokertest.Leader(t, bs).Addr(), topic, 4, c, sent)
 }
 
 // ---- Measurements against a running group (not run by default) ----

@@ -2,42 +2,22 @@ package service_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/ledgermq/ledgermq/broker"
 	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/consumer"
-	"github.com/ledgermq/ledgermq/internal/testnet"
+	"github.com/ledgermq/ledgermq/internal/brokertest"
 	"github.com/ledgermq/ledgermq/topics"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
-// single starts a one-node group in this process and returns its core.
+// single starts a one-node group in this process and returns its core,
+// with a topic "orders" of 2 queues and 1 KiB messages.
 func single(t *testing.T) *service.Service {
 	t.Helper()
-	addrs := testnet.FreeAddrs(t, 2)
-	cfg := broker.DefaultConfig()
-	cfg.Listen, cfg.RaftListen, cfg.DataDir = addrs[0], addrs[1], t.TempDir()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := broker.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	svc := b.Service()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for svc.RequireLeader() != nil { // a group of one elects itself at once
-		select {
-		case <-ctx.Done():
-			t.Fatal("no leader")
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	if _, err := svc.CreateTopic(ctx, topics.Config{Name: "orders", Queues: 2, MaxMessageBytes: 1024}); err != nil {
+	svc := brokertest.Group(t, 1, nil)[0].Service()
+	if _, err := svc.CreateTopic(context.Background(), topics.Config{Name: "orders", Queues: 2, MaxMessageBytes: 1024}); err != nil {
 		t.Fatal(err)
 	}
 	return svc
