@@ -1,0 +1,178 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// memBroker is a one-node broker in memory behind an http.RoundTripper:
+// no sockets, so the SDK runs inside a synctest bubble and its timers
+// (linger, delivery timeout, backoff) are tested in fake time, exactly.
+type memBroker struct {
+	mu      sync.Mutex
+	batches []wire.BatchHeader // received batches, in order
+	next    [2]uint64          // next offset of queues 0 and 1
+	// hold, when not nil, keeps batch requests waiting until it closes or
+	// the request is cancelled: an answer that never comes.
+	hold     chan struct{}
+	attempts int // batch requests received
+}
+
+const memAddr = "mem.broker:1"
+
+func (m *memBroker) RoundTrip(r *http.Request) (*http.Response, error) {
+	var body []byte
+	if r.Body != nil {
+		body, _ = io.ReadAll(r.Body)
+		r.Body.Close()
+	}
+	// Tell the client its request is out, as http.Transport does: from
+	// here on its outcome is unknown to the client until an answer comes.
+	if tr := httptrace.ContextClientTrace(r.Context()); tr != nil && tr.WroteRequest != nil {
+		tr.WroteRequest(httptrace.WroteRequestInfo{})
+	}
+	switch p := r.URL.Path; {
+	case p == "/v1/cluster":
+		return memJSON(wire.ClusterStatus{Leader: "n1", LeaderAPI: memAddr, Nodes: []wire.ClusterNode{{ID: "n1", APIAddr: memAddr, Role: "leader", Reachable: true}}})
+	case p == "/v1/producers":
+		return memJSON(wire.InitProducerResponse{ProducerID: 1})
+	case p == "/v1/topics/t":
+		return memJSON(wire.TopicInfo{Name: "t", Queues: 2, MaxMessageBytes: 1 << 20})
+	case strings.HasPrefix(p, "/v1/topics/t/queues/") && strings.HasSuffix(p, "/batches"):
+		return m.produce(r, strings.TrimSuffix(strings.TrimPrefix(p, "/v1/topics/t/queues/"), "/batches"), body)
+	}
+	return &http.Response{StatusCode: 404, Body: io.NopCloser(strings.NewReader(`{"error":{"code":"NOT_FOUND","not_applied":true}}`)), Request: r}, nil
+}
+
+func (m *memBroker) produce(r *http.Request, queue string, body []byte) (*http.Response, error) {
+	m.mu.Lock()
+	hold := m.hold
+	m.attempts++
+	m.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
+	h, err := wire.ParseHeader(body)
+	if err != nil {
+		return nil, err
+	}
+	q := int(queue[0] - '0')
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.batches = append(m.batches, h)
+	base := m.next[q]
+	m.next[q] += uint64(h.Count)
+	return memJSON(wire.BatchProduceResponse{Queue: q, BaseOffset: base, Count: h.Count})
+}
+
+func memJSON(v any) (*http.Response, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(bytes.NewReader(b))}, nil
+}
+
+func (m *memBroker) received() []wire.BatchHeader {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]wire.BatchHeader(nil), m.batches...)
+}
+
+func memProducer(t *testing.T, m *memBroker, opts ...ProducerOpt) *Producer {
+	t.Helper()
+	opts = append([]ProducerOpt{WithHTTPClient(&http.Client{Transport: m}), WithLogger(testLogger(t))}, opts...)
+	p, err := NewProducer([]string{memAddr}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestLingerInFakeTime: a batch that is not full leaves exactly when its
+// linger ends; a full one leaves at once.
+func TestLingerInFakeTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &memBroker{}
+		p := memProducer(t, m, WithLinger(50*time.Millisecond), WithBatchBytes(4096))
+		defer p.Close()
+		one := new(0)
+		done := make(chan error, 3)
+		p.ProduceAsync(&Message{Topic: "t", Queue: one, Value: []byte("a")}, func(_ Result, err error) { done <- err })
+		synctest.Wait()
+		start := time.Now()
+		p.ProduceAsync(&Message{Topic: "t", Queue: one, Value: []byte("b")}, func(_ Result, err error) { done <- err })
+		time.Sleep(40 * time.Millisecond)
+		synctest.Wait()
+		if n := len(m.received()); n != 0 {
+			t.Fatalf("%d batches sent %v into a 50ms linger", n, time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+		synctest.Wait()
+		got := m.received()
+		if len(got) != 1 || got[0].Count != 2 {
+			t.Fatalf("after the linger: %+v, want one batch of 2", got)
+		}
+		// A batch that fills up does not wait for the linger.
+		big := make([]byte, 5000)
+		p.ProduceAsync(&Message{Topic: "t", Queue: one, Value: big}, func(_ Result, err error) { done <- err })
+		synctest.Wait()
+		if n := len(m.received()); n != 2 {
+			t.Fatalf("a full batch waited: %d batches", n)
+		}
+		for range 3 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestDeliveryTimeoutInFakeTime: a batch whose answers never come is
+// resent (same producer id and sequence) each time a request times out,
+// and fails with ErrDeliveryTimeout once its delivery timeout has passed
+// and the request then in flight has timed out too (see
+// WithDeliveryTimeout): here between 30 s and 30 s plus one request
+// timeout, exactly, in fake time.
+func TestDeliveryTimeoutInFakeTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &memBroker{hold: make(chan struct{})}
+		p := memProducer(t, m, WithLinger(0), WithDeliveryTimeout(30*time.Second), WithRequestTimeout(5*time.Second))
+		defer p.Close()
+		defer close(m.hold) // before Close: let a held request end
+		start := time.Now()
+		_, err := p.Produce(context.Background(), &Message{Topic: "t", Queue: new(1), Value: []byte("lost")})
+		el := time.Since(start) // fake time: exact
+		if !errors.Is(err, ErrDeliveryTimeout) || !errors.Is(err, ErrUnknownOutcome) {
+			t.Fatalf("err = %v, want ErrDeliveryTimeout with an unknown outcome", err)
+		}
+		if el < 30*time.Second || el > 35*time.Second {
+			t.Fatalf("failed after %v; delivery timeout 30s, request timeout 5s", el)
+		}
+		m.mu.Lock()
+		attempts := m.attempts
+		m.mu.Unlock()
+		if attempts < 5 || attempts > 7 { // one per request timeout, plus short backoffs
+			t.Fatalf("%d attempts in %v", attempts, el)
+		}
+		if n := len(m.received()); n != 0 {
+			t.Fatalf("%d batches stored", n)
+		}
+	})
+}
