@@ -13,6 +13,15 @@ type testSM struct {
 	indexes []uint64
 	data    []string
 	restore RestoreInfo
+	// answer, if set, replaces the default result (the command count).
+	answer func(Command) any
+}
+
+// setAnswer makes Apply return answer(cmd) for every later command.
+func (s *testSM) setAnswer(answer func(Command) any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answer = answer
 }
 
 func (s *testSM) Apply(cmds []Command) []any {
@@ -23,6 +32,9 @@ func (s *testSM) Apply(cmds []Command) []any {
 		s.indexes = append(s.indexes, c.Index)
 		s.data = append(s.data, string(c.Data))
 		out[i] = len(s.data)
+		if s.answer != nil {
+			out[i] = s.answer(c)
+		}
 	}
 	return out
 }
