@@ -13,12 +13,16 @@ import (
 // hclogAdapter sends hashicorp/raft's hclog output to a slog.Logger, so the
 // broker has one log stream. hclog's Trace maps to slog's Debug-4.
 type hclogAdapter struct {
-	l    *slog.Logger
+	l    *slog.Logger // base with the name, if any
+	base *slog.Logger // the component and the With arguments, unnamed
 	name string
 	args []any
 }
 
-func newHCLog(l *slog.Logger) hclog.Logger { return &hclogAdapter{l: l.With("component", "raft")} }
+func newHCLog(l *slog.Logger) hclog.Logger {
+	base := l.With("component", "raft")
+	return &hclogAdapter{l: base, base: base}
+}
 
 func slogLevel(level hclog.Level) slog.Level {
 	switch level {
@@ -62,7 +66,12 @@ func (a *hclogAdapter) IsError() bool { return a.enabled(hclog.Error) }
 func (a *hclogAdapter) ImpliedArgs() []any { return a.args }
 
 func (a *hclogAdapter) With(args ...any) hclog.Logger {
-	return &hclogAdapter{l: a.l.With(args...), name: a.name, args: append(append([]any(nil), a.args...), args...)}
+	n := &hclogAdapter{base: a.base.With(args...), name: a.name, args: append(append([]any(nil), a.args...), args...)}
+	n.l = n.base
+	if n.name != "" {
+		n.l = n.base.With("logger", n.name)
+	}
+	return n
 }
 
 func (a *hclogAdapter) Name() string { return a.name }
@@ -75,7 +84,7 @@ func (a *hclogAdapter) Named(name string) hclog.Logger {
 }
 
 func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
-	return &hclogAdapter{l: a.l.With("logger", name), name: name, args: a.args}
+	return &hclogAdapter{l: a.base.With("logger", name), base: a.base, name: name, args: a.args}
 }
 
 // SetLevel is ignored: the slog handler decides.

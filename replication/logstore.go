@@ -19,7 +19,9 @@ import (
 //   - GetLog outside [FirstIndex, LastIndex] returns raft.ErrLogNotFound
 //     itself, unwrapped (raft compares with ==).
 //   - StoreLogs is durable on return under the durable (every-append) sync
-//     policy, and refuses to leave a gap (ErrLogGap).
+//     policy, and refuses to leave a gap: ErrLogGap when the batch does
+//     not continue the log, commitlog.ErrNonContiguous for a hole inside
+//     the batch; nothing is written either way.
 //   - DeleteRange that reaches the last index is a tail truncation and is
 //     durable. DeleteRange of a head range is compaction, which LedgerMQ
 //     does not do: messages are deleted by retention, not by snapshots. It
