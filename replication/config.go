@@ -118,6 +118,12 @@ func (c *Config) validate() error {
 		}
 		seen[p.ID] = true
 	}
+	if c.RestoreTimeout < 0 || c.RetainSnapshots < 0 {
+		return fmt.Errorf("replication: config: negative restore timeout or retained snapshots")
+	}
+	if c.RestoreTimeout == 0 { // zero would try each peer once: take the default
+		c.RestoreTimeout = DefaultConfig().RestoreTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
