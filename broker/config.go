@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ledgermq/ledgermq/commitlog"
 	"github.com/ledgermq/ledgermq/replication"
 )
 
@@ -30,7 +29,7 @@ type Config struct {
 	// before they are read. Default 16 MiB.
 	MaxRequestBytes int
 	// Sync is the commit log's durability policy. Default every-append.
-	Sync commitlog.SyncPolicy
+	Sync replication.SyncPolicy
 	// SegmentBytes is the commit log's segment size. Default 256 MiB.
 	SegmentBytes int64
 	// RetentionBytes and RetentionAge bound the whole log (all topics);
@@ -56,7 +55,7 @@ func DefaultConfig() Config {
 		Listen:          "127.0.0.1:7001",
 		RaftListen:      "127.0.0.1:8001",
 		MaxRequestBytes: 16 << 20,
-		Sync:            commitlog.SyncEveryAppend,
+		Sync:            replication.SyncEveryAppend,
 		SegmentBytes:    256 << 20,
 		RetentionAge:    7 * 24 * time.Hour,
 		ProposeTimeout:  10 * time.Second,
@@ -104,7 +103,7 @@ func (c *Config) replicationConfig() (replication.Config, error) {
 	if c.SegmentBytes > 0 {
 		rc.Log.SegmentSize = c.SegmentBytes
 	}
-	rc.Log.Retention = commitlog.Retention{MaxBytes: c.RetentionBytes, MaxAge: c.RetentionAge}
+	rc.Log.Retention.MaxBytes, rc.Log.Retention.MaxAge = c.RetentionBytes, c.RetentionAge
 	rc.Logger = c.Logger
 	return rc, nil
 }

@@ -158,3 +158,17 @@ func (c *Config) raftConfig() *raft.Config {
 	rc.NoLegacyTelemetry = true
 	return rc
 }
+
+// SyncPolicy is the commit log's durability policy (commitlog.SyncPolicy),
+// so that callers configure a node without reaching into its log.
+type SyncPolicy = commitlog.SyncPolicy
+
+// The durability policies; commitlog documents what each risks.
+const (
+	SyncEveryAppend = commitlog.SyncEveryAppend
+	SyncInterval    = commitlog.SyncInterval
+	SyncNever       = commitlog.SyncNever
+)
+
+// ParseSyncPolicy parses "every-append", "interval" or "never".
+func ParseSyncPolicy(s string) (SyncPolicy, error) { return commitlog.ParseSyncPolicy(s) }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ledgermq/ledgermq/broker"
-	"github.com/ledgermq/ledgermq/commitlog"
 	"github.com/ledgermq/ledgermq/replication"
 )
 
@@ -139,7 +138,7 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	pol, err := commitlog.ParseSyncPolicy(o.sync)
+	pol, err := replication.ParseSyncPolicy(o.sync)
 	if err != nil {
 		return cfg, fmt.Errorf("--sync: %w", err)
 	}
