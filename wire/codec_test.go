@@ -40,7 +40,7 @@ func TestCodecNames(t *testing.T) {
 // bomb returns a records section of codec c that inflates to 64 MiB of
 // zeros (1 MiB for none, 4 MiB for the block formats), built cheaply by
 // repeating members or frames of 1 MiB.
-func bomb(t *testing.T, c Codec) []byte {
+func bomb(t testing.TB, c Codec) []byte {
 	t.Helper()
 	zeros := make([]byte, 1<<20)
 	var one []byte
