@@ -99,6 +99,19 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("LMQB"))
+	// Edge cases: records before the base timestamp, empty keys and
+	// values, many empty headers, a count the records do not match, and a
+	// gzip member that inflates past the fuzz target's limits.
+	t0 := time.UnixMilli(-1)
+	for _, msgs := range [][]Message{
+		{{Value: []byte("a"), Timestamp: t0}, {Key: []byte{}, Timestamp: t0.Add(-time.Hour)}},
+		{{Headers: make([]Header, 100)}},
+	} {
+		b, _ := Encode(msgs, CodecNone, Producer{}, 0, time.Now())
+		f.Add(b)
+	}
+	f.Add(seal(BatchHeader{Count: 2}, record(uv(0), uv(0), uv(0), uv(0))))
+	f.Add(seal(BatchHeader{Codec: CodecGzip, Count: 1}, bomb(f, CodecGzip)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, msgs, err := Decode(b, 1<<20, 1<<16)
 		if err != nil {
