@@ -249,7 +249,11 @@ func decodeRecord(b []byte, baseMs int64, maxMessage int) (Message, int, error) 
 		return Message{}, 0, err
 	}
 	consumed := len(b) - len(rest) + int(bodyLen)
-	if maxMessage > 0 && bodyLen > uint64(maxMessage)+64 {
+	// A cheap bound before parsing: a record's framing (timestamp, lengths,
+	// two length varints per header) is at most about twice the bytes
+	// Size counts for messages whose headers have a key or a value; the
+	// exact check on Size follows once the record is parsed.
+	if maxMessage > 0 && bodyLen > 3*uint64(maxMessage)+64 {
 		return Message{}, 0, fmt.Errorf("%w: record of %d bytes", ErrTooLarge, bodyLen)
 	}
 	delta, n := binary.Varint(body)

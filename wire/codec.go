@@ -132,7 +132,7 @@ func decompress(c Codec, b []byte, limit int) ([]byte, error) {
 		}
 		return out, nil
 	case CodecZstd:
-		r, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)+1))
+		r, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(limit, zstd.MinWindowSize))+1))
 		if err != nil {
 			return nil, fmt.Errorf("%w: zstd: %w", ErrMalformed, err)
 		}
