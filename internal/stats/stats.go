@@ -2,7 +2,8 @@
 // from them, with one definition for every test and benchmark of the
 // project: a percentile is HdrHistogram's ValueAtQuantile (the highest
 // value equivalent, at 3 significant digits, to the recorded value at that
-// rank), over microseconds from 1 µs to 10 minutes.
+// rank; p0 is the lowest equivalent value instead), over microseconds from
+// 1 µs to 10 minutes.
 package stats
 
 import (
