@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ledgermq/ledgermq/broker/httpapi"
@@ -26,6 +27,7 @@ type Broker struct {
 	http   *httpapi.Server
 	ln     net.Listener
 	wg     sync.WaitGroup
+	closed atomic.Bool
 }
 
 // Open starts a broker node and its HTTP listener.
@@ -49,7 +51,7 @@ func Open(cfg Config) (*Broker, error) {
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
-		if err := b.http.Serve(b.ln); err != nil {
+		if err := b.http.Serve(b.ln); err != nil && !b.closed.Load() {
 			b.logger.Error("http server stopped", "err", err)
 		}
 	}()
@@ -68,12 +70,18 @@ func (b *Broker) Addr() string { return b.ln.Addr().String() }
 
 // Close shuts down cleanly: new writes are refused with a retriable error,
 // in-flight requests finish (bounded), a leader hands leadership over, and
-// the files are synced and closed.
+// the files are synced and closed. Later calls do nothing.
 func (b *Broker) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return nil // closed already
+	}
 	b.svc.Drain()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	herr := b.http.Shutdown(ctx)
+	// Shutdown closes only listeners Serve has registered; one Close right
+	// after Open may come first, so close ours too, which ends Serve.
+	b.ln.Close()
 	b.svc.Close()
 	b.wg.Wait()
 	nerr := b.node.Close()

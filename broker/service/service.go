@@ -62,6 +62,7 @@ type Service struct {
 
 	rr       sync.Map // topic -> *atomic.Uint64 round-robin counter
 	draining atomic.Bool
+	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -84,10 +85,11 @@ func New(cfg Config, node *replication.Node, m *fsm.Machine) *Service {
 // before a shutdown.
 func (s *Service) Drain() { s.draining.Store(true) }
 
-// Close stops the service's goroutines and wakes its long polls.
+// Close stops the service's goroutines and wakes its long polls. Later
+// calls do nothing.
 func (s *Service) Close() {
 	s.Drain()
-	close(s.stop)
+	s.stopOnce.Do(func() { close(s.stop) })
 	s.wg.Wait()
 }
 
