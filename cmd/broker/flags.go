@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -57,6 +58,9 @@ func parseNodeFlags(args []string, stderr io.Writer) (*nodeOptions, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags only; see broker -h)", fs.Arg(0))
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if err := applyEnv(fs, set); err != nil {
@@ -79,7 +83,7 @@ func applyEnv(fs *flag.FlagSet, set map[string]bool) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		if v, ok := os.LookupEnv(envName(f.Name)); ok && !set[f.Name] && err == nil {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s: %w", envName(f.Name), e)
+				err = fmt.Errorf("%s: invalid value %q: %w", envName(f.Name), v, e)
 			}
 			set[f.Name] = true
 		}
@@ -111,7 +115,7 @@ func applyFile(fs *flag.FlagSet, path string, set map[string]bool) error {
 			continue
 		}
 		if err := fs.Set(name, value); err != nil {
-			return fmt.Errorf("%s:%d: %w", path, line, err)
+			return fmt.Errorf("%s:%d: invalid value %q for %s: %w", path, line, value, name, err)
 		}
 	}
 	return sc.Err()
@@ -142,6 +146,12 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("--sync: %w", err)
 	}
+	if err := checkLevel(o.logLevel); err != nil {
+		return cfg, err
+	}
+	if o.groupID > math.MaxUint32 {
+		return cfg, fmt.Errorf("--group-id: %d is above %d", o.groupID, uint32(math.MaxUint32))
+	}
 	cfg.ID, cfg.GroupID, cfg.DataDir = o.id, uint32(o.groupID), o.dataDir
 	cfg.Listen, cfg.RaftListen, cfg.Peers = o.listen, o.raftListen, peers
 	cfg.Sync, cfg.SegmentBytes = pol, o.segmentBytes
@@ -150,4 +160,13 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout = o.heartbeat, o.election
 	cfg.Logger = logger
 	return cfg, nil
+}
+
+// checkLevel refuses a log level slog does not know.
+func checkLevel(level string) error {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return fmt.Errorf("--log-level: want debug, info, warn or error, got %q", level)
+	}
+	return nil
 }

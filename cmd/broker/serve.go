@@ -36,8 +36,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only; see broker dev -h)", fs.Arg(0))
+	}
 	if *nodes != 1 && *nodes != 3 && *nodes != 5 {
 		return fmt.Errorf("--nodes must be 1, 3 or 5")
+	}
+	if err := checkLevel(*level); err != nil {
+		return err
 	}
 	logger := newLogger(stderr, *level)
 	var peers []replication.Peer

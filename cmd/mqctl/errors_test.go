@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ledgermq/ledgermq/internal/testnet"
 )
 
 // The admin commands' failures, as mqctl reports them. The SDK's own tests
@@ -66,7 +68,7 @@ func TestGiveUp(t *testing.T) {
 	if r.code != 1 || !strings.HasPrefix(r.stderr, "mqctl: NOT_LEADER: this node is not the leader; the request was not applied (no leader known) (gave up after ") {
 		t.Fatalf("no leader: %+v", r)
 	}
-	r = mqctl(t, ctx, "127.0.0.1:1", "", "cluster", "status", "--timeout", "100ms")
+	r = mqctl(t, ctx, testnet.FreeAddrs(t, 1)[0], "", "cluster", "status", "--timeout", "100ms") // nothing listens there
 	if r.code != 1 || !strings.HasPrefix(r.stderr, "mqctl: no broker answered (gave up after ") || !strings.Contains(r.stderr, "refused") {
 		t.Fatalf("no broker: %+v", r)
 	}

@@ -245,8 +245,11 @@ func (a *app) consumeGroup(ctx context.Context, topic string, o *consumeOpts) er
 		t, _ := time.Parse(time.RFC3339Nano, o.fromTime) // checked by o.check
 		start = sdk.AtTime(t)
 	}
-	c, err := sdk.NewConsumer(a.brokerList, sdk.WithGroup(o.group, topic), sdk.WithAutoCommit(0),
-		sdk.WithStartWhenNoCommit(start), sdk.WithMaxWait(followWait), sdk.WithRequestTimeout(a.timeout))
+	opts := []sdk.ConsumerOpt{sdk.WithGroup(o.group, topic), sdk.WithAutoCommit(0), sdk.WithStartWhenNoCommit(start), sdk.WithMaxWait(followWait)}
+	for _, opt := range a.opts() { // the options every command passes to the SDK
+		opts = append(opts, opt)
+	}
+	c, err := sdk.NewConsumer(a.brokerList, opts...)
 	if err != nil {
 		return err
 	}
