@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ledgermq/ledgermq/broker"
+	"github.com/ledgermq/ledgermq/internal/brokertest"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
@@ -71,29 +68,7 @@ billing  3           2        audit,orders  9
 // startBroker starts a one-node broker group in this process.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	var addrs []string
-	for range 2 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, ln.Addr().String())
-		ln.Close()
-	}
-	cfg := broker.DefaultConfig()
-	cfg.Listen, cfg.RaftListen, cfg.DataDir = addrs[0], addrs[1], t.TempDir()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := broker.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	for deadline := time.Now().Add(10 * time.Second); !b.Node().IsLeader(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader")
-		}
-	}
-	return b.Addr()
+	return brokertest.Group(t, 1, nil)[0].Addr()
 }
 
 func TestGroupCommands(t *testing.T) {
