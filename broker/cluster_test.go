@@ -50,6 +50,16 @@ func TestClusterOperations(t *testing.T) {
 	if ae.Code != wire.CodeNotLeader || ae.Leader != l.Addr() || !ae.NotApplied || !ae.Retriable {
 		t.Fatalf("follower's refusal: %+v", ae)
 	}
+	// A follower validates what it can before redirecting: a request that
+	// can never succeed gets its 4xx from any node (docs/api.md).
+	fbase := "http://" + target.Addr()
+	expectCode(t, call(t, "POST", fbase+"/v1/topics", "", []byte(`{"name":"a/b"}`)), 400, wire.CodeInvalidArgument)
+	expectCode(t, call(t, "POST", fbase+"/v1/groups/g/offsets", "", []byte(`{"member_id":`)), 400, wire.CodeInvalidArgument)
+	expectCode(t, call(t, "POST", fbase+"/v1/groups/g/reset-offsets", "", []byte(`{"topic":"nope","to":"latest"}`)), 404, wire.CodeTopicNotFound)
+	expectCode(t, call(t, "POST", fbase+"/v1/topics", "", []byte(`{"name":"fine"}`)), 421, wire.CodeNotLeader)
+	if r := call(t, "POST", fbase+"/readyz", "", nil); r.status != 200 {
+		t.Fatalf("POST /readyz: %d %s", r.status, r.body)
+	}
 	got, err := l.Service().TransferLeadership(ctx, target.cfg.ID)
 	if err != nil || got.ID != target.cfg.ID || got.API != target.Addr() {
 		t.Fatalf("transfer: %+v, %v", got, err)

@@ -95,6 +95,7 @@ func queryInt(ctx *fasthttp.RequestCtx, name string, def, lo, hi int64) (int64, 
 func (c *call) queue() (int, error) {
 	q, err := strconv.Atoi(c.param("queue"))
 	if err != nil || q < 0 {
+		c.label = "fetch" // counted as before the route table
 		return 0, service.Errorf(wire.CodeInvalidArgument, "queue must be a non-negative integer, got %q", c.param("queue"))
 	}
 	return q, nil

@@ -9,9 +9,12 @@ import (
 	"github.com/ledgermq/ledgermq/wire"
 )
 
-// route is one endpoint: a method on a path pattern whose {name} segments
-// are captured as parameters. leaderOnly routes are refused on a follower
-// (service.RequireLeader) before their body is read.
+// route is one endpoint: a method ("*" for any) on a path pattern whose
+// {name} segments are captured as parameters. leaderOnly routes are
+// refused on a follower (service.RequireLeader) before their body is read;
+// writes whose input the core validates first (so that a request that can
+// never succeed gets its 4xx from any node) are not leaderOnly here, the
+// core checks leadership after validating.
 type route struct {
 	method     string
 	pattern    string
@@ -23,14 +26,14 @@ type route struct {
 // table is every endpoint the broker serves (docs/api.md).
 func (s *Server) table() []route {
 	return []route{
-		{"GET", "/healthz", "healthz", false, s.healthz},
-		{"GET", "/readyz", "readyz", false, s.readyz},
-		{"GET", "/metrics", "metrics", false, s.metrics},
+		{"*", "/healthz", "healthz", false, s.healthz},
+		{"*", "/readyz", "readyz", false, s.readyz},
+		{"*", "/metrics", "metrics", false, s.metrics},
 		{"GET", "/v1/cluster", "cluster", false, s.clusterStatus},
 		{"POST", "/v1/cluster/transfer-leadership", "transfer_leadership", false, s.transferLeadership},
 		{"POST", "/v1/producers", "producers", true, s.initProducer},
 		{"GET", "/v1/topics", "topics", false, s.listTopics},
-		{"POST", "/v1/topics", "topics", true, s.createTopic},
+		{"POST", "/v1/topics", "topics", false, s.createTopic},
 		{"GET", "/v1/topics/{topic}", "topic", false, s.describeTopic},
 		{"DELETE", "/v1/topics/{topic}", "topic", true, s.deleteTopic},
 		{"POST", "/v1/topics/{topic}/messages", "produce", true, s.produceJSON},
@@ -42,8 +45,8 @@ func (s *Server) table() []route {
 		{"POST", "/v1/groups/{group}/members", "group_join", true, s.joinGroup},
 		{"DELETE", "/v1/groups/{group}/members/{member}", "group_leave", true, s.leaveGroup},
 		{"POST", "/v1/groups/{group}/members/{member}/heartbeat", "group_heartbeat", true, s.heartbeat},
-		{"POST", "/v1/groups/{group}/offsets", "group_commit", true, s.commitOffsets},
-		{"POST", "/v1/groups/{group}/reset-offsets", "group_reset", true, s.resetOffsets},
+		{"POST", "/v1/groups/{group}/offsets", "group_commit", false, s.commitOffsets},
+		{"POST", "/v1/groups/{group}/reset-offsets", "group_reset", false, s.resetOffsets},
 	}
 }
 
@@ -52,20 +55,34 @@ type router struct{ routes []route }
 func newRouter(rs []route) *router { return &router{routes: rs} }
 
 // match finds the route for method and path. With no route for the method
-// but some for the path, it returns the methods the path allows.
-func (r *router) match(method, path string) (rt *route, params map[string]string, allow []string) {
+// but some for the path, it returns the methods the path allows and the
+// metrics label of the path (see pathLabel).
+func (r *router) match(method, path string) (rt *route, params map[string]string, allow []string, label string) {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	for i := range r.routes {
 		p, ok := matchPattern(r.routes[i].pattern, segs)
 		if !ok {
 			continue
 		}
-		if r.routes[i].method == method {
-			return &r.routes[i], p, nil
+		if m := r.routes[i].method; m == method || m == "*" {
+			return &r.routes[i], p, nil, ""
 		}
 		allow = append(allow, r.routes[i].method)
+		if label == "" {
+			label = pathLabel(&r.routes[i])
+		}
 	}
-	return nil, nil, allow
+	return nil, nil, allow, label
+}
+
+// pathLabel names a path, whatever the method, in ledgermq_requests_total
+// (docs/api.md): the route's name, except that the batches path, whose
+// two methods have names of their own, is "batches".
+func pathLabel(rt *route) string {
+	if strings.HasSuffix(rt.pattern, "/batches") {
+		return "batches"
+	}
+	return rt.name
 }
 
 func matchPattern(pattern string, segs []string) (map[string]string, bool) {
@@ -94,6 +111,7 @@ func matchPattern(pattern string, segs []string) (map[string]string, bool) {
 type call struct {
 	ctx    *fasthttp.RequestCtx
 	params map[string]string
+	label  string // metrics label, when not the route's name
 }
 
 func (c *call) param(name string) string { return c.params[name] }
@@ -101,23 +119,24 @@ func (c *call) param(name string) string { return c.params[name] }
 // handle routes a request, answers errors in one way, and counts it.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	method, path := string(ctx.Method()), string(ctx.Path())
-	rt, params, allow := s.routes.match(method, path)
+	rt, params, allow, label := s.routes.match(method, path)
 	name := "unknown"
 	switch {
 	case rt != nil:
-		name = rt.name
+		c := &call{ctx: ctx, params: params, label: rt.name}
 		err := error(nil)
 		if rt.leaderOnly {
 			err = s.svc.RequireLeader()
 		}
 		if err == nil {
-			err = rt.handle(&call{ctx: ctx, params: params})
+			err = rt.handle(c)
 		}
 		if err != nil {
 			s.writeError(ctx, err)
 		}
+		name = c.label
 	case len(allow) > 0:
-		name = "method_not_allowed"
+		name = label
 		ctx.Response.Header.Set("Allow", strings.Join(allow, ", "))
 		s.writeError(ctx, service.Errorf(wire.CodeMethodNotAllowed, "method %s not allowed; use %s", method, strings.Join(allow, ", ")))
 	default:

@@ -19,8 +19,9 @@ func TestRouteTable(t *testing.T) {
 		allow        string
 	}{
 		{"GET", "/healthz", "healthz", false, nil, ""},
+		{"POST", "/metrics", "metrics", false, nil, ""}, // any method
 		{"GET", "/v1/topics", "topics", false, nil, ""},
-		{"POST", "/v1/topics", "topics", true, nil, ""},
+		{"POST", "/v1/topics", "topics", false, nil, ""}, // validated before the leader check
 		{"PUT", "/v1/topics", "", false, nil, "GET, POST"},
 		{"GET", "/v1/topics/orders", "topic", false, map[string]string{"topic": "orders"}, ""},
 		{"DELETE", "/v1/topics/orders", "topic", true, map[string]string{"topic": "orders"}, ""},
@@ -33,7 +34,7 @@ func TestRouteTable(t *testing.T) {
 		{"POST", "/v1/groups/g/members", "group_join", true, map[string]string{"group": "g"}, ""},
 		{"DELETE", "/v1/groups/g/members/m1", "group_leave", true, map[string]string{"group": "g", "member": "m1"}, ""},
 		{"POST", "/v1/groups/g/members/m1/heartbeat", "group_heartbeat", true, map[string]string{"group": "g", "member": "m1"}, ""},
-		{"POST", "/v1/groups/g/offsets", "group_commit", true, map[string]string{"group": "g"}, ""},
+		{"POST", "/v1/groups/g/offsets", "group_commit", false, map[string]string{"group": "g"}, ""},
 		{"POST", "/v1/cluster/transfer-leadership", "transfer_leadership", false, nil, ""},
 		{"GET", "/v1/topics/", "", false, nil, ""}, // empty topic name
 		{"GET", "/v1/topics//queues/1/messages", "", false, nil, ""},
@@ -41,7 +42,7 @@ func TestRouteTable(t *testing.T) {
 		{"GET", "/", "", false, nil, ""},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			rt, params, allow := r.match(tc.method, tc.path)
+			rt, params, allow, _ := r.match(tc.method, tc.path)
 			switch {
 			case tc.name == "" && rt != nil:
 				t.Fatalf("matched %s", rt.name)
@@ -53,6 +54,21 @@ func TestRouteTable(t *testing.T) {
 				t.Fatalf("allow %v, want %q", allow, tc.allow)
 			}
 		})
+	}
+}
+
+// TestMethodNotAllowedLabels: a refused method is counted under the
+// path's name, as docs/api.md lists the endpoint label.
+func TestMethodNotAllowedLabels(t *testing.T) {
+	r := newRouter((&Server{}).table())
+	for path, want := range map[string]string{
+		"/v1/topics": "topics", "/v1/topics/o": "topic", "/v1/topics/o/messages": "produce",
+		"/v1/topics/o/queues/1/messages": "fetch", "/v1/topics/o/queues/1/batches": "batches",
+		"/v1/groups/g/members/m/heartbeat": "group_heartbeat", "/v1/cluster": "cluster",
+	} {
+		if _, _, allow, label := r.match("PATCH", path); len(allow) == 0 || label != want {
+			t.Errorf("PATCH %s: allow %v, label %q; want %q", path, allow, label, want)
+		}
 	}
 }
 

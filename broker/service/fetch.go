@@ -18,7 +18,7 @@ type FetchRequest struct {
 	Offset   uint64
 	Time     *time.Time
 	Wait     time.Duration // long poll while the queue has nothing at Offset (at most Config.MaxWait)
-	MaxBytes int           // at least one batch is returned whatever its size
+	MaxBytes int           // at least one batch is returned whatever its size; 0: up to 64 batches
 }
 
 // Batch is one stored batch as the producer sent it.
@@ -80,7 +80,7 @@ func (s *Service) fetch(ctx context.Context, req FetchRequest) (*Fetched, error)
 		if err != nil {
 			return nil, err
 		}
-		if len(out.Batches) > 0 && size+wire.FetchFrameHeader+len(raw) > req.MaxBytes {
+		if req.MaxBytes > 0 && len(out.Batches) > 0 && size+wire.FetchFrameHeader+len(raw) > req.MaxBytes {
 			break
 		}
 		size += wire.FetchFrameHeader + len(raw)
@@ -159,7 +159,9 @@ type Records struct {
 // records (JSON, the console): at most maxRecords records and about
 // req.MaxBytes of keys, values and headers (at least one record).
 func (s *Service) FetchRecords(ctx context.Context, req FetchRequest, maxRecords int) (*Records, error) {
-	f, err := s.fetch(ctx, req)
+	bounded := req
+	bounded.MaxBytes = 0 // req.MaxBytes bounds records, not the batches they come in
+	f, err := s.fetch(ctx, bounded)
 	if err != nil {
 		return nil, err
 	}

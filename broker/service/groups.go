@@ -51,7 +51,7 @@ func (s *Service) JoinGroup(ctx context.Context, group, memberID string, topicNa
 // Heartbeat keeps a member's session alive and returns its current
 // generation and queues.
 func (s *Service) Heartbeat(group, member string) (Membership, error) {
-	if err := s.RequireLeader(); err != nil {
+	if err := s.requireLeaderRole(); err != nil { // a draining leader still keeps sessions until it hands over
 		return Membership{}, err
 	}
 	m, err := s.groups.Membership(group, member)
@@ -92,11 +92,9 @@ type ResetTo struct {
 }
 
 // ResetOffsets sets an empty group's committed offsets for every queue of
-// topic and returns the group.
+// topic and returns the group. The request is validated on any node; only
+// the leader proposes it.
 func (s *Service) ResetOffsets(ctx context.Context, group, topic string, to ResetTo) (wire.GroupInfo, error) {
-	if err := s.RequireLeader(); err != nil {
-		return wire.GroupInfo{}, err
-	}
 	t, err := s.topics.Lookup(topic)
 	if err != nil {
 		return wire.GroupInfo{}, err

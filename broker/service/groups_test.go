@@ -156,3 +156,26 @@ func TestLongPoll(t *testing.T) {
 		t.Fatalf("fetch on a deleted topic: %v", err)
 	}
 }
+
+// TestRecordBudget: a JSON-style fetch's byte budget counts records (it
+// ends after the record that reaches it), not the batches they came in.
+func TestRecordBudget(t *testing.T) {
+	svc := single(t)
+	ctx := context.Background()
+	value := make([]byte, 100)
+	var msgs []service.Message
+	for range 3 {
+		msgs = append(msgs, service.Message{Message: wire.Message{Value: value}, Queue: queue(0)})
+	}
+	if _, err := svc.Produce(ctx, "orders", msgs); err != nil { // one batch of three
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		maxBytes, want int
+	}{{1, 1}, {100, 1}, {150, 2}, {200, 2}, {201, 3}, {1 << 20, 3}} {
+		got, err := svc.FetchRecords(ctx, service.FetchRequest{Topic: "orders", Queue: 0, MaxBytes: tc.maxBytes}, 100)
+		if err != nil || len(got.Records) != tc.want || got.Next != uint64(tc.want) {
+			t.Errorf("max_bytes %d: %d records, next %d, %v; want %d", tc.maxBytes, len(got.Records), got.Next, err, tc.want)
+		}
+	}
+}

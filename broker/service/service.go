@@ -97,11 +97,22 @@ func (s *Service) Close() {
 func (s *Service) Node() *replication.Node { return s.node }
 
 // RequireLeader is the one place that decides whether this node may
-// accept a write: nil on the leader, else NOT_LEADER naming the leader.
+// accept a write: nil on the leader, NOT_LEADER naming the leader on any
+// other node (so clients go there at once), UNAVAILABLE on a leader that
+// is shutting down (it is handing leadership over: retry).
 func (s *Service) RequireLeader() error {
+	if err := s.requireLeaderRole(); err != nil {
+		return err
+	}
 	if s.draining.Load() {
 		return errShuttingDown()
 	}
+	return nil
+}
+
+// requireLeaderRole is RequireLeader for requests that change nothing a
+// draining leader must refuse (heartbeats).
+func (s *Service) requireLeaderRole() error {
 	if !s.node.IsLeader() {
 		return s.notLeaderError(s.node.Leader().ID)
 	}

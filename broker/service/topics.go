@@ -8,11 +8,9 @@ import (
 	"github.com/ledgermq/ledgermq/wire"
 )
 
-// CreateTopic creates a topic; zero fields of c take the defaults.
+// CreateTopic creates a topic; zero fields of c take the defaults. The
+// config is validated on any node; only the leader proposes it.
 func (s *Service) CreateTopic(ctx context.Context, c topics.Config) (wire.TopicInfo, error) {
-	if err := s.RequireLeader(); err != nil {
-		return wire.TopicInfo{}, err
-	}
 	if err := c.Normalize(); err != nil {
 		return wire.TopicInfo{}, err
 	}
