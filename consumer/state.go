@@ -163,16 +163,18 @@ func (s *State) join(c JoinCmd) (Membership, error) {
 	if c.Group == "" || len(c.Topics) == 0 {
 		return Membership{}, fmt.Errorf("%w: a join needs a group and topics", ErrInvalid)
 	}
-	id := c.MemberID
-	if id != "" { // a rejoin: refused without creating anything when unknown
-		if g := s.groups[c.Group]; g == nil || g.Members[id] == nil {
-			return Membership{}, fmt.Errorf("%w: %s in group %s (join without an id to get a new one)", ErrUnknownMember, id, c.Group)
-		}
-	}
+	// A rejoin with an unknown member id is refused, but only after the
+	// group is looked up with s.group, which creates it: logs written by
+	// earlier versions replay to the same state only if this stays so.
+	// The broker refuses such a join before proposing it, so new logs do
+	// not hold one.
 	g := s.group(c.Group)
+	id := c.MemberID
 	if id == "" {
 		g.nextMember++
 		id = "m" + strconv.FormatUint(g.nextMember, 10)
+	} else if _, ok := g.Members[id]; !ok {
+		return Membership{}, fmt.Errorf("%w: %s in group %s (join without an id to get a new one)", ErrUnknownMember, id, c.Group)
 	}
 	topics := append([]string(nil), c.Topics...)
 	sort.Strings(topics)

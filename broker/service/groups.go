@@ -39,6 +39,11 @@ func (s *Service) JoinGroup(ctx context.Context, group, memberID string, topicNa
 			return Membership{}, err
 		}
 	}
+	if memberID != "" { // a rejoin of a member this group does not have: refused here, never logged
+		if _, err := s.groups.Membership(group, memberID); err != nil {
+			return Membership{}, Errorf(wire.CodeUnknownMember, "%s in group %s (join without an id to get a new one)", memberID, group)
+		}
+	}
 	m, err := propose(s, ctx, fsm.JoinGroup, consumer.JoinCmd{Group: group, MemberID: memberID, Topics: topicNames,
 		SessionTimeoutMs: sessionTimeout.Milliseconds()})
 	if err != nil {

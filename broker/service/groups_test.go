@@ -179,3 +179,16 @@ func TestRecordBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestRejoinUnknownMember: a rejoin with an id the group does not know is
+// refused before it is proposed, so it creates no group.
+func TestRejoinUnknownMember(t *testing.T) {
+	svc := single(t)
+	_, err := svc.JoinGroup(context.Background(), "typo", "m7", []string{"orders"}, 0)
+	if ae := svc.AsError(err); ae.Code != wire.CodeUnknownMember || !ae.NotApplied {
+		t.Fatalf("rejoin: %v", err)
+	}
+	if _, err := svc.DescribeGroup("typo"); svc.AsError(err).Code != wire.CodeGroupNotFound {
+		t.Fatalf("describe after a refused rejoin: %v", err)
+	}
+}
