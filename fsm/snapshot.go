@@ -86,7 +86,11 @@ func writeContainer(w io.Writer, secs []section) error {
 // unchanged: the groups section is checked before either is applied, and
 // each Decode replaces its state only when it decoded whole.
 func (m *Machine) Restore(r io.Reader, _ replication.RestoreInfo) error {
-	secs, err := readContainer(bufio.NewReader(r))
+	br := bufio.NewReader(r)
+	if head, err := br.Peek(len(snapMagic)); err == nil && string(head) != snapMagic {
+		return m.restoreLegacy(br)
+	}
+	secs, err := readContainer(br)
 	if err != nil {
 		return err
 	}
@@ -100,6 +104,38 @@ func (m *Machine) Restore(r io.Reader, _ replication.RestoreInfo) error {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
 	if err := m.groups.Decode(enc.NewReader(secs[1].payload)); err != nil {
+		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
+	}
+	return nil
+}
+
+// restoreLegacy reads format version 0, written before the container:
+// u64 length | topics (gob) | u64 length | groups (JSON). Its first eight
+// bytes are a length, never the container's magic.
+func (m *Machine) restoreLegacy(r io.Reader) error {
+	var secs [2][]byte
+	for i := range secs {
+		var n [8]byte
+		if _, err := io.ReadFull(r, n[:]); err != nil {
+			return fmt.Errorf("%w: version-0 section %d: %w", replication.ErrBadSnapshot, i, err)
+		}
+		size := binary.LittleEndian.Uint64(n[:])
+		if size > maxSection {
+			return fmt.Errorf("%w: version-0 section of %d bytes", replication.ErrBadSnapshot, size)
+		}
+		b, err := readN(r, int64(size))
+		if err != nil {
+			return fmt.Errorf("%w: version-0 section %d: %w", replication.ErrBadSnapshot, i, err)
+		}
+		secs[i] = b
+	}
+	if err := consumer.New(nil).DecodeLegacy(secs[1]); err != nil { // check before changing anything
+		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
+	}
+	if err := m.topics.DecodeLegacy(secs[0]); err != nil {
+		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
+	}
+	if err := m.groups.DecodeLegacy(secs[1]); err != nil {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
 	return nil
