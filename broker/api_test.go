@@ -44,17 +44,32 @@ func startGroup(t *testing.T, n int, tweak func(*Config)) []*Broker {
 		out = append(out, b)
 		t.Cleanup(func() { b.Close() })
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	waitFor(t, 10*time.Second, "a leader", func() bool {
 		for _, b := range out {
 			if b.node.IsLeader() {
-				return out
+				return true
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	})
+	return out
+}
+
+// waitFor polls cond every 10 ms until it holds, failing the test after
+// timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("no %s within %v", what, timeout)
+		case <-tick.C:
+		}
 	}
-	t.Fatal("no leader")
-	return nil
 }
 
 func leaderOf(t *testing.T, bs []*Broker) *Broker {
@@ -142,13 +157,10 @@ func TestAPIErrorsAndRoundTrip(t *testing.T) {
 	// A write on a follower is refused and names the leader's API address
 	// (once the follower has learned it from its peers).
 	var nl wire.APIError
-	for i := 0; i < 50; i++ {
+	waitFor(t, 5*time.Second, "leader address in NOT_LEADER", func() bool {
 		nl = expectCode(t, call(t, "POST", fbase+"/v1/topics/orders/messages", "", []byte(`{"messages":[{"value":"x"}]}`)), 421, wire.CodeNotLeader)
-		if nl.Leader != "" {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nl.Leader != ""
+	})
 	if nl.Leader != l.Addr() || !nl.Retriable {
 		t.Fatalf("NOT_LEADER names %q (retriable %v), leader is %s", nl.Leader, nl.Retriable, l.Addr())
 	}

@@ -19,7 +19,7 @@ func TestClusterOperations(t *testing.T) {
 	l := leaderOf(t, bs)
 	// Every node learns every member's API address within a few refreshes.
 	for _, b := range bs {
-		for {
+		waitFor(t, 10*time.Second, b.cfg.ID+"'s complete status", func() bool {
 			st := b.Service().ClusterStatus(ctx)
 			known := 0
 			for _, n := range st.Nodes {
@@ -27,14 +27,8 @@ func TestClusterOperations(t *testing.T) {
 					known++
 				}
 			}
-			if known == 3 && st.Leader == l.cfg.ID && st.LeaderAPI == l.Addr() && st.AnsweredBy == b.cfg.ID {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s: status never complete: %+v", b.cfg.ID, st)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return known == 3 && st.Leader == l.cfg.ID && st.LeaderAPI == l.Addr() && st.AnsweredBy == b.cfg.ID
+		})
 		if err := b.Service().Ready(); err != nil {
 			t.Fatalf("%s not ready: %v", b.cfg.ID, err)
 		}
@@ -64,12 +58,7 @@ func TestClusterOperations(t *testing.T) {
 	if err != nil || got.ID != target.cfg.ID || got.API != target.Addr() {
 		t.Fatalf("transfer: %+v, %v", got, err)
 	}
-	for target.Service().RequireLeader() != nil {
-		if ctx.Err() != nil {
-			t.Fatal("the chosen node never became a ready leader")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "ready leader on the chosen node", func() bool { return target.Service().RequireLeader() == nil })
 	if _, err := target.Service().TransferLeadership(ctx, "nobody"); target.Service().AsError(err).Code != wire.CodeInvalidArgument {
 		t.Fatalf("transfer to an unknown node: %v", err)
 	}
