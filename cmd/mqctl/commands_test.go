@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,16 +166,16 @@ func TestAPIErrorCodes(t *testing.T) {
 		{wire.CodeGroupActive, http.StatusConflict, false},
 		{wire.CodeUnavailable, http.StatusServiceUnavailable, true},
 	} {
-		var n int
+		var n atomic.Int64
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			n++
+			n.Add(1)
 			writeFake(w, tc.status, wire.ErrorBody{Error: wire.APIError{Code: tc.code, Message: "m " + tc.code,
 				Retriable: tc.retriable, NotApplied: true}})
 		}))
 		for i, args := range [][]string{{"topic", "describe", "t"}, {"group", "describe", "g"}, {"cluster", "status"},
 			{"topic", "create", "t"}, {"group", "reset-offsets", "g", "--topic", "t", "--to-earliest"}} {
 			retried := tc.retriable || i < 3 && tc.status >= 500 // the first three are reads
-			n = 0
+			n.Store(0)
 			r := mqctl(t, context.Background(), strings.TrimPrefix(s.URL, "http://"), "", append(args, "--timeout", "150ms")...)
 			want := "mqctl: " + tc.code + ": m " + tc.code
 			if retried {
@@ -182,11 +183,14 @@ func TestAPIErrorCodes(t *testing.T) {
 			} else {
 				want += "\n"
 			}
-			if r.code != 1 || !strings.HasPrefix(r.stderr, want) || r.stdout != "" {
+			// A retried write whose last attempt the deadline cut in
+			// flight (a loaded machine) ends with an unknown outcome.
+			cutShort := retried && i >= 3 && strings.Contains(r.stderr, "the outcome is unknown")
+			if r.code != 1 || !strings.HasPrefix(r.stderr, want) && !cutShort || r.stdout != "" {
 				t.Errorf("%s %q: %+v, want stderr %q", tc.code, args, r, want)
 			}
-			if retried != (n > 1) {
-				t.Errorf("%s %q: %d requests", tc.code, args, n)
+			if retried != (n.Load() > 1) {
+				t.Errorf("%s %q: %d requests", tc.code, args, n.Load())
 			}
 		}
 		s.Close()
