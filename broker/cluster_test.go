@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestClusterOperations(t *testing.T) {
 	// Every node learns every member's API address within a few refreshes.
 	for _, b := range bs {
 		waitFor(t, 10*time.Second, b.cfg.ID+"'s complete status", func() bool {
-			st := b.Service().ClusterStatus(ctx)
+			st := b.Service().ClusterStatus()
 			known := 0
 			for _, n := range st.Nodes {
 				if n.Reachable && n.APIAddr != "" {
@@ -67,6 +68,55 @@ func TestClusterOperations(t *testing.T) {
 		"ledgermq_follower_lag_entries{follower=", "# TYPE ledgermq_requests_total counter"} {
 		if r.status != 200 || !strings.Contains(string(r.body), name) {
 			t.Fatalf("metrics lack %s:\n%s", name, r.body)
+		}
+	}
+}
+
+// TestStatusWithASilentPeer: with a member gone, every other node still
+// answers status from local state, reports the member unreachable with the
+// age of its last report, and names the leader through GET /v1/leader.
+func TestStatusWithASilentPeer(t *testing.T) {
+	bs := startGroup(t, 3, nil)
+	l := leaderOf(t, bs)
+	var gone *Broker
+	for _, b := range bs {
+		if b != l {
+			gone = b
+			break
+		}
+	}
+	waitFor(t, 10*time.Second, "a report from every member", func() bool {
+		for _, n := range l.Service().ClusterStatus().Nodes {
+			if !n.Reachable {
+				return false
+			}
+		}
+		return true
+	})
+	if err := gone.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var slowest time.Duration
+	waitFor(t, 10*time.Second, gone.cfg.ID+" reported unreachable", func() bool {
+		start := time.Now()
+		st := l.Service().ClusterStatus()
+		slowest = max(slowest, time.Since(start))
+		for _, n := range st.Nodes {
+			if n.ID == gone.cfg.ID {
+				return !n.Reachable && n.Role == "unreachable" && n.Error != "" && n.StatusAgeMs != nil && *n.StatusAgeMs > 0
+			}
+		}
+		return false
+	})
+	t.Logf("slowest status answer while %s went silent: %v", gone.cfg.ID, slowest)
+	for _, b := range bs {
+		if b == gone {
+			continue
+		}
+		var lv wire.LeaderView
+		r := call(t, "GET", "http://"+b.Addr()+"/v1/leader", "", nil)
+		if err := json.Unmarshal(r.body, &lv); err != nil || r.status != 200 || lv.Leader != l.cfg.ID || lv.LeaderAPI != l.Addr() || lv.Term == 0 || lv.AnsweredBy != b.cfg.ID {
+			t.Fatalf("GET /v1/leader on %s: %d %s", b.cfg.ID, r.status, r.body)
 		}
 	}
 }

@@ -160,6 +160,19 @@ type ClusterNode struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	Reachable    bool   `json:"reachable"`
 	Error        string `json:"error,omitempty"`
+	// StatusAgeMs is how old the figures are: 0 for the answering node,
+	// the age of the member's newest report otherwise; omitted when none
+	// ever arrived.
+	StatusAgeMs *int64 `json:"status_age_ms,omitempty"`
+}
+
+// LeaderView is GET /v1/leader: the answering node's view of the leader,
+// from local state (cheap; for clients' hot paths).
+type LeaderView struct {
+	Leader     string `json:"leader"`               // "" when no leader is known
+	LeaderAPI  string `json:"leader_api,omitempty"` // omitted when not known yet
+	Term       uint64 `json:"term"`
+	AnsweredBy string `json:"answered_by"`
 }
 
 // ClusterStatus is GET /v1/cluster.

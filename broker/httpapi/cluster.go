@@ -10,9 +10,12 @@ import (
 
 // clusterStatus is GET /v1/cluster.
 func (s *Server) clusterStatus(c *call) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return s.writeJSON(c.ctx, http.StatusOK, s.svc.ClusterStatus(ctx))
+	return s.writeJSON(c.ctx, http.StatusOK, s.svc.ClusterStatus())
+}
+
+// leader is GET /v1/leader.
+func (s *Server) leader(c *call) error {
+	return s.writeJSON(c.ctx, http.StatusOK, s.svc.LeaderView())
 }
 
 // transferLeadership is POST /v1/cluster/transfer-leadership.

@@ -30,6 +30,7 @@ func (s *Server) table() []route {
 		{"*", "/readyz", "readyz", false, s.readyz},
 		{"*", "/metrics", "metrics", false, s.metrics},
 		{"GET", "/v1/cluster", "cluster", false, s.clusterStatus},
+		{"GET", "/v1/leader", "leader", false, s.leader},
 		{"POST", "/v1/cluster/transfer-leadership", "transfer_leadership", false, s.transferLeadership},
 		{"POST", "/v1/producers", "producers", true, s.initProducer},
 		{"GET", "/v1/topics", "topics", false, s.listTopics},

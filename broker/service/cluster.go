@@ -4,33 +4,65 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ledgermq/ledgermq/replication"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
-// ClusterStatus describes the group as this node sees it, asking every
-// member for its own status within ctx.
-func (s *Service) ClusterStatus(ctx context.Context) wire.ClusterStatus {
-	st := s.node.Stats(ctx)
-	s.peers.learn(st)
-	out := wire.ClusterStatus{Leader: st.LeaderID, LeaderAPI: s.peers.apiAddr(st.LeaderID), Term: st.Term,
+// ClusterStatus describes the group as this node sees it, from local
+// state only: its own status now, and each member's newest report from the
+// background rounds (every 500 ms) with its age. It never waits for a
+// peer, so it answers at once even while one is silent.
+func (s *Service) ClusterStatus() wire.ClusterStatus {
+	self := s.node.Status()
+	l := s.node.Leader()
+	out := wire.ClusterStatus{Leader: l.ID, LeaderAPI: s.peers.apiAddr(l.ID), Term: self.Term,
 		GroupID: s.cfg.GroupID, AnsweredBy: s.cfg.ID, Nodes: []wire.ClusterNode{}}
-	for _, p := range st.Peers {
-		n := wire.ClusterNode{ID: p.ID, RaftAddr: p.RaftAddr, APIAddr: s.peers.apiAddr(p.ID), Error: p.Err}
-		if ps := p.Status; ps != nil {
-			n.Reachable = true
-			n.Role, n.Term = ps.Role, ps.Term
-			n.FirstIndex, n.LastIndex, n.CommitIndex, n.AppliedIndex = ps.FirstIndex, ps.LastIndex, ps.CommitIndex, ps.AppliedIndex
-			if ps.APIAddr != "" {
-				n.APIAddr = ps.APIAddr
-			}
+	for _, m := range s.node.Members() {
+		n := wire.ClusterNode{ID: m.ID, RaftAddr: m.RaftAddr, APIAddr: s.peers.apiAddr(m.ID)}
+		if m.ID == s.cfg.ID {
+			age := int64(0)
+			n.StatusAgeMs = &age
+			fillNode(&n, self, true)
 		} else {
-			n.Role = "unreachable"
+			st, fresh, age, heard, err := s.peers.report(m.ID)
+			if heard {
+				ms := age.Milliseconds()
+				n.StatusAgeMs = &ms
+			}
+			fillNode(&n, st, fresh)
+			if !fresh {
+				n.Error = err
+				if n.Error == "" {
+					n.Error = fmt.Sprintf("no status report for %v", age.Round(time.Millisecond))
+				}
+			}
 		}
 		out.Nodes = append(out.Nodes, n)
 	}
 	return out
+}
+
+// fillNode copies a member's report into n; a member without a fresh one
+// is "unreachable", with its last known figures.
+func fillNode(n *wire.ClusterNode, st replication.PeerStatus, fresh bool) {
+	n.Term, n.FirstIndex, n.LastIndex, n.CommitIndex, n.AppliedIndex = st.Term, st.FirstIndex, st.LastIndex, st.CommitIndex, st.AppliedIndex
+	if st.APIAddr != "" {
+		n.APIAddr = st.APIAddr
+	}
+	n.Reachable = fresh
+	n.Role = st.Role
+	if !fresh {
+		n.Role = "unreachable"
+	}
+}
+
+// LeaderView is this node's view of the leader, from local state: cheap
+// enough for clients' hot paths (GET /v1/leader).
+func (s *Service) LeaderView() wire.LeaderView {
+	l := s.node.Leader()
+	return wire.LeaderView{Leader: l.ID, LeaderAPI: s.peers.apiAddr(l.ID), Term: s.node.Status().Term, AnsweredBy: s.cfg.ID}
 }
 
 // Leader names the group's leader: its id and API address, empty when no
@@ -96,5 +128,5 @@ type NodeStatus struct {
 
 // Status returns this node's state without asking its peers.
 func (s *Service) Status() NodeStatus {
-	return NodeStatus{PeerStatus: s.node.Status(), Log: s.node.LogStats(), Peers: s.peers.progress()}
+	return NodeStatus{PeerStatus: s.node.Status(), Log: s.node.LogStats(), Peers: s.peers.progress(s.node.Members())}
 }

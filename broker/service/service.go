@@ -73,7 +73,7 @@ func New(cfg Config, node *replication.Node, m *fsm.Machine) *Service {
 	cfg.fill()
 	s := &Service{cfg: cfg, logger: cfg.Logger, node: node, topics: m.Topics(), groups: m.Groups(),
 		reader: topics.NewReader(m.Topics(), fsm.ProduceLog(node), cfg.Clock),
-		peers:  newPeerBook(cfg.ID, node), sess: newSessions(), Metrics: newMetrics(), stop: make(chan struct{})}
+		peers:  newPeerBook(cfg.ID, node, cfg.Clock), sess: newSessions(), Metrics: newMetrics(), stop: make(chan struct{})}
 	s.wg.Add(3)
 	go s.peers.refresh(s.stop, &s.wg)
 	go s.countLeaderChanges()
