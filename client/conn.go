@@ -40,12 +40,14 @@ type conn struct {
 	reqTimeout time.Duration
 	backoffMin time.Duration
 	backoffMax time.Duration
+	stallAfter time.Duration // see stall.go; 0 disables stall detection
 
-	mu       sync.Mutex
-	leader   string // base URL of the believed leader; "" when unknown
-	next     int    // the broker to try next when no leader is known
-	groupID  uint32
-	hasGroup bool
+	mu         sync.Mutex
+	leader     string // base URL of the believed leader; "" when unknown
+	leaderTerm uint64 // newest term a broker named the leader in (stall.go)
+	next       int    // the broker to try next when no leader is known
+	groupID    uint32
+	hasGroup   bool
 }
 
 // connConfig is the configuration producers and consumers share.
@@ -55,6 +57,7 @@ type connConfig struct {
 	requestTimeout time.Duration
 	backoffMin     time.Duration
 	backoffMax     time.Duration
+	stallAfter     time.Duration
 }
 
 func defaultConnConfig() connConfig {
@@ -63,6 +66,7 @@ func defaultConnConfig() connConfig {
 		requestTimeout: 15 * time.Second,
 		backoffMin:     20 * time.Millisecond,
 		backoffMax:     time.Second,
+		stallAfter:     defaultStallAfter,
 	}
 }
 
@@ -74,6 +78,8 @@ func (c *connConfig) validate() error {
 		return fmt.Errorf("WithRequestTimeout: %v is not positive", c.requestTimeout)
 	case c.backoffMin <= 0 || c.backoffMax < c.backoffMin:
 		return fmt.Errorf("WithRetryBackoff: want 0 < min <= max, got %v and %v", c.backoffMin, c.backoffMax)
+	case c.stallAfter < 0:
+		return fmt.Errorf("WithStallTimeout: %v is negative", c.stallAfter)
 	}
 	return nil
 }
@@ -83,7 +89,7 @@ func newConn(brokers []string, cfg connConfig) (*conn, error) {
 		return nil, err
 	}
 	c := &conn{hc: cfg.httpClient, log: cfg.logger, reqTimeout: cfg.requestTimeout,
-		backoffMin: cfg.backoffMin, backoffMax: cfg.backoffMax}
+		backoffMin: cfg.backoffMin, backoffMax: cfg.backoffMax, stallAfter: cfg.stallAfter}
 	for _, b := range brokers {
 		base, err := normalizeBroker(b)
 		if err != nil {
@@ -161,6 +167,7 @@ type request struct {
 	write       bool          // goes to the leader
 	retry       retryMode     // see retryMode
 	timeout     time.Duration // per attempt; 0: the conn's request timeout
+	expect      time.Duration // how long the broker may take by design (a long poll's wait), for stall detection
 }
 
 // response is a 2xx answer.
@@ -357,8 +364,13 @@ func (c *conn) send(ctx context.Context, base string, r *request) (*response, er
 		req.Header.Set("Content-Type", r.contentType)
 	}
 	req.Header.Set("User-Agent", "ledgermq-go")
+	w := c.watch(actx, cancel, base, r)
 	resp, err := c.hc.Do(req)
+	w.stop()
 	if err != nil {
+		if w.abandoned.Load() {
+			err = errStalled
+		}
 		return nil, &transportError{addr: base, sent: wrote.Load(), err: err}
 	}
 	defer resp.Body.Close()

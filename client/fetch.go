@@ -182,7 +182,7 @@ func (f *fetcher) fetch(ctx context.Context, offset uint64, byTime bool, since t
 	}
 	resp, err := f.c.conn.do(ctx, &request{method: http.MethodGet, query: q, retry: retryAll,
 		path:    fmt.Sprintf("/v1/topics/%s/queues/%d/batches", url.PathEscape(f.tq.Topic), f.tq.Queue),
-		timeout: f.c.conn.reqTimeout + f.c.cfg.maxWait})
+		timeout: f.c.conn.reqTimeout + f.c.cfg.maxWait, expect: f.c.cfg.maxWait})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -258,6 +258,23 @@ func WithRequestTimeout(d time.Duration) Opt {
 	return connOpt{func(c *connConfig) { c.requestTimeout = d }}
 }
 
+// WithStallTimeout sets how long a request to the leader may go without an
+// answer before the client asks the other brokers who leads. A leader that
+// loses power, its network or its CPU resets no connection; when the
+// brokers name a newer leader, the stalled attempt is abandoned (outcome
+// unknown: the idempotent producer resends it with the same sequence,
+// which the brokers de-duplicate) and the client follows the new leader.
+// While no other leader is named, the attempt goes on and the brokers are
+// asked again every 200 ms. A read (a fetch, a status) without an answer
+// after its long-poll wait plus twice this bound moves to the next broker.
+//
+// Default 500ms: about the brokers' default election timeout plus an
+// election. 0 disables stall detection (requests then wait up to the
+// request timeout).
+func WithStallTimeout(d time.Duration) Opt {
+	return connOpt{func(c *connConfig) { c.stallAfter = d }}
+}
+
 // WithLogger sets where the client logs: leader changes and retries at
 // Debug, producer ids at Info, failed deliveries at Warn.
 //

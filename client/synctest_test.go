@@ -28,6 +28,8 @@ type memBroker struct {
 	// the request is cancelled: an answer that never comes.
 	hold     chan struct{}
 	attempts int // batch requests received
+	// leader is what GET /v1/leader answers (zero: this broker at term 1).
+	leader wire.LeaderView
 }
 
 const memAddr = "mem.broker:1"
@@ -46,6 +48,14 @@ func (m *memBroker) RoundTrip(r *http.Request) (*http.Response, error) {
 	switch p := r.URL.Path; {
 	case p == "/v1/cluster":
 		return memJSON(wire.ClusterStatus{Leader: "n1", LeaderAPI: memAddr, Nodes: []wire.ClusterNode{{ID: "n1", APIAddr: memAddr, Role: "leader", Reachable: true}}})
+	case p == "/v1/leader":
+		m.mu.Lock()
+		lv := m.leader
+		m.mu.Unlock()
+		if lv.Leader == "" {
+			lv = wire.LeaderView{Leader: "n1", LeaderAPI: memAddr, Term: 1}
+		}
+		return memJSON(lv)
 	case p == "/v1/producers":
 		return memJSON(wire.InitProducerResponse{ProducerID: 1})
 	case p == "/v1/topics/t":
@@ -173,6 +183,83 @@ func TestDeliveryTimeoutInFakeTime(t *testing.T) {
 		}
 		if n := len(m.received()); n != 0 {
 			t.Fatalf("%d batches stored", n)
+		}
+	})
+}
+
+// memGroup routes requests to in-memory brokers by host.
+type memGroup map[string]*memBroker
+
+func (g memGroup) RoundTrip(r *http.Request) (*http.Response, error) {
+	if b := g[r.URL.Host]; b != nil {
+		return b.RoundTrip(r)
+	}
+	return nil, errors.New("no such host")
+}
+
+// TestStalledLeaderAbandoned: a leader that goes silent (its requests
+// hang, no connection resets) is left as soon as another broker names a
+// newer leader: the idempotent batch is resent there with the same
+// producer id and sequence, well before any request timeout, in fake time.
+func TestStalledLeaderAbandoned(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stalled := &memBroker{hold: make(chan struct{})}
+		next := &memBroker{leader: wire.LeaderView{Leader: "n2", LeaderAPI: "mem.broker:2", Term: 2}}
+		group := memGroup{memAddr: stalled, "mem.broker:2": next}
+		opts := []ProducerOpt{WithHTTPClient(&http.Client{Transport: group}), WithLogger(testLogger(t)), WithLinger(0),
+			WithRequestTimeout(time.Hour)}
+		p, err := NewProducer([]string{memAddr, "mem.broker:2"}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		defer close(stalled.hold)
+		start := time.Now()
+		res, err := p.Produce(context.Background(), &Message{Topic: "t", Queue: new(0), Value: []byte("v")})
+		el := time.Since(start)
+		if err != nil || res.Offset != 0 {
+			t.Fatalf("produce: %+v, %v", res, err)
+		}
+		got := next.received()
+		if len(got) != 1 || got[0].ProducerID != 1 || got[0].Sequence != 0 {
+			t.Fatalf("new leader got %+v; want the batch with producer 1, sequence 0", got)
+		}
+		if el < defaultStallAfter || el > defaultStallAfter+time.Second {
+			t.Fatalf("acknowledged after %v; the stall bound is %v", el, defaultStallAfter)
+		}
+		t.Logf("acknowledged by the new leader %v after the first attempt (fake time)", el)
+	})
+}
+
+// TestSlowLeaderKept: a leader that is slow but still leads (every other
+// broker names it) keeps its attempt: no resend, however long the commit.
+func TestSlowLeaderKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		slow := &memBroker{hold: make(chan struct{})}
+		other := &memBroker{} // names mem.broker:1, term 1
+		group := memGroup{memAddr: slow, "mem.broker:2": other}
+		p, err := NewProducer([]string{memAddr, "mem.broker:2"}, WithHTTPClient(&http.Client{Transport: group}),
+			WithLogger(testLogger(t)), WithLinger(0), WithRequestTimeout(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		done := make(chan error, 1)
+		go func() {
+			_, err := p.Produce(context.Background(), &Message{Topic: "t", Queue: new(0), Value: []byte("v")})
+			done <- err
+		}()
+		time.Sleep(10 * time.Second) // a 10 s commit, in fake time
+		synctest.Wait()
+		slow.mu.Lock()
+		attempts := slow.attempts
+		slow.mu.Unlock()
+		if attempts != 1 || len(other.received()) != 0 {
+			t.Fatalf("%d attempts on the slow leader, %d batches elsewhere; want 1 and 0", attempts, len(other.received()))
+		}
+		close(slow.hold)
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	})
 }
