@@ -263,3 +263,38 @@ func TestSlowLeaderKept(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaderMovedFromTerms: the newest term decides, and a view older than
+// one already seen never moves the client.
+func TestLeaderMovedFromTerms(t *testing.T) {
+	view := func(id, api string, term uint64) *memBroker {
+		return &memBroker{leader: wire.LeaderView{Leader: id, LeaderAPI: api, Term: term}}
+	}
+	for _, tc := range []struct {
+		name     string
+		known    uint64 // newest term seen before
+		b2, b3   *memBroker
+		moved    bool
+		leader   string
+		newTerms uint64
+	}{
+		{"a newer leader named", 0, view("n2", "mem.broker:2", 3), view("n1", memAddr, 2), true, "http://mem.broker:2", 3},
+		{"everyone names the stalled one", 2, view("n1", memAddr, 2), view("n1", memAddr, 2), false, "", 2},
+		{"only an older view disagrees", 5, view("n2", "mem.broker:2", 4), view("n1", memAddr, 5), false, "", 5},
+		{"newest names a leader without an address yet", 0, view("n3", "", 7), view("n1", memAddr, 2), false, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := defaultConnConfig()
+			cfg.httpClient = &http.Client{Transport: memGroup{memAddr: {}, "mem.broker:2": tc.b2, "mem.broker:3": tc.b3}}
+			c, err := newConn([]string{memAddr, "mem.broker:2", "mem.broker:3"}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.leaderTerm = tc.known
+			moved := c.leaderMovedFrom(context.Background(), "http://"+memAddr)
+			if moved != tc.moved || moved && c.leader != tc.leader || c.leaderTerm < tc.newTerms {
+				t.Fatalf("moved %v, leader %q, term %d; want %v, %q, >= %d", moved, c.leader, c.leaderTerm, tc.moved, tc.leader, tc.newTerms)
+			}
+		})
+	}
+}
