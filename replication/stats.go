@@ -84,6 +84,10 @@ func (n *Node) Stats(ctx context.Context) Stats {
 				return
 			}
 			defer pc.Close()
+			// The status exchange ends with ctx too: a silent peer (one
+			// whose packets vanish) must not hold the round for the peer
+			// protocol's long IO timeout.
+			defer context.AfterFunc(ctx, func() { pc.Close() })()
 			ps, err := pc.status()
 			if err != nil {
 				p.Err = err.Error()
