@@ -32,16 +32,23 @@ type Options struct {
 	// Output receives every node's output; nil appends each node's output
 	// to <Dir>/<id>.log.
 	Output io.Writer
+	// Proxies puts a fault proxy in front of every node's API and one on
+	// every directed peer link (see faults.go); fault proxies log to
+	// Output, or to <Dir>/faults.log.
+	Proxies bool
 }
 
 // Node is one member's fixed settings.
 type Node struct {
-	ID      string
-	API     string // host:port of the HTTP API
-	Raft    string // host:port of the replication listener
-	Dir     string
-	LogPath string // "" when Options.Output is set
-	Args    []string
+	ID   string
+	API  string // host:port of the HTTP API (its fault proxy with Options.Proxies)
+	Raft string // host:port of the replication listener
+	// ListenAPI is the address the node's API listens on and advertises:
+	// API, unless a fault proxy stands in front of it.
+	ListenAPI string
+	Dir       string
+	LogPath   string // "" when Options.Output is set
+	Args      []string
 }
 
 // Group is a set of broker processes; a node is down until started and
@@ -53,6 +60,8 @@ type Group struct {
 
 	mu    sync.Mutex
 	procs map[string]*proc.Process // running nodes by id
+
+	faults *faults // nil without Options.Proxies
 }
 
 // pollEvery is how often the Wait methods ask again.
@@ -77,7 +86,7 @@ func New(o Options) (*Group, error) {
 	}
 	g := &Group{opts: o, hc: &http.Client{Timeout: 5 * time.Second}, procs: map[string]*proc.Process{}}
 	for i := range o.Nodes {
-		n := Node{ID: fmt.Sprintf("n%d", i+1), API: addrs[i], Raft: addrs[o.Nodes+i]}
+		n := Node{ID: fmt.Sprintf("n%d", i+1), API: addrs[i], ListenAPI: addrs[i], Raft: addrs[o.Nodes+i]}
 		n.Dir = filepath.Join(o.Dir, n.ID)
 		if o.Output == nil {
 			n.LogPath = filepath.Join(o.Dir, n.ID+".log")
@@ -91,6 +100,11 @@ func New(o Options) (*Group, error) {
 		}
 		n.Args = append(n.Args, o.Args...)
 		g.nodes = append(g.nodes, n)
+	}
+	if o.Proxies {
+		if err := g.addProxies(); err != nil {
+			return nil, err
+		}
 	}
 	return g, nil
 }
@@ -135,10 +149,11 @@ func (g *Group) API(id string) string {
 	return n.API
 }
 
-// ByAPI returns the id of the node serving the API address addr, or "".
+// ByAPI returns the id of the node serving the API address addr (its
+// proxy's or its own), or "".
 func (g *Group) ByAPI(addr string) string {
 	for _, n := range g.nodes {
-		if n.API == addr {
+		if n.API == addr || n.ListenAPI == addr {
 			return n.ID
 		}
 	}
@@ -224,11 +239,12 @@ func (g *Group) withProc(id string, f func(*proc.Process) error) error {
 	return f(p)
 }
 
-// Close kills every node.
+// Close kills every node and closes the fault proxies.
 func (g *Group) Close() {
 	for _, n := range g.nodes {
 		g.Kill(n.ID)
 	}
+	g.closeProxies()
 }
 
 // Running returns the ids of the nodes started and not killed, in id
