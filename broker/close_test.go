@@ -33,3 +33,12 @@ func TestCloseRightAfterOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestAdvertisedAPI: a node told to advertise another API address names
+// that one as the leader's, not its listener.
+func TestAdvertisedAPI(t *testing.T) {
+	bs := startGroup(t, 1, func(c *Config) { c.AdvertiseAPI = "broker.example:7001" })
+	if lv := bs[0].Service().LeaderView(); lv.LeaderAPI != "broker.example:7001" {
+		t.Fatalf("leader view %+v", lv)
+	}
+}

@@ -20,6 +20,11 @@ type Config struct {
 	DataDir string
 	// Listen is the HTTP API address. Default 127.0.0.1:7001.
 	Listen string
+	// AdvertiseAPI is the API address other nodes and clients are told
+	// (leader hints, GET /v1/cluster, GET /v1/leader), when it differs
+	// from Listen: a NAT, a proxy, a container's published port. Default:
+	// Listen.
+	AdvertiseAPI string
 	// RaftListen is the Raft address. Default 127.0.0.1:8001.
 	RaftListen string
 	// Peers lists every member's Raft address. Empty means a group of one:
@@ -88,6 +93,9 @@ func (c *Config) replicationConfig() (replication.Config, error) {
 	rc.Dir = c.DataDir
 	rc.RaftAddr = c.RaftListen
 	rc.APIAddr = c.Listen
+	if c.AdvertiseAPI != "" {
+		rc.APIAddr = c.AdvertiseAPI
+	}
 	rc.Peers = c.Peers
 	if len(rc.Peers) == 0 {
 		rc.Peers = []replication.Peer{{ID: c.ID, RaftAddr: c.RaftListen}}

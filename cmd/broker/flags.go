@@ -20,7 +20,7 @@ import (
 // line `name = value` in the --config file. A flag beats the environment,
 // which beats the file, which beats the default.
 type nodeOptions struct {
-	id, dataDir, listen, raftListen, peers, logLevel, sync string
+	id, dataDir, listen, advertiseAPI, raftListen, peers, logLevel, sync string
 	groupID                                                uint
 	segmentBytes, retentionBytes                           int64
 	maxRequestBytes                                        int
@@ -33,6 +33,7 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.UintVar(&o.groupID, "group-id", uint(d.GroupID), "broker group id")
 	fs.StringVar(&o.dataDir, "data-dir", d.DataDir, "directory for the commit log, Raft state and snapshots")
 	fs.StringVar(&o.listen, "listen", d.Listen, "HTTP API address")
+	fs.StringVar(&o.advertiseAPI, "advertise-api", "", "API address told to clients and peers, when not --listen (NAT, proxy, container port)")
 	fs.StringVar(&o.raftListen, "raft-listen", d.RaftListen, "Raft address (also the peer protocol)")
 	fs.StringVar(&o.peers, "peers", "", "every member's Raft address: id=host:port,... (empty: a group of one)")
 	fs.StringVar(&o.sync, "sync", d.Sync.String(), "commit-log durability: every-append, interval or never")
@@ -154,6 +155,7 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	}
 	cfg.ID, cfg.GroupID, cfg.DataDir = o.id, uint32(o.groupID), o.dataDir
 	cfg.Listen, cfg.RaftListen, cfg.Peers = o.listen, o.raftListen, peers
+	cfg.AdvertiseAPI = o.advertiseAPI
 	cfg.Sync, cfg.SegmentBytes = pol, o.segmentBytes
 	cfg.RetentionBytes, cfg.RetentionAge = o.retentionBytes, o.retention
 	cfg.MaxRequestBytes = o.maxRequestBytes

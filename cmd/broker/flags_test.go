@@ -202,7 +202,7 @@ func TestParsePeers(t *testing.T) {
 // TestBrokerConfig: every option reaches the broker's Config.
 func TestBrokerConfig(t *testing.T) {
 	o, err := parseNodeFlags([]string{"--id", "n2", "--group-id", "5", "--data-dir", "/d", "--listen", "h:1",
-		"--raft-listen", "h:2", "--peers", "n1=h:3,n2=h:2", "--sync", "interval", "--segment-bytes", "4096",
+		"--advertise-api", "public:1", "--raft-listen", "h:2", "--peers", "n1=h:3,n2=h:2", "--sync", "interval", "--segment-bytes", "4096",
 		"--retention-bytes", "8192", "--retention", "1h", "--max-request-bytes", "1024",
 		"--raft-heartbeat", "300ms", "--raft-election", "600ms"}, io.Discard)
 	if err != nil {
@@ -216,7 +216,7 @@ func TestBrokerConfig(t *testing.T) {
 	want.ID, want.GroupID, want.DataDir, want.Listen, want.RaftListen = "n2", 5, "/d", "h:1", "h:2"
 	want.Peers = []replication.Peer{{ID: "n1", RaftAddr: "h:3"}, {ID: "n2", RaftAddr: "h:2"}}
 	want.Sync, want.SegmentBytes, want.RetentionBytes, want.RetentionAge = commitlog.SyncInterval, 4096, 8192, time.Hour
-	want.MaxRequestBytes = 1024
+	want.MaxRequestBytes, want.AdvertiseAPI = 1024, "public:1"
 	want.Raft.HeartbeatTimeout, want.Raft.ElectionTimeout = 300*time.Millisecond, 600*time.Millisecond
 	if fmt.Sprintf("%+v", cfg) != fmt.Sprintf("%+v", want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", cfg, want)
