@@ -21,10 +21,10 @@ import (
 // which beats the file, which beats the default.
 type nodeOptions struct {
 	id, dataDir, listen, advertiseAPI, raftListen, peers, logLevel, sync string
-	groupID                                                uint
-	segmentBytes, retentionBytes                           int64
-	maxRequestBytes                                        int
-	retention, heartbeat, election                         time.Duration
+	groupID                                                              uint
+	segmentBytes, retentionBytes                                         int64
+	maxRequestBytes                                                      int
+	retention, heartbeat, election                                       time.Duration
 }
 
 func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
