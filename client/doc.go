@@ -28,7 +28,11 @@
 //
 // The producer finds the leader by itself: a 421 NOT_LEADER answer names
 // the leader, which the producer follows at once; a broker it cannot reach
-// sends it to the next one of the list. Failures that resending can cure
+// sends it to the next one of the list; a leader that goes silent (power
+// or network lost, a stalled process: no connection reset) is left as soon
+// as the other brokers name a newer leader, 500 ms into a stalled request
+// by default (WithStallTimeout), the stalled batch counting as one whose
+// outcome is unknown (below). Failures that resending can cure
 // are resent with exponential backoff until the delivery timeout
 // (WithDeliveryTimeout); anything else is reported to the message's
 // callback, wrapped with context, as an *Error (broker answers, with the
