@@ -38,7 +38,11 @@ func (s *Server) listTopics(c *call) error {
 
 // describeTopic is GET /v1/topics/{topic}.
 func (s *Server) describeTopic(c *call) error {
-	info, err := s.svc.DescribeTopic(c.param("topic"))
+	mi, err := minIndex(c)
+	if err != nil {
+		return err
+	}
+	info, err := s.svc.DescribeTopicAt(c.ctx, c.param("topic"), mi)
 	if err != nil {
 		return err
 	}
