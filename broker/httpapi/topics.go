@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/ledgermq/ledgermq/topics"
 	"github.com/ledgermq/ledgermq/wire"
@@ -42,7 +43,11 @@ func (s *Server) describeTopic(c *call) error {
 	if err != nil {
 		return err
 	}
-	info, err := s.svc.DescribeTopicAt(c.ctx, c.param("topic"), mi)
+	w, err := queryInt(c.ctx, "wait_ms", 0, 0, s.cfg.MaxWait.Milliseconds())
+	if err != nil {
+		return err
+	}
+	info, err := s.svc.DescribeTopicAt(c.ctx, c.param("topic"), mi, time.Duration(w)*time.Millisecond)
 	if err != nil {
 		return err
 	}

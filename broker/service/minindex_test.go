@@ -145,9 +145,7 @@ func TestFollowerFetchWaitsForMinIndex(t *testing.T) {
 			return err
 		}},
 		{"describe", func(index uint64) error {
-			dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-			defer cancel()
-			_, err := follower.DescribeTopicAt(dctx, "orders", index)
+			_, err := follower.DescribeTopicAt(ctx, "orders", index, 200*time.Millisecond)
 			return err
 		}},
 	} {
@@ -175,7 +173,7 @@ func TestDescribeWaitsForMinIndex(t *testing.T) {
 	got := make(chan answer, 1)
 	token := leader.Node().AppliedIndex() + 1 // the next write's
 	go func() {
-		info, err := follower.DescribeTopicAt(ctx, "fresh", token)
+		info, err := follower.DescribeTopicAt(ctx, "fresh", token, 0)
 		got <- answer{info, err}
 	}()
 	created, err := leader.CreateTopic(ctx, topics.Config{Name: "fresh", Queues: 3})
@@ -185,7 +183,7 @@ func TestDescribeWaitsForMinIndex(t *testing.T) {
 	if a := <-got; a.err != nil || a.info.Name != "fresh" || len(a.info.QueueInfo) != 3 || a.info.Index != 0 {
 		t.Fatalf("describe with min_index %d: %+v, %v", token, a.info, a.err)
 	}
-	info, err := follower.DescribeTopicAt(ctx, "fresh", created.Index)
+	info, err := follower.DescribeTopicAt(ctx, "fresh", created.Index, 0)
 	if err != nil || info.Name != "fresh" {
 		t.Fatalf("describe with the create's token: %+v, %v", info, err)
 	}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"time"
 
 	"github.com/ledgermq/ledgermq/fsm"
 	"github.com/ledgermq/ledgermq/topics"
@@ -48,13 +49,14 @@ func (s *Service) ListTopics() []wire.TopicInfo {
 
 // DescribeTopic returns a topic with each queue's readable range.
 func (s *Service) DescribeTopic(name string) (wire.TopicInfo, error) {
-	return s.DescribeTopicAt(context.Background(), name, 0)
+	return s.DescribeTopicAt(context.Background(), name, 0, 0)
 }
 
 // DescribeTopicAt is DescribeTopic once this node has applied minIndex (a
-// position token; 0: at once), waiting for it at most DefaultMinIndexWait.
-func (s *Service) DescribeTopicAt(ctx context.Context, name string, minIndex uint64) (wire.TopicInfo, error) {
-	if err := s.awaitApplied(ctx, minIndex, 0); err != nil {
+// position token; 0: at once), waiting for it at most wait
+// (DefaultMinIndexWait if 0); UNAVAILABLE, not applied, if it does not.
+func (s *Service) DescribeTopicAt(ctx context.Context, name string, minIndex uint64, wait time.Duration) (wire.TopicInfo, error) {
+	if err := s.awaitApplied(ctx, minIndex, min(wait, s.cfg.MaxWait)); err != nil {
 		return wire.TopicInfo{}, err
 	}
 	t, err := s.topics.Lookup(name)
