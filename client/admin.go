@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/ledgermq/ledgermq/wire"
 )
@@ -99,8 +100,31 @@ func (a *Admin) DescribeTopic(ctx context.Context, topic string) (*wire.TopicInf
 	return read[wire.TopicInfo](ctx, a, "describe topic "+topic, topicPath(topic))
 }
 
+// DescribeTopicAt is DescribeTopic as of position token minIndex (a
+// Result's or a CreateTopic answer's Index; 0: none): the broker that
+// answers has applied every write up to it, so the answer shows them,
+// whichever broker answers. A broker behind the token waits for it (up to
+// 5 s) or refuses with a retriable UNAVAILABLE, which is resent until ctx
+// ends.
+func (a *Admin) DescribeTopicAt(ctx context.Context, topic string, minIndex uint64) (*wire.TopicInfo, error) {
+	return readQuery[wire.TopicInfo](ctx, a, "describe topic "+topic, topicPath(topic), minIndexQuery(nil, minIndex))
+}
+
+// minIndexQuery adds min_index=n to q (made if nil) unless n is 0.
+func minIndexQuery(q url.Values, n uint64) url.Values {
+	if n == 0 {
+		return q
+	}
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("min_index", strconv.FormatUint(n, 10))
+	return q
+}
+
 // CreateTopic creates a topic (POST /v1/topics); settings left zero take
-// the brokers' defaults, which the answer shows. An existing topic gives
+// the brokers' defaults, which the answer shows, with the Index at which
+// the topic was created (a position token). An existing topic gives
 // TOPIC_EXISTS, also after a first attempt whose outcome was unknown.
 func (a *Admin) CreateTopic(ctx context.Context, req wire.CreateTopicRequest) (*wire.TopicInfo, error) {
 	return write[wire.TopicInfo](ctx, a, "create topic "+req.Name, http.MethodPost, "/v1/topics", req)
@@ -164,8 +188,13 @@ func groupPath(group string) string { return "/v1/groups/" + url.PathEscape(grou
 
 // read GETs path from any broker and decodes the answer as a T.
 func read[T any](ctx context.Context, a *Admin, op, path string) (*T, error) {
+	return readQuery[T](ctx, a, op, path, nil)
+}
+
+// readQuery is read with query parameters.
+func readQuery[T any](ctx context.Context, a *Admin, op, path string, query url.Values) (*T, error) {
 	var v T
-	if err := a.conn.getJSON(ctx, path, nil, &v); err != nil {
+	if err := a.conn.getJSON(ctx, path, query, &v); err != nil {
 		return nil, opError(op, err)
 	}
 	return &v, nil

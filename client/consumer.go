@@ -318,7 +318,7 @@ func (c *Consumer) Lag(ctx context.Context) (map[TopicQueue]uint64, error) {
 	out := make(map[TopicQueue]uint64, len(pos))
 	for t := range topics {
 		var info wire.TopicInfo
-		if err := c.conn.getJSON(ctx, "/v1/topics/"+url.PathEscape(t), nil, &info); err != nil {
+		if err := c.conn.getJSON(ctx, "/v1/topics/"+url.PathEscape(t), minIndexQuery(nil, c.cfg.minIndex), &info); err != nil {
 			return nil, fmt.Errorf("ledgermq: lag of topic %s: %w", t, err)
 		}
 		for _, qi := range info.QueueInfo {

@@ -44,6 +44,7 @@ type consumerConfig struct {
 	maxWait        time.Duration
 	prefetch       int
 	startNoCommit  Start
+	minIndex       uint64 // WithMinIndex
 
 	errs []error // option errors found while applying, reported by validate
 }
@@ -230,6 +231,21 @@ func WithMaxWait(d time.Duration) ConsumerOpt {
 // for at most 2 MiB buffered per queue (3 while a fetch is under way).
 func WithPrefetch(n int) ConsumerOpt {
 	return consumerOpt{func(c *consumerConfig) { c.prefetch = n }}
+}
+
+// WithMinIndex makes every read of the consumer (fetches, the queue
+// descriptions behind AtStart, AtEnd and Lag) wait for position token
+// index: a Result's Index, or the highest of several. Whichever broker
+// answers has then applied every write up to it, so a consumer started
+// after a produce sees that produce's messages even when a follower
+// answers, and AtEnd starts after them. A broker behind the token waits
+// for it (up to WithMaxWait, or 5 s when that is 0) or refuses with a
+// retriable UNAVAILABLE, which the consumer resends.
+//
+// Default 0: reads show whatever the answering broker has applied, which
+// on a follower may lag the leader by a few milliseconds.
+func WithMinIndex(index uint64) ConsumerOpt {
+	return consumerOpt{func(c *consumerConfig) { c.minIndex = index }}
 }
 
 // WithStartWhenNoCommit sets where a group member starts reading a queue

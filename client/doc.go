@@ -114,4 +114,13 @@
 // latest Poll, i.e. already processed) or with Commit/CommitOffsets.
 // Delivery is at least once; with idempotent producers and
 // commit-after-process, a crash-free run delivers each message once.
+//
+// # Reading your writes
+//
+// Any broker serves reads from the committed state it has applied; a
+// follower may lag the leader by a few milliseconds. Each Result carries
+// the log Index at which its message committed (CreateTopic answers one
+// too): pass the highest one seen to WithMinIndex or Admin.DescribeTopicAt
+// and the answering broker, whichever it is, first applies everything up
+// to it, so those writes are seen (docs/api.md, "Read consistency").
 package client

@@ -149,7 +149,7 @@ func (f *fetcher) resolve(ctx context.Context) (uint64, error) {
 		return f.start.offset, nil
 	}
 	var info wire.TopicInfo
-	if err := f.c.conn.getJSON(ctx, "/v1/topics/"+url.PathEscape(f.tq.Topic), nil, &info); err != nil {
+	if err := f.c.conn.getJSON(ctx, "/v1/topics/"+url.PathEscape(f.tq.Topic), minIndexQuery(nil, f.c.cfg.minIndex), &info); err != nil {
 		return 0, fmt.Errorf("ledgermq: start of %s/%d: %w", f.tq.Topic, f.tq.Queue, err)
 	}
 	for _, qi := range info.QueueInfo {
@@ -170,10 +170,10 @@ func (f *fetcher) resolve(ctx context.Context) (uint64, error) {
 // returns the records from offset on, without those older than since, and
 // the offset to fetch next.
 func (f *fetcher) fetch(ctx context.Context, offset uint64, byTime bool, since time.Time) ([]Record, uint64, error) {
-	q := url.Values{
+	q := minIndexQuery(url.Values{
 		"max_bytes": {strconv.Itoa(f.c.cfg.fetchMaxBytes)},
 		"wait_ms":   {strconv.FormatInt(f.c.cfg.maxWait.Milliseconds(), 10)},
-	}
+	}, f.c.cfg.minIndex)
 	if byTime {
 		q.Set("timestamp", f.start.time.UTC().Format(time.RFC3339Nano))
 		offset = 0

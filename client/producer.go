@@ -45,6 +45,12 @@ type Result struct {
 	// and the broker found it already stored; Offset is the original one
 	// and the message is stored once.
 	Duplicate bool
+	// Index is the group's log index at which the message's batch
+	// committed: a position token. Reads given an index at least this
+	// high (WithMinIndex, Admin.DescribeTopicAt) show the message on any
+	// broker, followers included. Indexes only grow: the highest of
+	// several results covers them all.
+	Index uint64
 }
 
 // KeyQueue is the queue a key maps to in a topic of queues queues: FNV-1a

@@ -289,7 +289,8 @@ func (q *queue) deliver(b *batch) {
 	}
 	for i, r := range b.recs {
 		if b.state == stateAcked {
-			r.cb(Result{Topic: q.ts.name, Queue: q.idx, Offset: b.resp.BaseOffset + uint64(i), Duplicate: b.resp.Duplicate}, nil)
+			r.cb(Result{Topic: q.ts.name, Queue: q.idx, Offset: b.resp.BaseOffset + uint64(i), Duplicate: b.resp.Duplicate,
+				Index: b.resp.Index}, nil)
 		} else {
 			r.cb(Result{Topic: q.ts.name, Queue: q.idx}, b.err)
 		}

@@ -127,3 +127,23 @@ func (m *Machine) deleteTopic(_ uint64, name string) (Done, error) {
 func Propose[Req, Res any](ctx context.Context, node *replication.Node, op Op[Req, Res], req Req) (Res, error) {
 	return replication.ProposeAs[Res](ctx, node, op.Encode(req))
 }
+
+// ProposeIndexed is Propose that also returns the log index at which the
+// command committed: a position token for read-your-writes (a node that
+// has applied that index shows the command's effect). The index is
+// returned with the state machine's error too (the entry committed and
+// was applied, refused), and is 0 when the proposal itself failed.
+func ProposeIndexed[Req, Res any](ctx context.Context, node *replication.Node, op Op[Req, Res], req Req) (Res, uint64, error) {
+	var zero Res
+	res, err := node.Propose(ctx, op.Encode(req))
+	if err != nil {
+		return zero, res.Index, err
+	}
+	switch r := res.Response.(type) {
+	case nil:
+		return zero, res.Index, nil
+	case Res:
+		return r, res.Index, nil
+	}
+	return zero, res.Index, fmt.Errorf("%w: entry %d answered %T, want %T", replication.ErrBadResult, res.Index, res.Response, zero)
+}

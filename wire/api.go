@@ -74,6 +74,9 @@ type TopicInfo struct {
 	RetentionBytes  int64       `json:"retention_bytes"`
 	MaxMessageBytes int         `json:"max_message_bytes"`
 	QueueInfo       []QueueInfo `json:"queue_info,omitempty"`
+	// Index is set in the answer to a create: the log index at which the
+	// topic was created, a position token for min_index.
+	Index uint64 `json:"index,omitempty"`
 }
 
 // QueueInfo is a queue's offset range: messages [Earliest, Next) are stored.
@@ -111,6 +114,9 @@ type ProduceResult struct {
 // ProduceResponse lists one result per message, in request order.
 type ProduceResponse struct {
 	Results []ProduceResult `json:"results"`
+	// Index is the log index at which the messages committed: a position
+	// token. A read with min_index=Index, on any node, shows them.
+	Index uint64 `json:"index"`
 }
 
 // BatchProduceResponse answers a binary batch produce.
@@ -121,6 +127,10 @@ type BatchProduceResponse struct {
 	// Duplicate: the batch was a resend of one already stored (same
 	// producer id and sequence); the offsets are the original ones.
 	Duplicate bool `json:"duplicate,omitempty"`
+	// Index is the log index at which the batch committed (for a
+	// duplicate, of the resend, which is after the original): a position
+	// token for min_index.
+	Index uint64 `json:"index"`
 }
 
 // InitProducerResponse is POST /v1/producers: a producer id for

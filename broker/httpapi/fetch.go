@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/binary"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -42,7 +43,15 @@ func (s *Server) fetchRequest(c *call) (service.FetchRequest, error) {
 		}
 		req.Time = &at
 	}
-	return req, nil
+	req.MinIndex, err = minIndex(c)
+	return req, err
+}
+
+// minIndex parses the optional min_index query parameter: a position
+// token a write answered (0 when absent).
+func minIndex(c *call) (uint64, error) {
+	n, err := queryInt(c.ctx, "min_index", 0, 0, math.MaxInt64)
+	return uint64(n), err
 }
 
 // fetchJSON is GET /v1/topics/{topic}/queues/{queue}/messages.

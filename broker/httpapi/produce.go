@@ -23,6 +23,7 @@ func (s *Server) produceJSON(c *call) error {
 	out := wire.ProduceResponse{Results: make([]wire.ProduceResult, len(stored))}
 	for i, st := range stored {
 		out.Results[i] = wire.ProduceResult{Queue: st.Queue, Offset: st.BaseOffset}
+		out.Index = st.Index // one entry: the same for all
 	}
 	return s.writeJSON(c.ctx, http.StatusOK, out)
 }
@@ -78,7 +79,7 @@ func (s *Server) produceBatch(c *call) error {
 	if err != nil {
 		return err
 	}
-	return s.writeJSON(c.ctx, http.StatusOK, wire.BatchProduceResponse{Queue: st.Queue, BaseOffset: st.BaseOffset, Count: st.Count, Duplicate: st.Duplicate})
+	return s.writeJSON(c.ctx, http.StatusOK, wire.BatchProduceResponse{Queue: st.Queue, BaseOffset: st.BaseOffset, Count: st.Count, Duplicate: st.Duplicate, Index: st.Index})
 }
 
 // initProducer is POST /v1/producers: a new idempotent producer id.

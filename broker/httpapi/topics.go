@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/ledgermq/ledgermq/topics"
 	"github.com/ledgermq/ledgermq/wire"
@@ -38,7 +39,15 @@ func (s *Server) listTopics(c *call) error {
 
 // describeTopic is GET /v1/topics/{topic}.
 func (s *Server) describeTopic(c *call) error {
-	info, err := s.svc.DescribeTopic(c.param("topic"))
+	mi, err := minIndex(c)
+	if err != nil {
+		return err
+	}
+	w, err := queryInt(c.ctx, "wait_ms", 0, 0, s.cfg.MaxWait.Milliseconds())
+	if err != nil {
+		return err
+	}
+	info, err := s.svc.DescribeTopicAt(c.ctx, c.param("topic"), mi, time.Duration(w)*time.Millisecond)
 	if err != nil {
 		return err
 	}

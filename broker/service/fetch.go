@@ -2,12 +2,18 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/ledgermq/ledgermq/replication"
 	"github.com/ledgermq/ledgermq/topics"
 	"github.com/ledgermq/ledgermq/wire"
 )
+
+// DefaultMinIndexWait bounds how long a read with a position token
+// (min_index) and no long poll waits for this node to apply it.
+const DefaultMinIndexWait = 5 * time.Second
 
 // FetchRequest asks for a queue's stored batches from Offset on, or from
 // the first batch at or after Time when Time is set. Any node serves it
@@ -19,6 +25,12 @@ type FetchRequest struct {
 	Time     *time.Time
 	Wait     time.Duration // long poll while the queue has nothing at Offset (at most Config.MaxWait)
 	MaxBytes int           // at least one batch is returned whatever its size; 0: up to 64 batches
+	// MinIndex is a position token (the index a write answered): the
+	// fetch is served once this node has applied it, so it shows that
+	// write and everything before it. A node behind it waits, within
+	// Wait (DefaultMinIndexWait when Wait is 0), then answers
+	// UNAVAILABLE (not applied). 0: serve at once.
+	MinIndex uint64
 }
 
 // Batch is one stored batch as the producer sent it.
@@ -56,6 +68,14 @@ func (s *Service) Fetch(ctx context.Context, req FetchRequest) (*Fetched, error)
 }
 
 func (s *Service) fetch(ctx context.Context, req FetchRequest) (*Fetched, error) {
+	wait := min(req.Wait, s.cfg.MaxWait)
+	if req.MinIndex > 0 {
+		start := time.Now()
+		if err := s.awaitApplied(ctx, req.MinIndex, wait); err != nil {
+			return nil, err
+		}
+		wait = max(0, wait-time.Since(start)) // one bound for both waits
+	}
 	t, err := s.topics.Lookup(req.Topic)
 	if err != nil {
 		return nil, err
@@ -69,7 +89,7 @@ func (s *Service) fetch(ctx context.Context, req FetchRequest) (*Fetched, error)
 		out.TimeMs = req.Time.UnixMilli()
 		out.Offset = s.reader.OffsetForTime(t, q, out.TimeMs)
 	}
-	refs, err := s.waitForData(ctx, t, q, req.Queue, out.Offset, min(req.Wait, s.cfg.MaxWait))
+	refs, err := s.waitForData(ctx, t, q, req.Queue, out.Offset, wait)
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +145,37 @@ func (s *Service) waitForData(ctx context.Context, t *topics.Topic, q *topics.Qu
 			return nil, nil
 		}
 	}
+}
+
+// awaitApplied waits until this node has applied index (a position
+// token; 0 needs nothing), at most wait (DefaultMinIndexWait if 0). A node
+// that does not catch up in time answers a retriable UNAVAILABLE, not
+// applied: the reader may ask again, or ask another node.
+func (s *Service) awaitApplied(ctx context.Context, index uint64, wait time.Duration) error {
+	if index == 0 || s.node.AppliedIndex() >= index {
+		return nil
+	}
+	if wait <= 0 {
+		wait = DefaultMinIndexWait
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	go func() { // a closing service ends the wait
+		select {
+		case <-s.stop:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	err := s.node.WaitApplied(wctx, index)
+	switch {
+	case err == nil:
+		return nil
+	case s.isStopped() || errors.Is(err, replication.ErrClosed):
+		return errShuttingDown()
+	}
+	return unavailable(fmt.Sprintf("not applied: this node has applied the log up to index %d, below min_index %d, and did not catch up within %v; retry, or read from another node (the leader has every acknowledged write)",
+		s.node.AppliedIndex(), index, wait))
 }
 
 func (s *Service) isStopped() bool {

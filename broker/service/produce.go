@@ -24,6 +24,9 @@ type Stored struct {
 	BaseOffset uint64 // offset of the (first) message
 	Count      uint32 // messages in the batch
 	Duplicate  bool   // a resend of a stored batch: not stored again
+	// Index is the log index at which the write committed: a position
+	// token. A node that has applied it shows the write (see MinIndex).
+	Index uint64
 }
 
 // Produce stores msgs in topic: grouped by queue into one batch per queue
@@ -42,14 +45,14 @@ func (s *Service) Produce(ctx context.Context, topic string, msgs []Message) ([]
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.proposeProduce(ctx, plan.Parts)
+	res, index, err := s.proposeProduce(ctx, plan.Parts)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Stored, len(msgs))
 	for pi, p := range plan.Parts {
 		for k, i := range plan.Members[pi] {
-			out[i] = Stored{Queue: p.Queue, BaseOffset: res[pi].BaseOffset + uint64(k), Count: 1}
+			out[i] = Stored{Queue: p.Queue, BaseOffset: res[pi].BaseOffset + uint64(k), Count: 1, Index: index}
 		}
 	}
 	s.Metrics.produced(len(msgs), plan.Bytes)
@@ -144,12 +147,12 @@ func (s *Service) ProduceBatch(ctx context.Context, topic string, queue int, bat
 	if err != nil {
 		return Stored{}, err
 	}
-	res, err := s.proposeProduce(ctx, []topics.Part{{Topic: topic, Queue: queue, Batch: batch}})
+	res, index, err := s.proposeProduce(ctx, []topics.Part{{Topic: topic, Queue: queue, Batch: batch}})
 	if err != nil {
 		return Stored{}, err
 	}
 	s.Metrics.produced(int(h.Count), len(batch))
-	return Stored{Queue: queue, BaseOffset: res[0].BaseOffset, Count: res[0].Count, Duplicate: res[0].Duplicate}, nil
+	return Stored{Queue: queue, BaseOffset: res[0].BaseOffset, Count: res[0].Count, Duplicate: res[0].Duplicate, Index: index}, nil
 }
 
 // InitProducer hands out a new idempotent producer id.
@@ -158,18 +161,30 @@ func (s *Service) InitProducer(ctx context.Context) (uint64, error) {
 }
 
 // proposeProduce proposes the parts as one entry and returns each part's
-// result, failing if any part failed.
-func (s *Service) proposeProduce(ctx context.Context, parts []topics.Part) ([]topics.ProduceResult, error) {
+// result and the entry's index, failing if any part failed.
+func (s *Service) proposeProduce(ctx context.Context, parts []topics.Part) ([]topics.ProduceResult, uint64, error) {
 	start := time.Now()
-	res, err := propose(s, ctx, fsm.Produce, topics.ProduceCmd{TimeMs: s.cfg.Clock().UnixMilli(), Parts: parts})
+	res, index, err := proposeIndexed(s, ctx, fsm.Produce, topics.ProduceCmd{TimeMs: s.cfg.Clock().UnixMilli(), Parts: parts})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s.Metrics.CommitLatency.Observe(time.Since(start))
 	for _, r := range res {
 		if r.Err != nil {
-			return nil, r.Err
+			return nil, 0, r.Err
 		}
 	}
-	return res, nil
+	return res, index, nil
+}
+
+// proposeIndexed is propose that also returns the index at which the
+// command committed.
+func proposeIndexed[Req, Res any](s *Service, ctx context.Context, op fsm.Op[Req, Res], req Req) (Res, uint64, error) {
+	if err := s.RequireLeader(); err != nil {
+		var zero Res
+		return zero, 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProposeTimeout)
+	defer cancel()
+	return fsm.ProposeIndexed(ctx, s.node, op, req)
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"time"
 
 	"github.com/ledgermq/ledgermq/fsm"
 	"github.com/ledgermq/ledgermq/topics"
@@ -9,16 +10,19 @@ import (
 )
 
 // CreateTopic creates a topic; zero fields of c take the defaults. The
-// config is validated on any node; only the leader proposes it.
+// config is validated on any node; only the leader proposes it. The
+// answer's Index is the log index at which the topic was created.
 func (s *Service) CreateTopic(ctx context.Context, c topics.Config) (wire.TopicInfo, error) {
 	if err := c.Normalize(); err != nil {
 		return wire.TopicInfo{}, err
 	}
-	t, err := propose(s, ctx, fsm.CreateTopic, c)
+	t, index, err := proposeIndexed(s, ctx, fsm.CreateTopic, c)
 	if err != nil {
 		return wire.TopicInfo{}, err
 	}
-	return s.topicInfo(t, false), nil
+	info := s.topicInfo(t, false)
+	info.Index = index
+	return info, nil
 }
 
 // DeleteTopic deletes a topic, its messages (for readers at once; on disk
@@ -45,6 +49,16 @@ func (s *Service) ListTopics() []wire.TopicInfo {
 
 // DescribeTopic returns a topic with each queue's readable range.
 func (s *Service) DescribeTopic(name string) (wire.TopicInfo, error) {
+	return s.DescribeTopicAt(context.Background(), name, 0, 0)
+}
+
+// DescribeTopicAt is DescribeTopic once this node has applied minIndex (a
+// position token; 0: at once), waiting for it at most wait
+// (DefaultMinIndexWait if 0); UNAVAILABLE, not applied, if it does not.
+func (s *Service) DescribeTopicAt(ctx context.Context, name string, minIndex uint64, wait time.Duration) (wire.TopicInfo, error) {
+	if err := s.awaitApplied(ctx, minIndex, min(wait, s.cfg.MaxWait)); err != nil {
+		return wire.TopicInfo{}, err
+	}
 	t, err := s.topics.Lookup(name)
 	if err != nil {
 		return wire.TopicInfo{}, err

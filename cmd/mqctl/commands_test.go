@@ -296,12 +296,28 @@ func TestConsumeStarts(t *testing.T) {
 		{[]string{"--offset", "1", "--values-only"}, "a1\na2\na3\n"}, // queue 1 holds only offset 0: it was read
 		{[]string{"--from-time", mid.Format(time.RFC3339Nano), "--values-only"}, "a3\n"},
 		{[]string{"--count", "2"}, "0/0 - a0\n0/1 - a1\n"},
-		{[]string{"--count", "5", "--queue", "1"}, "1/0 - b0\n"},
-		{[]string{"--from-beginning", "--count", "6", "--values-only"}, "a0\na1\na2\na3\nb0\n"},
 	} {
 		r := runLeader(t, ctx, addr, "", append([]string{"consume", "c"}, tc.args...)...)
 		if r.code != 0 || r.stdout != tc.want {
 			t.Errorf("%q: %+v, want %q", tc.args, r, tc.want)
+		}
+	}
+	// Fewer messages than --count: what there is is printed, then, once
+	// nothing more came within --timeout, an error says how many arrived.
+	for _, tc := range []struct {
+		args       []string
+		want, fail string
+	}{
+		{[]string{"--count", "5", "--queue", "1"}, "1/0 - b0\n", "1 of the 5 messages"},
+		{[]string{"--from-beginning", "--count", "6", "--values-only"}, "a0\na1\na2\na3\nb0\n", "5 of the 6 messages"},
+	} {
+		start := time.Now()
+		r := runLeader(t, ctx, addr, "", append([]string{"consume", "c", "--timeout", "300ms"}, tc.args...)...)
+		if r.code != 1 || r.stdout != tc.want || !strings.Contains(r.stderr, tc.fail) || !strings.Contains(r.stderr, "within --timeout 300ms") {
+			t.Errorf("%q: %+v, want %q and %q", tc.args, r, tc.want, tc.fail)
+		}
+		if el := time.Since(start); el < 300*time.Millisecond {
+			t.Errorf("%q: gave up after %v, before --timeout", tc.args, el)
 		}
 	}
 }

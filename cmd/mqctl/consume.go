@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -36,8 +37,12 @@ type consumeOpts struct {
 func (a *app) consumeCmd(ctx context.Context, args []string) error {
 	fs := a.flagSet(cmdSpec{"consume", "TOPIC [flags]",
 		"Prints a topic's messages, from every queue in turn unless --queue is given,\n" +
-			"from the beginning unless told otherwise. It stops once caught up, or after\n" +
-			"--count messages; with --follow it waits for new messages until interrupted.\n" +
+			"from the beginning unless told otherwise. It stops once caught up; with\n" +
+			"--count N, once N messages are printed, waiting for them to arrive as long as\n" +
+			"new ones keep coming within --timeout (fewer than N: an error). With --follow\n" +
+			"it waits for new messages until interrupted. --min-index I (the index\n" +
+			"'mqctl produce' printed) makes every broker answer only once it has applied\n" +
+			"I, so that what was produced is seen whichever broker answers.\n" +
 			"Text output is 'queue/offset key value' lines (key '-' when there is none;\n" +
 			"binary values as base64:...); json output is one object per line.\n" +
 			"With --group it reads as a member of that consumer group: only the queues the\n" +
@@ -64,6 +69,14 @@ func (a *app) consumeCmd(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.follow, "follow", false, "keep waiting for new messages until interrupted")
 	fs.BoolVar(&o.valuesOnly, "values-only", false, "print only the values, one per line (binary values raw)")
 	fs.StringVar(&o.group, "group", "", "read as a member of consumer group `G`, committing what is printed")
+	fs.Func("min-index", "read as of log index `I` at least (printed by produce): writes up to it are seen", func(s string) error {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || n > math.MaxInt64 {
+			return fmt.Errorf("min-index must be a non-negative integer, not %q", s)
+		}
+		a.wrote(n)
+		return nil
+	})
 	pos, err := a.parse(fs, args, 1, "TOPIC")
 	if err != nil {
 		return err
@@ -213,9 +226,11 @@ func (c *consumer) run(ctx context.Context, plan []*queueStart) error {
 			return err
 		}
 	}
-	if !c.o.follow || c.full() {
+	if c.full() || !c.o.follow && c.o.count == 0 {
 		return nil
 	}
+	// --follow, or --count not reached yet: every queue at once, long
+	// polling, from where the catch-up left it.
 	starts := map[int]sdk.Start{}
 	for _, s := range plan {
 		starts[s.queue] = s.start
@@ -226,19 +241,40 @@ func (c *consumer) run(ctx context.Context, plan []*queueStart) error {
 	}
 	defer sc.Close()
 	for !c.full() {
-		recs, err := sc.Poll(ctx)
+		recs, err := pollIdle(ctx, sc, c.o.follow, c.a.timeout)
 		if perr := c.print(recs, nil); perr != nil {
 			return perr
 		}
 		if err != nil {
-			return err
+			return c.a.countErr(ctx, err, c.topic, c.printed, c.o.count)
 		}
 	}
 	return nil
 }
 
+// pollIdle polls c; unless follow, it gives up when nothing arrives
+// within idle.
+func pollIdle(ctx context.Context, c *sdk.Consumer, follow bool, idle time.Duration) ([]sdk.Record, error) {
+	if follow {
+		return c.Poll(ctx)
+	}
+	pctx, cancel := context.WithTimeout(ctx, idle)
+	defer cancel()
+	return c.Poll(pctx)
+}
+
+// countErr explains a poll's err: when --count messages did not all
+// arrive before nothing more came within --timeout, it says so.
+func (a *app) countErr(ctx context.Context, err error, topic string, printed, count int64) error {
+	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("consume %s: %d of the %d messages asked for (--count) arrived; no more came within --timeout %v",
+			topic, printed, count, a.timeout)
+	}
+	return err
+}
+
 func (c *consumer) newConsumer(starts map[int]sdk.Start) (*sdk.Consumer, error) {
-	opts := []sdk.ConsumerOpt{sdk.WithAssignment(c.topic, starts), sdk.WithMaxWait(followWait)}
+	opts := []sdk.ConsumerOpt{sdk.WithAssignment(c.topic, starts), sdk.WithMaxWait(followWait), sdk.WithMinIndex(c.a.minIndex)}
 	for _, o := range c.a.opts() {
 		opts = append(opts, o)
 	}

@@ -245,7 +245,8 @@ func (a *app) consumeGroup(ctx context.Context, topic string, o *consumeOpts) er
 		t, _ := time.Parse(time.RFC3339Nano, o.fromTime) // checked by o.check
 		start = sdk.AtTime(t)
 	}
-	opts := []sdk.ConsumerOpt{sdk.WithGroup(o.group, topic), sdk.WithAutoCommit(0), sdk.WithStartWhenNoCommit(start), sdk.WithMaxWait(followWait)}
+	opts := []sdk.ConsumerOpt{sdk.WithGroup(o.group, topic), sdk.WithAutoCommit(0), sdk.WithStartWhenNoCommit(start), sdk.WithMaxWait(followWait),
+		sdk.WithMinIndex(a.minIndex)}
 	for _, opt := range a.opts() { // the options every command passes to the SDK
 		opts = append(opts, opt)
 	}
@@ -254,7 +255,7 @@ func (a *app) consumeGroup(ctx context.Context, topic string, o *consumeOpts) er
 		return err
 	}
 	out := bufio.NewWriter(a.stdout)
-	err = a.printGroup(ctx, c, o, out)
+	err = a.printGroup(ctx, c, topic, o, out)
 	if ferr := out.Flush(); err == nil {
 		err = ferr
 	}
@@ -267,8 +268,9 @@ func (a *app) consumeGroup(ctx context.Context, topic string, o *consumeOpts) er
 	return err
 }
 
-func (a *app) printGroup(ctx context.Context, c *sdk.Consumer, o *consumeOpts, out *bufio.Writer) error {
+func (a *app) printGroup(ctx context.Context, c *sdk.Consumer, topic string, o *consumeOpts, out *bufio.Writer) error {
 	var printed int64
+	progress := time.Now() // the last record, for --count's wait
 	for o.count == 0 || printed < o.count {
 		pctx, cancel := ctx, context.CancelFunc(func() {})
 		if !o.follow {
@@ -280,11 +282,16 @@ func (a *app) printGroup(ctx context.Context, c *sdk.Consumer, o *consumeOpts, o
 			return ctx.Err()
 		}
 		if len(recs) == 0 && errors.Is(perr, context.DeadlineExceeded) {
-			if caughtUp(ctx, c) {
+			switch {
+			case o.count > 0 && time.Since(progress) >= a.timeout:
+				// --count N waits for N as long as records keep coming.
+				return a.countErr(ctx, perr, topic, printed, o.count)
+			case o.count == 0 && caughtUp(ctx, c):
 				return nil
 			}
 			continue
 		}
+		progress = time.Now()
 		offsets := map[sdk.TopicQueue]uint64{}
 		for i := range recs {
 			if o.count > 0 && printed == o.count {

@@ -40,8 +40,9 @@ Commands:
   produce TOPIC [--file F] [--key K] [--header k=v]... [--queue Q] [--batch-size N]
                 [--compression none|gzip|snappy|s2|zstd]
   consume TOPIC [--queue Q] [--offset N | --from-beginning | --from-end | --from-time T]
-                [--count N] [--follow] [--values-only]
+                [--count N] [--follow] [--values-only] [--min-index I]
   consume TOPIC --group G [--from-beginning | --from-end | --from-time T] [--count N] [--follow]
+                [--min-index I]
   group list
   group describe GROUP
   group reset-offsets GROUP --topic T (--to-earliest | --to-latest | --to-time T | --to-offset N)
@@ -62,7 +63,8 @@ Examples:
   mqctl topic list
   mqctl topic describe orders
   mqctl --format json topic describe orders
-  seq 1 100000 | mqctl produce orders
+  seq 1 100000 | mqctl produce orders          # the summary ends "(index I)"
+  mqctl consume orders --count 100000 --min-index I
   mqctl produce orders --key user-42 --header source=cli --file events.txt
   mqctl consume orders --from-beginning --count 10
   mqctl consume orders --queue 2 --offset 1000 --values-only
@@ -117,7 +119,15 @@ type app struct {
 	// sdkOpts are added to the options of the SDK's admin client,
 	// producers and consumers; tests shorten their backoff.
 	sdkOpts []sdk.Opt
+
+	// minIndex is the highest position token (log index) a write of this
+	// invocation was acknowledged at: its reads wait for it, so they show
+	// those writes whichever broker answers.
+	minIndex uint64
 }
+
+// wrote records that a write was acknowledged at index.
+func (a *app) wrote(index uint64) { a.minIndex = max(a.minIndex, index) }
 
 // errHelp ends a run that printed help: exit status 0.
 var errHelp = errors.New("help requested")

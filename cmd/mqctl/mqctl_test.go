@@ -448,4 +448,10 @@ func TestProduceSummaryText(t *testing.T) {
 	if b.String() != want {
 		t.Fatalf("got\n%q\nwant\n%q", b.String(), want)
 	}
+	b.Reset()
+	s.Index, s.InDoubt = 1234, 0
+	writeProduceSummary(&b, &s)
+	if want := "Produced 1 message (5 B) to t in 1.5s: 1 msg/s, 3 B/s (index 1234).\n  queue 0: 1 message, offset 4\n"; b.String() != want {
+		t.Fatalf("with an index: got\n%q\nwant\n%q", b.String(), want)
+	}
 }

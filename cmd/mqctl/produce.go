@@ -85,7 +85,9 @@ func (a *app) produceCmd(ctx context.Context, args []string) error {
 		"Produces one message per line of stdin (or --file), in binary batches through\n" +
 			"an idempotent producer: a batch resent after a failover is stored once. A\n" +
 			"trailing \\n or \\r\\n is not part of the message. A summary follows; on a\n" +
-			"terminal, a progress line shows the rate."})
+			"terminal, a progress line shows the rate. The summary ends with the log index\n" +
+			"the messages reached, '(index I)': 'mqctl consume --min-index I' then shows\n" +
+			"them from any broker."})
 	o := produceOpts{batchSize: 500}
 	fs.StringVar(&o.file, "file", "", "read messages from file `F` instead of stdin")
 	fs.Func("key", "give every message the key `K` (it picks the queue)", func(s string) error {
@@ -140,6 +142,7 @@ func (a *app) produceCmd(ctx context.Context, args []string) error {
 	if runErr == nil {
 		runErr = p.err
 	}
+	a.wrote(p.index)
 	if p.progressShown {
 		fmt.Fprint(a.stderr, "\r\x1b[K")
 	}
@@ -234,7 +237,8 @@ type producer struct {
 	messages, bytes   int64
 	queues            map[int]*queueRange
 	inDoubt, failures int
-	err               error // the first failure
+	err               error  // the first failure
+	index             uint64 // the highest index a message was acknowledged at
 
 	progressShown bool
 	lastProgress  time.Time
@@ -305,6 +309,7 @@ func (p *producer) done(r sdk.Result, bytes int64, err error) {
 	}
 	p.messages++
 	p.bytes += bytes
+	p.index = max(p.index, r.Index)
 	q := p.queues[r.Queue]
 	if q == nil {
 		q = &queueRange{Queue: r.Queue, FirstOffset: r.Offset, LastOffset: r.Offset}
@@ -337,6 +342,9 @@ type produceSummary struct {
 	MessagesPerSec float64      `json:"messages_per_sec"`
 	BytesPerSec    float64      `json:"bytes_per_sec"`
 	Queues         []queueRange `json:"queues"`
+	// Index is the highest log index a message was acknowledged at: a
+	// position token for consume --min-index (0 when nothing was stored).
+	Index uint64 `json:"index"`
 	// After a failure: messages whose outcome is unknown, or that were
 	// certainly not stored.
 	InDoubt int    `json:"in_doubt,omitempty"`
@@ -355,7 +363,7 @@ type queueRange struct {
 func (p *producer) summary(now time.Time, err error) produceSummary {
 	el := now.Sub(p.start)
 	s := produceSummary{Topic: p.topic, Messages: p.messages, Bytes: p.bytes, ElapsedMs: el.Milliseconds(),
-		Queues: []queueRange{}, InDoubt: p.inDoubt, Failed: p.failures}
+		Queues: []queueRange{}, Index: p.index, InDoubt: p.inDoubt, Failed: p.failures}
 	if sec := el.Seconds(); sec > 0 {
 		s.MessagesPerSec = math.Round(float64(p.messages)/sec*10) / 10
 		s.BytesPerSec = math.Round(float64(p.bytes)/sec*10) / 10
@@ -382,9 +390,13 @@ func plural(n int64, word string) string {
 
 func writeProduceSummary(w io.Writer, s *produceSummary) {
 	el := time.Duration(s.ElapsedMs) * time.Millisecond
-	fmt.Fprintf(w, "Produced %s (%s) to %s in %v: %s msg/s, %s/s.\n", plural(s.Messages, "message"),
+	index := ""
+	if s.Index > 0 {
+		index = fmt.Sprintf(" (index %d)", s.Index)
+	}
+	fmt.Fprintf(w, "Produced %s (%s) to %s in %v: %s msg/s, %s/s%s.\n", plural(s.Messages, "message"),
 		formatBytes(s.Bytes), s.Topic, el, strconv.FormatFloat(s.MessagesPerSec, 'f', 0, 64),
-		formatBytes(int64(s.BytesPerSec)))
+		formatBytes(int64(s.BytesPerSec)), index)
 	if len(s.Queues) <= 16 {
 		for _, q := range s.Queues {
 			if q.FirstOffset == q.LastOffset {

@@ -62,6 +62,7 @@ func (a *app) topicCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	a.wrote(info.Index)
 	if a.json() {
 		return printJSON(a.stdout, info)
 	}
@@ -130,7 +131,7 @@ func (a *app) topicDelete(ctx context.Context, args []string) error {
 // describeTopic is GET /v1/topics/{topic} through the SDK.
 func (a *app) describeTopic(ctx context.Context, topic string) (info *wire.TopicInfo, err error) {
 	err = a.call(ctx, func(ctx context.Context) (err error) {
-		info, err = a.admin.DescribeTopic(ctx, topic)
+		info, err = a.admin.DescribeTopicAt(ctx, topic, a.minIndex)
 		return err
 	})
 	return info, err
