@@ -1,0 +1,92 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// LeaderView asks node id, through its API proxy when the group has
+// proxies, for GET /v1/leader: its own view of the leader and term, from
+// local state (the node asks no peer).
+func (g *Group) LeaderView(ctx context.Context, id string) (wire.LeaderView, error) {
+	var lv wire.LeaderView
+	if _, ok := g.node(id); !ok {
+		return lv, fmt.Errorf("cluster: unknown node %q", id)
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+g.API(id)+"/v1/leader", nil)
+	if err != nil {
+		return lv, fmt.Errorf("cluster: leader view of %s: %w", id, err)
+	}
+	resp, err := g.hc.Do(req)
+	if err != nil {
+		return lv, fmt.Errorf("cluster: leader view of %s: %w", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return lv, fmt.Errorf("cluster: leader view of %s: %s", id, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&lv); err != nil {
+		return lv, fmt.Errorf("cluster: leader view of %s: %w", id, err)
+	}
+	return lv, nil
+}
+
+// NewestLeader asks every running node at once for its leader view, each
+// for at most wait, and returns the leader named in the highest term, with
+// that term, if the leader itself answered and names itself in that term:
+// a node cut off from its peers that still believes it leads (an older
+// term) does not count, and neither does a leader the others name but
+// which cannot be reached. It returns "" when no leader is confirmed.
+func (g *Group) NewestLeader(ctx context.Context, wait time.Duration) (string, uint64) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	up := g.Running()
+	views := make([]*wire.LeaderView, len(up))
+	var wg sync.WaitGroup
+	for i, id := range up {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if lv, err := g.LeaderView(ctx, id); err == nil {
+				views[i] = &lv
+			}
+		}()
+	}
+	wg.Wait()
+	var best wire.LeaderView
+	self := map[string]uint64{} // node id -> term in which it names itself
+	for _, lv := range views {
+		if lv == nil || lv.Leader == "" {
+			continue
+		}
+		if lv.Term > best.Term {
+			best = *lv
+		}
+		if lv.Leader == lv.AnsweredBy {
+			self[lv.AnsweredBy] = lv.Term
+		}
+	}
+	if best.Leader == "" || self[best.Leader] != best.Term {
+		return "", 0
+	}
+	return best.Leader, best.Term
+}
+
+// WaitNewestLeader polls NewestLeader (each round bounded by wait) for up
+// to timeout until it confirms a leader other than exclude ("" for any).
+// It fails early when a node has exited on its own.
+func (g *Group) WaitNewestLeader(ctx context.Context, exclude string, wait, timeout time.Duration) (string, error) {
+	return poll(ctx, timeout, "a confirmed leader", func() (string, bool, error) {
+		if err := g.Check(); err != nil {
+			return "", false, err
+		}
+		l, _ := g.NewestLeader(ctx, wait)
+		return l, l != "" && l != exclude, nil
+	})
+}
