@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -19,22 +17,7 @@ func (g *Group) LeaderView(ctx context.Context, id string) (wire.LeaderView, err
 	if _, ok := g.node(id); !ok {
 		return lv, fmt.Errorf("cluster: unknown node %q", id)
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+g.API(id)+"/v1/leader", nil)
-	if err != nil {
-		return lv, fmt.Errorf("cluster: leader view of %s: %w", id, err)
-	}
-	resp, err := g.hc.Do(req)
-	if err != nil {
-		return lv, fmt.Errorf("cluster: leader view of %s: %w", id, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return lv, fmt.Errorf("cluster: leader view of %s: %s", id, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&lv); err != nil {
-		return lv, fmt.Errorf("cluster: leader view of %s: %w", id, err)
-	}
-	return lv, nil
+	return lv, g.getJSON(ctx, id, "/v1/leader", "cluster: leader view", &lv)
 }
 
 // NewestLeader asks every running node at once for its leader view, each
