@@ -73,3 +73,55 @@ func (g *Group) WaitNewestLeader(ctx context.Context, exclude string, wait, time
 		return l, l != "" && l != exclude, nil
 	})
 }
+
+// Rejoined reports whether node id is back in the group as seen from its
+// own state and the leader's, not from the leader's cached reports about
+// it (which stay fresh for a while after a node went silent): a leader is
+// confirmed (NewestLeader), id names it in the same term, and id's last
+// index, from its own status, is within slack entries of the leader's.
+func (g *Group) Rejoined(ctx context.Context, id string, slack uint64, wait time.Duration) bool {
+	l, term := g.NewestLeader(ctx, wait)
+	if l == "" {
+		return false
+	}
+	if l == id {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if lv, err := g.LeaderView(ctx, id); err != nil || lv.Leader != l || lv.Term != term {
+		return false
+	}
+	last := func(n string) (uint64, bool) {
+		cs, err := g.Status(ctx, n)
+		if err != nil {
+			return 0, false
+		}
+		for _, m := range cs.Nodes {
+			if m.ID == n {
+				return m.LastIndex, true
+			}
+		}
+		return 0, false
+	}
+	// The leader first: id's figure, read second, can only be newer.
+	li, ok := last(l)
+	if !ok {
+		return false
+	}
+	ni, ok := last(id)
+	return ok && ni+slack >= li
+}
+
+// WaitRejoined waits up to timeout until Rejoined(id) holds and the
+// leader reports every node reachable.
+func (g *Group) WaitRejoined(ctx context.Context, id string, slack uint64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	_, err := poll(ctx, timeout, id+" to rejoin", func() (struct{}, bool, error) {
+		return struct{}{}, g.Rejoined(ctx, id, slack, 500*time.Millisecond), g.Check()
+	})
+	if err != nil {
+		return err
+	}
+	return g.WaitReachable(ctx, max(time.Until(deadline), time.Second))
+}
