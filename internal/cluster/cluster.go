@@ -289,20 +289,26 @@ func (g *Group) Tail(w io.Writer, lines int) {
 // Status asks node id for GET /v1/cluster.
 func (g *Group) Status(ctx context.Context, id string) (wire.ClusterStatus, error) {
 	var cs wire.ClusterStatus
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+g.API(id)+"/v1/cluster", nil)
+	return cs, g.getJSON(ctx, id, "/v1/cluster", "cluster status", &cs)
+}
+
+// getJSON sends GET path to node id's API and decodes the JSON answer into
+// out; what names the request in errors.
+func (g *Group) getJSON(ctx context.Context, id, path, what string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+g.API(id)+path, nil)
 	if err != nil {
-		return cs, fmt.Errorf("cluster status of %s: %w", id, err)
+		return fmt.Errorf("%s of %s: %w", what, id, err)
 	}
 	resp, err := g.hc.Do(req)
 	if err != nil {
-		return cs, fmt.Errorf("cluster status of %s: %w", id, err)
+		return fmt.Errorf("%s of %s: %w", what, id, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return cs, fmt.Errorf("cluster status of %s: %s", id, resp.Status)
+		return fmt.Errorf("%s of %s: %s", what, id, resp.Status)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil {
-		return cs, fmt.Errorf("cluster status of %s: %w", id, err)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s of %s: %w", what, id, err)
 	}
-	return cs, nil
+	return nil
 }

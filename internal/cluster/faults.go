@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ledgermq/ledgermq/internal/faultproxy"
-	"github.com/ledgermq/ledgermq/wire"
 )
 
 // The fault lab. With Options.Proxies every byte between a client and a
@@ -281,38 +279,18 @@ func (g *Group) HTTPClient(timeout time.Duration) *http.Client {
 }
 
 // LeaderSeenBy asks node id, through its API proxy, which node it follows
-// (its own id when it leads, "" when it knows no leader), without the node
-// asking its peers. GET /v1/cluster cannot serve here: it waits for every
-// peer's status, up to replication's 30 s peer IO timeout when a peer is
-// blackholed (the 2 s request context bounds only the dial). Until it
-// answers from local state (issue 10, item 2), this probes with a
-// leader-only request that changes nothing: a heartbeat for a group that
-// does not exist. A follower refuses it with NOT_LEADER naming the
-// leader's API address; the leader answers with another error.
+// (its own id when it leads, "" when it knows no leader): GET /v1/leader,
+// answered from the node's local state without asking its peers.
 func (g *Group) LeaderSeenBy(ctx context.Context, id string) (string, error) {
-	u := "http://" + g.API(id) + "/v1/groups/faultlab-probe/members/probe/heartbeat"
-	req, err := http.NewRequestWithContext(ctx, "POST", u, nil)
+	lv, err := g.LeaderView(ctx, id)
 	if err != nil {
-		return "", fmt.Errorf("cluster: leader seen by %s: %w", id, err)
+		return "", err
 	}
-	resp, err := g.hc.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("cluster: leader seen by %s: %w", id, err)
-	}
-	defer resp.Body.Close()
-	var body wire.ErrorBody
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return "", fmt.Errorf("cluster: leader seen by %s: %s: %w", id, resp.Status, err)
-	}
-	if body.Error.Code != wire.CodeNotLeader {
-		return id, nil
-	}
-	if body.Error.Leader == "" {
+	if lv.Leader == "" {
 		return "", nil
 	}
-	l := g.ByAPI(body.Error.Leader)
-	if l == "" {
-		return "", fmt.Errorf("cluster: %s names an unknown leader %s", id, body.Error.Leader)
+	if _, ok := g.node(lv.Leader); !ok {
+		return "", fmt.Errorf("cluster: %s names an unknown leader %q", id, lv.Leader)
 	}
-	return l, nil
+	return lv.Leader, nil
 }

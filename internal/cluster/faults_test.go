@@ -173,6 +173,11 @@ func TestBlackholeLeaderEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("blackholed leader %s; %s leads after %s", old, newLeader, time.Since(cut).Round(time.Millisecond))
+	// The blackholed leader does not answer; the newest term names the new
+	// leader, which confirms it.
+	if l, err := g.WaitNewestLeader(ctx, old, 500*time.Millisecond, 3*time.Second); err != nil || l != newLeader {
+		t.Fatalf("newest leader while %s is blackholed: %q, %v; want %s", old, l, err, newLeader)
+	}
 
 	time.Sleep(time.Until(cut.Add(3 * time.Second))) // the fault's own duration
 	if err := g.Heal(); err != nil {
