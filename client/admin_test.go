@@ -186,12 +186,18 @@ func testCtx(t testing.TB) context.Context {
 // fakeNode answers with h and counts requests.
 type fakeNode struct {
 	*httptest.Server
-	n atomic.Int32
+	n      atomic.Int32 // API requests
+	probes atomic.Int32 // GET /v1/leader
 }
 
 func newFakeNode(t *testing.T, h func(w http.ResponseWriter, r *http.Request, n int32)) *fakeNode {
 	s := &fakeNode{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/leader" { // the SDK's stall probe: a read, counted apart
+			s.probes.Add(1)
+			writeAPIError(w, http.StatusNotFound, wire.APIError{Code: wire.CodeNotFound, Message: "no leader view here", NotApplied: true})
+			return
+		}
 		h(w, r, s.n.Add(1))
 	}))
 	t.Cleanup(s.Close)
@@ -372,6 +378,9 @@ func TestAdminDoesNotResendWriteAfterConnectionLoss(t *testing.T) {
 	}
 	if s.n.Load() != 1 || other.n.Load() != 0 {
 		t.Fatalf("requests: %d and %d; want 1 and 0", s.n.Load(), other.n.Load())
+	}
+	if other.probes.Load() != 1 { // the lost answer made the client ask who leads now
+		t.Fatalf("%d leader probes on the other broker, want 1", other.probes.Load())
 	}
 	// A read is simply sent to the next broker.
 	if _, err := adm.DescribeTopic(shortCtx(t, time.Second), "t"); err != nil {

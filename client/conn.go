@@ -43,9 +43,11 @@ type conn struct {
 	stallAfter time.Duration // see stall.go; 0 disables stall detection
 
 	mu         sync.Mutex
-	leader     string // base URL of the believed leader; "" when unknown
-	leaderTerm uint64 // newest term a broker named the leader in (stall.go)
-	next       int    // the broker to try next when no leader is known
+	leader     string            // base URL of the believed leader; "" when unknown
+	leaderTerm uint64            // newest term a broker named the leader in (stall.go)
+	ids        map[string]string // base URL -> node id, from answers' LedgerMQ-Node header
+	probe      *probeCall        // the shared leader probe (stall.go)
+	next       int               // the broker to try next when no leader is known
 	groupID    uint32
 	hasGroup   bool
 }
@@ -265,6 +267,13 @@ func (c *conn) pass(ctx context.Context, r *request) (*response, error) {
 		case errors.As(err, &te) && (!te.sent || !r.write):
 			c.log.Debug("ledgermq: broker unreachable", "addr", addr, "err", err)
 			c.forgetLeader(addr)
+		case errors.As(err, &te) && !errors.Is(te, errStalled) && c.stallAfter > 0:
+			// A write sent and answered by a lost connection (a crashed
+			// leader behind a proxy or load balancer, a reset): its outcome
+			// is unknown, so it is not resent here, but the next attempt
+			// should not go back to a leader the others no longer name.
+			c.leaderMovedFrom(ctx, addr)
+			return nil, err
 		default:
 			return nil, err
 		}
@@ -374,6 +383,7 @@ func (c *conn) send(ctx context.Context, base string, r *request) (*response, er
 		return nil, &transportError{addr: base, sent: wrote.Load(), err: err}
 	}
 	defer resp.Body.Close()
+	c.learnID(base, resp.Header.Get(wire.NodeHeader))
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, &transportError{addr: base, sent: true, err: err}

@@ -34,8 +34,11 @@ import (
 var errStalled = errors.New("no answer within the stall bound")
 
 const (
-	defaultStallAfter = 500 * time.Millisecond // ≈ Raft's election timeout + an election, the brokers' defaults
-	probeEvery        = 200 * time.Millisecond
+	// defaultStallAfter is about the brokers' default election timeout
+	// (300 ms): sooner than a new leader can exist, probes only cost a
+	// local read on each other broker.
+	defaultStallAfter = 300 * time.Millisecond
+	probeEvery        = 100 * time.Millisecond
 )
 
 // stallWatch watches one attempt. stop ends it; abandoned says whether it
@@ -86,12 +89,88 @@ func (w *stallWatch) stop() {
 	w.wg.Wait()
 }
 
-// leaderMovedFrom asks every other broker who leads and reports whether
-// the newest answer names a leader other than base, pointing the conn at
-// it. An answer naming base records its term, so that an older view
-// cannot later move the conn away.
+// probeCall is one round of asking the brokers who leads, shared by every
+// request that wants an answer while it runs or for probeEvery/2 after.
+type probeCall struct {
+	done chan struct{}
+	at   time.Time // when it finished
+	best wire.LeaderView
+}
+
+// leaderMovedFrom reports whether the brokers name a leader other than
+// the one at base, pointing the conn at it. It asks every broker other
+// than base at once (GET /v1/leader) and believes the answer with the
+// highest term, if no older than a term already seen; an answer naming
+// base's node records its term, so that an older view cannot later move
+// the conn away. Brokers are told apart by node id (the LedgerMQ-Node
+// header) where known, so a broker reached by another name than it
+// advertises is still recognised.
 func (c *conn) leaderMovedFrom(ctx context.Context, base string) bool {
-	pctx, cancel := context.WithTimeout(ctx, min(c.stallAfter, probeEvery))
+	best, ok := c.probeLeader(ctx, base)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !ok || best.Leader == "" || best.Term < c.leaderTerm {
+		return false
+	}
+	c.leaderTerm = best.Term
+	if id := c.ids[base]; id != "" {
+		if best.Leader == id {
+			return false
+		}
+	} else if best.LeaderAPI == "" || c.scheme+"://"+best.LeaderAPI == base {
+		return false
+	}
+	hint := ""
+	if best.LeaderAPI != "" {
+		hint = c.scheme + "://" + best.LeaderAPI
+		if known := c.baseOf(best.Leader); known != "" {
+			hint = known // the address this client reaches that node by
+		}
+	}
+	c.log.Debug("ledgermq: leader moved", "from", base, "to", hint, "leader", best.Leader, "term", best.Term)
+	c.leader = hint
+	return true
+}
+
+// baseOf is the base URL this client reached node id at; c.mu held.
+func (c *conn) baseOf(id string) string {
+	for base, nid := range c.ids {
+		if nid == id {
+			return base
+		}
+	}
+	return ""
+}
+
+// probeLeader returns the highest-term leader view the brokers other than
+// base give, sharing a round with concurrent callers.
+func (c *conn) probeLeader(ctx context.Context, base string) (wire.LeaderView, bool) {
+	c.mu.Lock()
+	p := c.probe
+	if p != nil && (!p.at.IsZero() && time.Since(p.at) < probeEvery/2 || p.at.IsZero()) {
+		c.mu.Unlock()
+		select {
+		case <-p.done:
+			return p.best, true
+		case <-ctx.Done():
+			return wire.LeaderView{}, false
+		}
+	}
+	p = &probeCall{done: make(chan struct{})}
+	c.probe = p
+	c.mu.Unlock()
+	p.best = c.askAll(ctx, base)
+	c.mu.Lock()
+	p.at = time.Now()
+	c.mu.Unlock()
+	close(p.done)
+	return p.best, true
+}
+
+// askAll asks every broker but skip who leads, at once, for at most
+// probeEvery, and returns the answer with the highest term.
+func (c *conn) askAll(ctx context.Context, skip string) wire.LeaderView {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeEvery)
 	defer cancel()
 	var (
 		mu   sync.Mutex
@@ -99,7 +178,7 @@ func (c *conn) leaderMovedFrom(ctx context.Context, base string) bool {
 		wg   sync.WaitGroup
 	)
 	for _, b := range c.brokers {
-		if b == base {
+		if b == skip {
 			continue
 		}
 		wg.Add(1)
@@ -115,19 +194,7 @@ func (c *conn) leaderMovedFrom(ctx context.Context, base string) bool {
 		}()
 	}
 	wg.Wait()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if best.Leader == "" || best.LeaderAPI == "" || best.Term < c.leaderTerm {
-		return false
-	}
-	c.leaderTerm = best.Term
-	hint := c.scheme + "://" + best.LeaderAPI
-	if hint == base {
-		return false
-	}
-	c.log.Debug("ledgermq: leader moved while a request stalled", "from", base, "to", hint, "term", best.Term)
-	c.leader = hint
-	return true
+	return best
 }
 
 // askLeader is GET /v1/leader on one broker.
@@ -142,6 +209,7 @@ func (c *conn) askLeader(ctx context.Context, base string) (wire.LeaderView, err
 		return lv, err
 	}
 	defer resp.Body.Close()
+	c.learnID(base, resp.Header.Get(wire.NodeHeader))
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
 		return lv, err
@@ -150,4 +218,17 @@ func (c *conn) askLeader(ctx context.Context, base string) (wire.LeaderView, err
 		return lv, decodeError(resp.StatusCode, body)
 	}
 	return lv, json.Unmarshal(body, &lv)
+}
+
+// learnID records the node id a broker answered with.
+func (c *conn) learnID(base, id string) {
+	if id == "" {
+		return
+	}
+	c.mu.Lock()
+	if c.ids == nil {
+		c.ids = map[string]string{}
+	}
+	c.ids[base] = id
+	c.mu.Unlock()
 }

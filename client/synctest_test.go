@@ -30,11 +30,23 @@ type memBroker struct {
 	attempts int // batch requests received
 	// leader is what GET /v1/leader answers (zero: this broker at term 1).
 	leader wire.LeaderView
+	id     string // sent as the LedgerMQ-Node header when set
 }
 
 const memAddr = "mem.broker:1"
 
 func (m *memBroker) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := m.serve(r)
+	if err == nil && m.id != "" {
+		if resp.Header == nil {
+			resp.Header = http.Header{}
+		}
+		resp.Header.Set(wire.NodeHeader, m.id)
+	}
+	return resp, err
+}
+
+func (m *memBroker) serve(r *http.Request) (*http.Response, error) {
 	var body []byte
 	if r.Body != nil {
 		body, _ = io.ReadAll(r.Body)
@@ -297,4 +309,38 @@ func TestLeaderMovedFromTerms(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStallProbeKnowsNodesByID: a client that reaches the leader by
+// another name than it advertises (a proxy, NAT, DNS) recognises it in the
+// others' answers by node id, so a slow leader is not abandoned.
+func TestStallProbeKnowsNodesByID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		slow := &memBroker{id: "n1", hold: make(chan struct{})} // advertises mem.broker:1, reached as alias:1
+		other := &memBroker{id: "n2", leader: wire.LeaderView{Leader: "n1", LeaderAPI: memAddr, Term: 4}}
+		group := memGroup{"alias:1": slow, "mem.broker:2": other}
+		p, err := NewProducer([]string{"alias:1", "mem.broker:2"}, WithHTTPClient(&http.Client{Transport: group}),
+			WithLogger(testLogger(t)), WithLinger(0), WithRequestTimeout(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		done := make(chan error, 1)
+		go func() {
+			_, err := p.Produce(context.Background(), &Message{Topic: "t", Queue: new(0), Value: []byte("v")})
+			done <- err
+		}()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		slow.mu.Lock()
+		attempts := slow.attempts
+		slow.mu.Unlock()
+		if attempts != 1 || len(other.received()) != 0 {
+			t.Fatalf("%d attempts on the slow leader, %d batches elsewhere; want 1 and 0", attempts, len(other.received()))
+		}
+		close(slow.hold)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
 }

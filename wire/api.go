@@ -176,6 +176,10 @@ type ClusterNode struct {
 	StatusAgeMs *int64 `json:"status_age_ms,omitempty"`
 }
 
+// NodeHeader names the answering node (its id) on every API answer, so a
+// client can tell brokers apart whatever addresses it reaches them by.
+const NodeHeader = "LedgerMQ-Node"
+
 // LeaderView is GET /v1/leader: the answering node's view of the leader,
 // from local state (cheap; for clients' hot paths).
 type LeaderView struct {

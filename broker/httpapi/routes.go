@@ -119,6 +119,7 @@ func (c *call) param(name string) string { return c.params[name] }
 
 // handle routes a request, answers errors in one way, and counts it.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set(wire.NodeHeader, s.svc.NodeID())
 	method, path := string(ctx.Method()), string(ctx.Path())
 	rt, params, allow, label := s.routes.match(method, path)
 	name := "unknown"

@@ -93,6 +93,9 @@ func (s *Service) Close() {
 	s.wg.Wait()
 }
 
+// NodeID is this node's id within its group.
+func (s *Service) NodeID() string { return s.cfg.ID }
+
 // Node returns the replication node (for tests and tools).
 func (s *Service) Node() *replication.Node { return s.node }
 
