@@ -175,8 +175,19 @@ func (n *Node) listen() error {
 	n.netTr = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  raftStream{n.mux},
 		MaxPool: 4,
-		Timeout: 10 * time.Second,
-		Logger:  newHCLog(n.logger),
+		// No pipelining: replicate with one AppendEntries in flight per
+		// follower. In raft v1.8.0 a pipeline deadlocks when a follower
+		// answers Success=false (as one whose disk failed does): the decoder
+		// exits, the sender can park on the unbuffered in-progress channel
+		// while the response reader parks on the done channel, and the
+		// pipeline is closed only after the sender returns. The replicator
+		// to that follower is then stuck for good (it never catches up after
+		// a restart) and the leader's Shutdown hangs. raft's own analysis
+		// (hashicorp/raft#541) finds pipelining of little benefit with
+		// batching.
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          newHCLog(n.logger),
 	})
 	n.trans = n.netTr
 	return nil
