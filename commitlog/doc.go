@@ -44,9 +44,12 @@
 // All methods are safe for concurrent use. Mutations (Append, TruncateAfter,
 // DeleteBefore, Reset, Close) are serialized; reads take a shared lock and
 // do one positioned read each, so they proceed alongside an Append's write
-// and fsync. A write or fsync failure makes the log refuse further writes
-// (ErrFailed): after a failed fsync the page cache can no longer be trusted,
-// and only Open's verification restores a known state.
+// and fsync. An fsync failure, or a failed write that cannot be cut back,
+// makes the log refuse further writes (ErrFailed; Failure returns it and
+// Options.OnFail is told at once): after a failed fsync the page cache can
+// no longer be trusted, and only Open's verification restores a known
+// state. A write refused cleanly (ENOSPC before any byte landed, or cut
+// back) fails only its Append. FaultFS injects both kinds for tests.
 //
 // # Caveats
 //

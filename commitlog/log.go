@@ -167,6 +167,10 @@ func (l *Log) FirstIndex() uint64 { return l.first.Load() }
 // LastIndex returns the index of the last entry, FirstIndex()-1 if empty.
 func (l *Log) LastIndex() uint64 { return l.last.Load() }
 
+// Failure returns the error that makes the log refuse writes (it wraps
+// ErrFailed), nil while the log is healthy. See Options.OnFail.
+func (l *Log) Failure() error { return l.syncer.failure() }
+
 // Stats describe the log's files.
 type Stats struct {
 	Segments   int

@@ -74,6 +74,13 @@ type Options struct {
 	FS FS
 	// Logger receives recovery and failure reports. Default slog.Default().
 	Logger *slog.Logger
+	// OnFail, if set, is called once, when the log fails: the first write
+	// or fsync failure that makes it refuse writes (the error it is called
+	// with wraps ErrFailed). It tells an owner at once, even when the
+	// failure happens in the background fsync of SyncInterval. It runs on
+	// the goroutine that saw the failure with the log's locks held: it must
+	// return quickly and must not call the Log.
+	OnFail func(err error)
 }
 
 // Retention is a policy for deleting whole sealed segments from the head.

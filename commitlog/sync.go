@@ -48,11 +48,20 @@ func (s *syncer) fail(err error) error {
 	s.smu.Lock()
 	defer s.smu.Unlock()
 	if s.err == nil {
-		s.err = fmt.Errorf("%w: %w", ErrFailed, err)
-		s.l.logger.Error("commitlog: log failed; it refuses writes until reopened", "dir", s.l.dir, "err", err)
+		s.latch(err, "commitlog: log failed; it refuses writes until reopened")
 		s.cond.Broadcast()
 	}
 	return s.err
+}
+
+// latch records err as the sticky failure, logs it and tells
+// Options.OnFail. smu must be held and no failure recorded yet.
+func (s *syncer) latch(err error, msg string) {
+	s.err = fmt.Errorf("%w: %w", ErrFailed, err)
+	s.l.logger.Error(msg, "dir", s.l.dir, "err", err)
+	if f := s.l.opts.OnFail; f != nil {
+		f(s.err)
+	}
 }
 
 // waitDurable returns once write seq is on stable storage.
@@ -76,8 +85,7 @@ func (s *syncer) waitDurable(seq uint64) error {
 		s.smu.Lock()
 		s.syncing = false
 		if err != nil && s.err == nil {
-			s.err = fmt.Errorf("%w: %w", ErrFailed, err)
-			s.l.logger.Error("commitlog: fsync failed; the log refuses writes until reopened", "dir", s.l.dir, "err", err)
+			s.latch(err, "commitlog: fsync failed; the log refuses writes until reopened")
 		}
 		if err == nil && target > s.synced {
 			s.synced = target

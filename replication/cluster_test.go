@@ -190,6 +190,20 @@ func (c *cluster) leader(timeout time.Duration) *Node {
 // propose sends data to whichever node is leader, retrying through
 // elections, and reports whether it was acknowledged.
 func (c *cluster) propose(ctx context.Context, data string) (uint64, bool) {
+	a, ok := c.proposeAck(ctx, data)
+	return a.index, ok
+}
+
+// ack is one acknowledged proposal: where, when and by whom.
+type ack struct {
+	data  string
+	index uint64
+	node  string
+	at    time.Time
+}
+
+// proposeAck is propose, saying which node acknowledged it and when.
+func (c *cluster) proposeAck(ctx context.Context, data string) (ack, bool) {
 	for ctx.Err() == nil {
 		for _, n := range c.running() {
 			if !n.IsLeader() {
@@ -199,17 +213,17 @@ func (c *cluster) propose(ctx context.Context, data string) (uint64, bool) {
 			res, err := n.Propose(pctx, []byte(data))
 			cancel()
 			if err == nil {
-				return res.Index, true
+				return ack{data: data, index: res.Index, node: n.ID(), at: time.Now()}, true
 			}
 			if errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrTimeout) || errors.Is(err, ErrClosed) {
 				// Outcome unknown: not acknowledged, so not retried (a retry
 				// could duplicate); the checks allow it to be present.
-				return 0, false
+				return ack{}, false
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return 0, false
+	return ack{}, false
 }
 
 // commands returns the command payloads in a node's log, by index.

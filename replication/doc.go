@@ -32,6 +32,8 @@
 //     Barrier in its term has been applied, so its state machine reflects
 //     everything committed before its term.
 //   - Log entries above the newest snapshot are never deleted.
+//   - A node whose commit log failed (Node.DiskError) runs no raft: it
+//     does not lead, vote or take entries until it is restarted.
 //
 // # Concurrency
 //

@@ -24,6 +24,11 @@ var (
 	ErrBadSnapshot = errors.New("replication: malformed snapshot")
 	// ErrUnknownPeer: a named node is not a member of the group.
 	ErrUnknownPeer = errors.New("replication: unknown peer")
+	// ErrDiskFailed: this node's commit log failed (an fsync or write
+	// error). The node stopped raft: it no longer leads, votes or takes
+	// entries until it is restarted (Node.DiskError). Proposals it refuses
+	// for it also match ErrNotLeader: retry on another node.
+	ErrDiskFailed = errors.New("replication: the commit log failed; restart the node once the disk is fixed")
 	// ErrBadResult: the state machine answered a proposal with a result
 	// of another type than the proposer expected (a programming error).
 	ErrBadResult = errors.New("replication: unexpected result type")

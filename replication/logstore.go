@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -26,10 +27,22 @@ import (
 //     durable. DeleteRange of a head range is compaction, which LedgerMQ
 //     does not do: messages are deleted by retention, not by snapshots. It
 //     is ignored (the Node also configures raft so that it never asks).
+//
+// A disk failure is sticky here even where the commit log would go on:
+// the first StoreLogs or truncation that fails for a reason other than the
+// contract errors above (an fsync EIO, a write ENOSPC, any I/O error)
+// latches the store, and every later mutation fails with ErrDiskFailed
+// without touching the log. After a failed fsync nothing written since the
+// last good one can be trusted, and a node that kept retrying a full or
+// dying disk would keep winning elections it cannot serve. Failure reports
+// the latched error; the Node stops raft on it (see Node.DiskError).
 type LogStore struct {
 	log    *commitlog.Log
 	logger *slog.Logger
 	pool   sync.Pool // *[]commitlog.Entry scratch for StoreLogs
+
+	failed atomic.Pointer[error] // the latched disk failure
+	onFail func(error)           // set by the Node before raft starts
 }
 
 // NewLogStore wraps an open commit log. The caller keeps ownership of log
@@ -39,6 +52,34 @@ func NewLogStore(log *commitlog.Log, logger *slog.Logger) *LogStore {
 		logger = slog.Default()
 	}
 	return &LogStore{log: log, logger: logger}
+}
+
+// Failure returns the disk failure that latched the store (it wraps
+// ErrDiskFailed), nil while it is healthy.
+func (s *LogStore) Failure() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail latches err if it is a disk failure and returns the error to hand
+// to raft.
+func (s *LogStore) fail(err error) error {
+	switch {
+	case errors.Is(err, ErrLogGap), errors.Is(err, commitlog.ErrNonContiguous),
+		errors.Is(err, commitlog.ErrEntryTooLarge), errors.Is(err, commitlog.ErrBeforeFirst),
+		errors.Is(err, commitlog.ErrClosed), errors.Is(err, ErrDiskFailed):
+		return err
+	}
+	werr := fmt.Errorf("%w: %w", ErrDiskFailed, err)
+	if s.failed.CompareAndSwap(nil, &werr) {
+		s.logger.Error("commit log failed; this node refuses log writes until it is restarted", "err", err)
+		if s.onFail != nil {
+			s.onFail(werr)
+		}
+	}
+	return werr
 }
 
 // FirstIndex implements raft.LogStore: 0 when the log holds no entries.
@@ -80,6 +121,9 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
+	if err := s.Failure(); err != nil {
+		return fmt.Errorf("replication: store logs %d..%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+	}
 	if next := s.log.LastIndex() + 1; logs[0].Index != next {
 		return fmt.Errorf("%w: storing entries from %d but the log continues at %d", ErrLogGap, logs[0].Index, next)
 	}
@@ -103,7 +147,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	*bp = batch[:0]
 	s.pool.Put(bp)
 	if err != nil {
-		return fmt.Errorf("replication: store logs %d..%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+		return fmt.Errorf("replication: store logs %d..%d: %w", logs[0].Index, logs[len(logs)-1].Index, s.fail(err))
 	}
 	return nil
 }
@@ -115,8 +159,11 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	case min > max || last < first:
 		return nil
 	case max >= last && min > first:
-		if err := s.log.TruncateAfter(min - 1); err != nil {
+		if err := s.Failure(); err != nil {
 			return fmt.Errorf("replication: truncate log after %d: %w", min-1, err)
+		}
+		if err := s.log.TruncateAfter(min - 1); err != nil {
+			return fmt.Errorf("replication: truncate log after %d: %w", min-1, s.fail(err))
 		}
 		return nil
 	case min <= first && max < last:
@@ -127,8 +174,11 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 		// into a monotonic store, which this store does not claim to be;
 		// or a follower's entire log conflicts with the leader's. Both
 		// mean the log starts over after the current first index.
-		if err := s.log.TruncateAfter(first - 1); err != nil {
+		if err := s.Failure(); err != nil {
 			return fmt.Errorf("replication: truncate whole log: %w", err)
+		}
+		if err := s.log.TruncateAfter(first - 1); err != nil {
+			return fmt.Errorf("replication: truncate whole log: %w", s.fail(err))
 		}
 		return nil
 	}

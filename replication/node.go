@@ -38,6 +38,10 @@ type Node struct {
 
 	readyTerm atomic.Uint64 // term whose leadership barrier completed
 
+	diskErr  atomic.Pointer[error] // the commit log's failure, once it failed
+	diskCh   chan struct{}         // closed when diskErr is set
+	diskOnce sync.Once
+
 	watchMu  sync.Mutex
 	watchers map[chan LeaderInfo]struct{}
 	leader   LeaderInfo
@@ -70,7 +74,7 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), watchers: map[chan LeaderInfo]struct{}{}, stop: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), watchers: map[chan LeaderInfo]struct{}{}, stop: make(chan struct{}), diskCh: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.abort()
@@ -105,8 +109,9 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 		return ok
 	})
 	r.RegisterObserver(n.observer)
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.watchLeadership()
+	go n.watchDisk()
 	if cfg.RetentionInterval > 0 {
 		n.wg.Add(1)
 		go n.retentionLoop()
@@ -131,10 +136,18 @@ func (n *Node) openStores() error {
 		return fmt.Errorf("replication: create %s: %w", cfg.Dir, err)
 	}
 	var err error
-	if n.log, err = commitlog.Open(filepath.Join(cfg.Dir, "log"), cfg.Log); err != nil {
+	opts := cfg.Log
+	opts.OnFail = func(err error) {
+		n.store.fail(err) // latches the store, which tells diskFailed
+		if cfg.Log.OnFail != nil {
+			cfg.Log.OnFail(err)
+		}
+	}
+	if n.log, err = commitlog.Open(filepath.Join(cfg.Dir, "log"), opts); err != nil {
 		return err
 	}
 	n.store = NewLogStore(n.log, n.logger)
+	n.store.onFail = n.diskFailed
 	if n.stable, err = raftboltdb.NewBoltStore(filepath.Join(cfg.Dir, "raft.db")); err != nil {
 		return fmt.Errorf("replication: open stable store: %w", err)
 	}
@@ -160,10 +173,21 @@ func (n *Node) listen() error {
 		return nil
 	}
 	n.netTr = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  n.mux,
+		Stream:  raftStream{n.mux},
 		MaxPool: 4,
-		Timeout: 10 * time.Second,
-		Logger:  newHCLog(n.logger),
+		// No pipelining: replicate with one AppendEntries in flight per
+		// follower. In raft v1.8.0 a pipeline deadlocks when a follower
+		// answers Success=false (as one whose disk failed does): the decoder
+		// exits, the sender can park on the unbuffered in-progress channel
+		// while the response reader parks on the done channel, and the
+		// pipeline is closed only after the sender returns. The replicator
+		// to that follower is then stuck for good (it never catches up after
+		// a restart) and the leader's Shutdown hangs. raft's own analysis
+		// (hashicorp/raft#541) finds pipelining of little benefit with
+		// batching.
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          newHCLog(n.logger),
 	})
 	n.trans = n.netTr
 	return nil
@@ -215,6 +239,56 @@ func (n *Node) watchLeadership() {
 			}
 		}
 	}
+}
+
+// diskFailed records the commit log's failure and wakes watchDisk. It is
+// called with the log's locks held (LogStore.fail, commitlog's OnFail), so
+// it only records.
+func (n *Node) diskFailed(err error) {
+	n.diskErr.CompareAndSwap(nil, &err)
+	n.diskOnce.Do(func() { close(n.diskCh) })
+}
+
+// DiskError returns the failure of this node's commit log (it wraps
+// ErrDiskFailed), nil while the disk is healthy. Once it is set, raft is
+// stopped on this node: it neither leads nor votes nor takes entries, and
+// the rest of the group goes on without it. Only a restart, which
+// re-verifies the log, clears it.
+func (n *Node) DiskError() error {
+	if p := n.diskErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// watchDisk stops raft on this node when its commit log fails.
+//
+// hashicorp/raft alone does not take a failing node out of the group: a
+// leader whose StoreLogs fails only turns follower (dispatchLogs), and its
+// log is still as long as anyone's, so it may win the next election and
+// fail again; a follower whose StoreLogs fails answers AppendEntries with
+// failure but keeps voting and campaigning. Stopping raft here makes the
+// node look crashed to its peers, which elect a leader among the healthy
+// members within an election timeout, while this process keeps answering
+// status (peer protocol, Stats, DiskError) so that operators and /readyz
+// see why. Demoting the node through the leader instead (RemoveServer)
+// would need a reachable leader and an automatic membership change, and a
+// raft instance kept running with its RPCs refused would still campaign.
+func (n *Node) watchDisk() {
+	defer n.wg.Done()
+	select {
+	case <-n.stop:
+		return
+	case <-n.diskCh:
+	}
+	r := n.raft.Load()
+	role, term := roleName(r.State()), r.CurrentTerm()
+	n.logger.Error("commit log failed: stopping raft on this node; it will not lead, vote or take entries until restarted",
+		"role", role, "term", term, "err", n.DiskError())
+	start := time.Now()
+	r.Shutdown().Error() // always nil
+	n.publishLeader(LeaderInfo{Term: term})
+	n.logger.Warn("raft stopped after the disk failure", "took", time.Since(start))
 }
 
 // leaderBarrier makes a new leader wait until it has applied everything
@@ -288,12 +362,17 @@ func (n *Node) Leader() LeaderInfo { return n.currentLeader() }
 // proposals (its barrier for the current term has completed).
 func (n *Node) IsLeader() bool {
 	r := n.raft.Load()
-	return r.State() == raft.Leader && n.readyTerm.Load() == r.CurrentTerm()
+	return r.State() == raft.Leader && n.readyTerm.Load() == r.CurrentTerm() && n.diskErr.Load() == nil
 }
 
+// notLeader is the error for a request this node refuses without starting
+// it: NotLeaderError (retry elsewhere), ErrClosed once closed.
 func (n *Node) notLeader() error {
 	if n.closed.Load() {
 		return ErrClosed
+	}
+	if err := n.DiskError(); err != nil {
+		return fmt.Errorf("%w: %w", &NotLeaderError{}, err)
 	}
 	l := n.currentLeader()
 	return &NotLeaderError{LeaderID: l.ID, LeaderAddr: l.Addr}
@@ -350,7 +429,15 @@ func (n *Node) mapErr(err error) error {
 		return n.notLeader()
 	case errors.Is(err, raft.ErrLeadershipLost):
 		return fmt.Errorf("%w: %w", ErrLeadershipLost, err)
+	case errors.Is(err, ErrDiskFailed):
+		// The leader's own write of the entry failed. It may be on this
+		// node's disk after all and come back with it, so the outcome is
+		// unknown, as for any leadership lost in flight.
+		return fmt.Errorf("%w: %w", ErrLeadershipLost, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
+		if n.DiskError() != nil && !n.closed.Load() {
+			return n.notLeader() // raft stopped for the disk before taking it
+		}
 		return ErrClosed
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
@@ -484,6 +571,9 @@ func (n *Node) retentionLoop() {
 		case <-n.stop:
 			return
 		case now := <-t.C:
+			if n.DiskError() != nil {
+				continue
+			}
 			if _, err := n.ApplyRetention(now); err != nil {
 				n.logger.Error("retention failed", "err", err)
 			}

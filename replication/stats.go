@@ -19,6 +19,7 @@ type Stats struct {
 	CommitIndex       uint64
 	AppliedIndex      uint64
 	LastSnapshotIndex uint64
+	DiskError         string // set when this node's commit log failed (Node.DiskError)
 	Peers             []PeerStats
 }
 
@@ -53,6 +54,9 @@ func (n *Node) peerStatus() PeerStatus {
 		st.Term = r.CurrentTerm()
 		st.CommitIndex = r.CommitIndex()
 	}
+	if err := n.DiskError(); err != nil {
+		st.DiskError = err.Error()
+	}
 	return st
 }
 
@@ -64,7 +68,7 @@ func (n *Node) Stats(ctx context.Context) Stats {
 	l := n.currentLeader()
 	st := Stats{ID: n.cfg.ID, Role: self.Role, Term: self.Term, LeaderID: l.ID, LeaderAddr: l.Addr,
 		FirstIndex: self.FirstIndex, LastIndex: self.LastIndex, CommitIndex: self.CommitIndex,
-		AppliedIndex: self.AppliedIndex, LastSnapshotIndex: n.snaps.last.Load()}
+		AppliedIndex: self.AppliedIndex, LastSnapshotIndex: n.snaps.last.Load(), DiskError: self.DiskError}
 	servers := n.serversCopy()
 	st.Peers = make([]PeerStats, len(servers))
 	var wg sync.WaitGroup

@@ -41,6 +41,8 @@ type Mux struct {
 
 	raftConns chan net.Conn
 	done      chan struct{}
+	raftDone  chan struct{} // closed when raft's side stops (closeRaft)
+	raftOnce  sync.Once
 	wg        sync.WaitGroup
 
 	mu    sync.Mutex
@@ -68,6 +70,7 @@ func newMux(ln net.Listener, dial Dialer, logger *slog.Logger) *Mux {
 		ln: ln, dial: dial, logger: logger,
 		raftConns: make(chan net.Conn),
 		done:      make(chan struct{}),
+		raftDone:  make(chan struct{}),
 		conns:     make(map[net.Conn]struct{}),
 	}
 	m.wg.Add(1)
@@ -152,6 +155,8 @@ func (m *Mux) route(c net.Conn) {
 	case m.raftConns <- &prefixConn{Conn: c, first: b[0], has: true}:
 	case <-m.done:
 		c.Close()
+	case <-m.raftDone: // refused at once, as by a crashed node
+		c.Close()
 	}
 }
 
@@ -162,7 +167,24 @@ func (m *Mux) Accept() (net.Conn, error) {
 		return c, nil
 	case <-m.done:
 		return nil, net.ErrClosed
+	case <-m.raftDone:
+		return nil, net.ErrClosed
 	}
+}
+
+// closeRaft stops raft's side only: Accept fails and raft connections are
+// closed on arrival, while the peer protocol goes on serving.
+func (m *Mux) closeRaft() { m.raftOnce.Do(func() { close(m.raftDone) }) }
+
+// raftStream is the Mux as the stream layer of a node's NetworkTransport:
+// raft closes its transport when it shuts down, and a node whose raft
+// stopped (a disk failure) still answers status and log fetches.
+type raftStream struct{ *Mux }
+
+// Close implements raft.StreamLayer: it stops raft's side of the Mux.
+func (s raftStream) Close() error {
+	s.closeRaft()
+	return nil
 }
 
 // Close stops accepting, closes connections not yet handed to raft, and

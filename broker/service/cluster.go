@@ -111,6 +111,8 @@ func (s *Service) Ready() error {
 	switch {
 	case s.draining.Load():
 		return unavailable("shutting down")
+	case st.DiskError != "":
+		return unavailable("commit log failed; raft is stopped on this node until it is restarted: " + st.DiskError)
 	case l.ID == "":
 		return unavailable("no known leader")
 	case st.AppliedIndex+64 < st.CommitIndex:
