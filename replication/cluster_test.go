@@ -318,9 +318,17 @@ func (c *cluster) checkLogs(acked map[string]uint64) {
 		}
 	}
 	// State machines agree with the log: same commands in the same order.
+	// An entry the leader committed after waitConverged looked (a proposal
+	// still in flight when the load stopped) may reach the followers'
+	// state machines a moment later: wait for the counts to meet.
 	want, _ := c.sms[leader.ID()].state()
 	for _, n := range c.running() {
 		got, _ := c.sms[n.ID()].state()
+		for deadline := time.Now().Add(10 * time.Second); len(got) != len(want) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+			want, _ = c.sms[leader.ID()].state()
+			got, _ = c.sms[n.ID()].state()
+		}
 		if len(got) != len(want) {
 			c.t.Fatalf("%s applied %d commands, leader %d", n.ID(), len(got), len(want))
 		}
