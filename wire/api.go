@@ -174,6 +174,9 @@ type ClusterNode struct {
 	// the age of the member's newest report otherwise; omitted when none
 	// ever arrived.
 	StatusAgeMs *int64 `json:"status_age_ms,omitempty"`
+	// DiskError is set when the member's commit log failed: it stopped its
+	// Raft (no leading, no voting) until it is restarted.
+	DiskError string `json:"disk_error,omitempty"`
 }
 
 // NodeHeader names the answering node (its id) on every API answer, so a

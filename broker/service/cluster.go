@@ -52,6 +52,7 @@ func fillNode(n *wire.ClusterNode, st replication.PeerStatus, fresh bool) {
 		n.APIAddr = st.APIAddr
 	}
 	n.Reachable = fresh
+	n.DiskError = st.DiskError
 	n.Role = st.Role
 	if !fresh {
 		n.Role = "unreachable"
