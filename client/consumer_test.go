@@ -384,7 +384,9 @@ func TestConsumerStaleCommit(t *testing.T) {
 	defer a.Close()
 	pollUntil(t, a, 5*time.Second, nil, func(r []Record) bool { return len(r) == 40 })
 	a.testHang.Store(true) // a misses the rebalance
-	b, err := NewConsumer(brokertest.Addrs(bs), groupOpts(WithAutoCommit(0))...)
+	// b's session is long: only a's expiry is under test, and a loaded
+	// machine can delay a heartbeat past a 1 s session.
+	b, err := NewConsumer(brokertest.Addrs(bs), groupOpts(WithAutoCommit(0), WithSessionTimeout(10*time.Second))...)
 	if err != nil {
 		t.Fatal(err)
 	}
