@@ -121,7 +121,7 @@ func writeClusterStatus(w io.Writer, st *wire.ClusterStatus) error {
 
 	anyErr := false
 	for _, n := range st.Nodes {
-		anyErr = anyErr || n.Error != ""
+		anyErr = anyErr || n.Error != "" || n.DiskError != ""
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	header := "NODE\tROLE\tTERM\tLAST\tCOMMIT\tAPPLIED\tLAG\tAPI ADDR\tREACHABLE"
@@ -148,7 +148,11 @@ func writeClusterStatus(w io.Writer, st *wire.ClusterStatus) error {
 		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", n.ID, orDash(n.Role), num(n.Term), num(n.LastIndex),
 			num(n.CommitIndex), num(n.AppliedIndex), lag, orDash(n.APIAddr), reachable)
 		if anyErr {
-			line += "\t" + orDash(n.Error)
+			msg := n.Error
+			if n.DiskError != "" { // the member stopped its Raft: it must be restarted
+				msg = "commit log failed: " + n.DiskError
+			}
+			line += "\t" + orDash(msg)
 		}
 		fmt.Fprintln(tw, line)
 	}
