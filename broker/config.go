@@ -82,6 +82,10 @@ func (c *Config) replicationConfig() (replication.Config, error) {
 	}
 	if o.LeaderLeaseTimeout > 0 {
 		rc.LeaderLeaseTimeout = o.LeaderLeaseTimeout
+	} else {
+		// The lease follows the heartbeat timeout unless set: raft wants it
+		// no longer, and a shorter one makes loaded leaders step down.
+		rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
 	}
 	if o.SnapshotInterval > 0 {
 		rc.SnapshotInterval = o.SnapshotInterval

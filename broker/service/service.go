@@ -137,15 +137,17 @@ func (s *Service) countLeaderChanges() {
 	defer s.wg.Done()
 	ch, cancel := s.node.WatchLeader()
 	defer cancel()
-	last := ""
+	var last replication.LeaderInfo
 	for {
 		select {
 		case <-s.stop:
 			return
 		case info := <-ch:
-			if info.ID != "" && info.ID != last {
+			// A new leader, or the same node elected again in a new term
+			// (a step-down and re-election is an outage too).
+			if info.ID != "" && (info.ID != last.ID || info.Term != last.Term) {
 				s.Metrics.LeaderChanges.Add(1)
-				last = info.ID
+				last = info
 			}
 		}
 	}

@@ -218,6 +218,8 @@ func TestBrokerConfig(t *testing.T) {
 	want.Sync, want.SegmentBytes, want.RetentionBytes, want.RetentionAge = commitlog.SyncInterval, 4096, 8192, time.Hour
 	want.MaxRequestBytes, want.AdvertiseAPI = 1024, "public:1"
 	want.Raft.HeartbeatTimeout, want.Raft.ElectionTimeout = 300*time.Millisecond, 600*time.Millisecond
+	want.Raft.SnapshotInterval = replication.DefaultConfig().SnapshotInterval
+	want.Raft.SnapshotThreshold = replication.DefaultConfig().SnapshotThreshold
 	if fmt.Sprintf("%+v", cfg) != fmt.Sprintf("%+v", want) {
 		t.Fatalf("got\n%+v\nwant\n%+v", cfg, want)
 	}
@@ -233,6 +235,8 @@ func TestBrokerConfig(t *testing.T) {
 	want = broker.DefaultConfig()
 	want.Raft.HeartbeatTimeout = replication.DefaultConfig().HeartbeatTimeout
 	want.Raft.ElectionTimeout = replication.DefaultConfig().ElectionTimeout
+	want.Raft.SnapshotInterval = replication.DefaultConfig().SnapshotInterval
+	want.Raft.SnapshotThreshold = replication.DefaultConfig().SnapshotThreshold
 	if fmt.Sprintf("%+v", cfg) != fmt.Sprintf("%+v", want) {
 		t.Fatalf("defaults: got\n%+v\nwant\n%+v", cfg, want)
 	}
