@@ -94,9 +94,9 @@ func TestDefaultConfigRaftConfig(t *testing.T) {
 	if err := raft.ValidateConfig(rc); err != nil {
 		t.Fatalf("the defaults are not a valid raft config: %v", err)
 	}
-	if rc.LocalID != "n1" || rc.HeartbeatTimeout != 300*time.Millisecond || rc.ElectionTimeout != 300*time.Millisecond ||
-		rc.LeaderLeaseTimeout != 150*time.Millisecond || rc.CommitTimeout != 10*time.Millisecond ||
-		rc.MaxAppendEntries != 512 || rc.SnapshotInterval != 30*time.Second || rc.SnapshotThreshold != 16384 {
+	if rc.LocalID != "n1" || rc.HeartbeatTimeout != 400*time.Millisecond || rc.ElectionTimeout != 400*time.Millisecond ||
+		rc.LeaderLeaseTimeout != 400*time.Millisecond || rc.CommitTimeout != 10*time.Millisecond ||
+		rc.MaxAppendEntries != 512 || rc.SnapshotInterval != 2*time.Second || rc.SnapshotThreshold != 512 {
 		t.Fatalf("raft config does not carry the defaults: %+v", rc)
 	}
 	// The log is the message store: raft must never compact it.
