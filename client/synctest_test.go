@@ -263,16 +263,7 @@ func TestSlowLeaderKept(t *testing.T) {
 		}()
 		time.Sleep(10 * time.Second) // a 10 s commit, in fake time
 		synctest.Wait()
-		slow.mu.Lock()
-		attempts := slow.attempts
-		slow.mu.Unlock()
-		if attempts != 1 || len(other.received()) != 0 {
-			t.Fatalf("%d attempts on the slow leader, %d batches elsewhere; want 1 and 0", attempts, len(other.received()))
-		}
-		close(slow.hold)
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		keptOnSlowLeader(t, slow, other, done)
 	})
 }
 
@@ -332,15 +323,22 @@ func TestStallProbeKnowsNodesByID(t *testing.T) {
 		}()
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
-		slow.mu.Lock()
-		attempts := slow.attempts
-		slow.mu.Unlock()
-		if attempts != 1 || len(other.received()) != 0 {
-			t.Fatalf("%d attempts on the slow leader, %d batches elsewhere; want 1 and 0", attempts, len(other.received()))
-		}
-		close(slow.hold)
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		keptOnSlowLeader(t, slow, other, done)
 	})
+}
+
+// keptOnSlowLeader checks that the slow leader got the one attempt and no
+// other broker a batch, then lets the attempt finish and waits for it.
+func keptOnSlowLeader(t *testing.T, slow, other *memBroker, done <-chan error) {
+	t.Helper()
+	slow.mu.Lock()
+	attempts := slow.attempts
+	slow.mu.Unlock()
+	if attempts != 1 || len(other.received()) != 0 {
+		t.Fatalf("%d attempts on the slow leader, %d batches elsewhere; want 1 and 0", attempts, len(other.received()))
+	}
+	close(slow.hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
