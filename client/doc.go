@@ -30,7 +30,7 @@
 // the leader, which the producer follows at once; a broker it cannot reach
 // sends it to the next one of the list; a leader that goes silent (power
 // or network lost, a stalled process: no connection reset) is left as soon
-// as the other brokers name a newer leader, 500 ms into a stalled request
+// as the other brokers name a newer leader, 300 ms into a stalled request
 // by default (WithStallTimeout), the stalled batch counting as one whose
 // outcome is unknown (below). Failures that resending can cure
 // are resent with exponential backoff until the delivery timeout

@@ -265,12 +265,13 @@ func WithRequestTimeout(d time.Duration) Opt {
 // unknown: the idempotent producer resends it with the same sequence,
 // which the brokers de-duplicate) and the client follows the new leader.
 // While no other leader is named, the attempt goes on and the brokers are
-// asked again every 200 ms. A read (a fetch, a status) without an answer
+// asked again every 100 ms. A read (a fetch, a status) without an answer
 // after its long-poll wait plus twice this bound moves to the next broker.
 //
-// Default 500ms: about the brokers' default election timeout plus an
-// election. 0 disables stall detection (requests then wait up to the
-// request timeout).
+// Default 300ms: below the brokers' default election timeout (400 ms), so
+// the first probe comes about when a new leader can exist; a probe only
+// costs a local read on each other broker. 0 disables stall detection
+// (requests then wait up to the request timeout).
 func WithStallTimeout(d time.Duration) Opt {
 	return connOpt{func(c *connConfig) { c.stallAfter = d }}
 }

@@ -250,17 +250,8 @@ func TestSlowLeaderKept(t *testing.T) {
 		slow := &memBroker{hold: make(chan struct{})}
 		other := &memBroker{} // names mem.broker:1, term 1
 		group := memGroup{memAddr: slow, "mem.broker:2": other}
-		p, err := NewProducer([]string{memAddr, "mem.broker:2"}, WithHTTPClient(&http.Client{Transport: group}),
-			WithLogger(testLogger(t)), WithLinger(0), WithRequestTimeout(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, done := produceOneAsync(t, []string{memAddr, "mem.broker:2"}, group)
 		defer p.Close()
-		done := make(chan error, 1)
-		go func() {
-			_, err := p.Produce(context.Background(), &Message{Topic: "t", Queue: new(0), Value: []byte("v")})
-			done <- err
-		}()
 		time.Sleep(10 * time.Second) // a 10 s commit, in fake time
 		synctest.Wait()
 		keptOnSlowLeader(t, slow, other, done)
@@ -310,17 +301,8 @@ func TestStallProbeKnowsNodesByID(t *testing.T) {
 		slow := &memBroker{id: "n1", hold: make(chan struct{})} // advertises mem.broker:1, reached as alias:1
 		other := &memBroker{id: "n2", leader: wire.LeaderView{Leader: "n1", LeaderAPI: memAddr, Term: 4}}
 		group := memGroup{"alias:1": slow, "mem.broker:2": other}
-		p, err := NewProducer([]string{"alias:1", "mem.broker:2"}, WithHTTPClient(&http.Client{Transport: group}),
-			WithLogger(testLogger(t)), WithLinger(0), WithRequestTimeout(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, done := produceOneAsync(t, []string{"alias:1", "mem.broker:2"}, group)
 		defer p.Close()
-		done := make(chan error, 1)
-		go func() {
-			_, err := p.Produce(context.Background(), &Message{Topic: "t", Queue: new(0), Value: []byte("v")})
-			done <- err
-		}()
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		keptOnSlowLeader(t, slow, other, done)
@@ -341,4 +323,22 @@ func keptOnSlowLeader(t *testing.T, slow, other *memBroker, done <-chan error) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// produceOneAsync starts a producer over group (no linger, an hour's
+// request timeout) and produces one message in the background; done gets
+// its outcome.
+func produceOneAsync(t *testing.T, brokers []string, group memGroup) (*Producer, <-chan error) {
+	t.Helper()
+	p, err := NewProducer(brokers, WithHTTPClient(&http.Client{Transport: group}), WithLogger(testLogger(t)),
+		WithLinger(0), WithRequestTimeout(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Produce(context.Background(), &Message{Topic: "t", Queue: new(0), Value: []byte("v")})
+		done <- err
+	}()
+	return p, done
 }
