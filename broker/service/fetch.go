@@ -56,18 +56,26 @@ type Fetched struct {
 // first one. An offset outside the stored range is OFFSET_OUT_OF_RANGE
 // with the valid range.
 func (s *Service) Fetch(ctx context.Context, req FetchRequest) (*Fetched, error) {
-	f, err := s.fetch(ctx, req)
-	if err == nil {
-		n, size := 0, 0
-		for _, b := range f.Batches {
-			n, size = n+int(b.Count), size+wire.FetchFrameHeader+len(b.Data)
+	n, size := 0, 0
+	f, err := s.fetch(ctx, req, func(_ *Fetched, b Batch) bool {
+		if req.MaxBytes > 0 && n > 0 && size+wire.FetchFrameHeader+len(b.Data) > req.MaxBytes {
+			return false
 		}
+		n, size = n+int(b.Count), size+wire.FetchFrameHeader+len(b.Data)
+		return true
+	})
+	if err == nil {
 		s.Metrics.fetched(n, size)
 	}
 	return f, err
 }
 
-func (s *Service) fetch(ctx context.Context, req FetchRequest) (*Fetched, error) {
+// fetch resolves a fetch (token, time, offset range, long poll) and reads
+// its batches one by one for as long as take accepts them: a batch take
+// refuses is not returned and ends the read, so nothing is read that the
+// answer will not carry. take sees the answer so far (its resolved Offset
+// and TimeMs).
+func (s *Service) fetch(ctx context.Context, req FetchRequest, take func(*Fetched, Batch) bool) (*Fetched, error) {
 	wait := min(req.Wait, s.cfg.MaxWait)
 	if req.MinIndex > 0 {
 		start := time.Now()
@@ -94,17 +102,16 @@ func (s *Service) fetch(ctx context.Context, req FetchRequest) (*Fetched, error)
 		return nil, err
 	}
 	out.Next = out.Offset
-	size := 0
 	for _, ref := range refs {
 		raw, err := s.reader.Batch(ref)
 		if err != nil {
 			return nil, err
 		}
-		if req.MaxBytes > 0 && len(out.Batches) > 0 && size+wire.FetchFrameHeader+len(raw) > req.MaxBytes {
+		b := Batch{BaseOffset: ref.BaseOffset, Count: ref.Count, Data: raw}
+		if !take(out, b) {
 			break
 		}
-		size += wire.FetchFrameHeader + len(raw)
-		out.Batches = append(out.Batches, Batch{BaseOffset: ref.BaseOffset, Count: ref.Count, Data: raw})
+		out.Batches = append(out.Batches, b)
 		out.Next = ref.BaseOffset + uint64(ref.Count)
 	}
 	return out, nil
@@ -208,20 +215,24 @@ type Records struct {
 
 // FetchRecords is Fetch decoded into messages for front-ends that show
 // records (JSON, the console): at most maxRecords records and about
-// req.MaxBytes of keys, values and headers (at least one record).
+// req.MaxBytes of keys, values and headers (at least one record). Batches
+// are read and decoded one at a time until the records are enough.
 func (s *Service) FetchRecords(ctx context.Context, req FetchRequest, maxRecords int) (*Records, error) {
-	bounded := req
-	bounded.MaxBytes = 0 // req.MaxBytes bounds records, not the batches they come in
-	f, err := s.fetch(ctx, bounded)
-	if err != nil {
-		return nil, err
-	}
-	out := &Records{Records: []Record{}, Next: f.Offset}
-	size := 0
-	for _, b := range f.Batches {
+	out := &Records{Records: []Record{}}
+	size, started := 0, false
+	var bad error
+	full := func() bool { return len(out.Records) >= maxRecords || size >= req.MaxBytes }
+	f, err := s.fetch(ctx, req, func(f *Fetched, b Batch) bool {
+		if bad != nil || full() {
+			return false
+		}
+		if !started { // records before the resolved offset are skipped
+			out.Next, started = f.Offset, true
+		}
 		_, msgs, err := wire.Decode(b.Data, 0, 0)
 		if err != nil {
-			return nil, fmt.Errorf("stored batch at %s/%d offset %d: %w", req.Topic, req.Queue, b.BaseOffset, err)
+			bad = fmt.Errorf("stored batch at %s/%d offset %d: %w", req.Topic, req.Queue, b.BaseOffset, err)
+			return false
 		}
 		for k := range msgs {
 			off := b.BaseOffset + uint64(k)
@@ -234,11 +245,20 @@ func (s *Service) FetchRecords(ctx context.Context, req FetchRequest, maxRecords
 			}
 			out.Records = append(out.Records, Record{Offset: off, Message: msgs[k]})
 			size += msgs[k].Size()
-			if len(out.Records) >= maxRecords || size >= req.MaxBytes {
-				s.Metrics.fetched(len(out.Records), size)
-				return out, nil
+			if full() {
+				break
 			}
 		}
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !started {
+		out.Next = f.Offset
 	}
 	s.Metrics.fetched(len(out.Records), size)
 	return out, nil
