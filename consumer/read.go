@@ -183,10 +183,7 @@ func (s *State) Decode(r *enc.Reader) error {
 		}
 		groups[g.Name] = g
 	}
-	if r.Err() == nil && r.Len() != 0 {
-		r.Fail("%d trailing bytes", r.Len())
-	}
-	if err := r.Err(); err != nil {
+	if err := r.End(); err != nil {
 		return fmt.Errorf("consumer: decode snapshot: %w", err)
 	}
 	s.mu.Lock()

@@ -168,10 +168,7 @@ func (s *State) Decode(r *enc.Reader) error {
 		}
 		producers[id] = p
 	}
-	if r.Err() == nil && r.Len() != 0 {
-		r.Fail("%d trailing bytes", r.Len())
-	}
-	if err := r.Err(); err != nil {
+	if err := r.End(); err != nil {
 		return fmt.Errorf("topics: decode snapshot: %w", err)
 	}
 	s.mu.Lock()

@@ -71,6 +71,15 @@ func NewReader(b []byte) *Reader { return &Reader{b: b} }
 // Err is the first error met, or nil.
 func (r *Reader) Err() error { return r.err }
 
+// End is the decoder's verdict once it has read everything it expects:
+// the first error met, or one for bytes left over.
+func (r *Reader) End() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
+	}
+	return r.err
+}
+
 // Len is the number of unread bytes.
 func (r *Reader) Len() int { return len(r.b) }
 

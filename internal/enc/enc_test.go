@@ -70,3 +70,15 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+func TestEnd(t *testing.T) {
+	r := NewReader([]byte{1, 2})
+	r.U8()
+	if err := r.End(); err == nil {
+		t.Fatal("a trailing byte went unnoticed")
+	}
+	r = NewReader([]byte{1})
+	if r.U8(); r.End() != nil {
+		t.Fatal("a reader that read everything reports an error")
+	}
+}
