@@ -87,6 +87,9 @@ func (c *Config) replicationConfig() (replication.Config, error) {
 		// no longer, and a shorter one makes loaded leaders step down.
 		rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
 	}
+	if o.FailoverAfter != 0 { // negative: raft's own election timer only
+		rc.FailoverAfter = o.FailoverAfter
+	}
 	if o.SnapshotInterval > 0 {
 		rc.SnapshotInterval = o.SnapshotInterval
 	}

@@ -404,6 +404,21 @@ func (p *partitionNet) isolate(id string, others []string) {
 	}
 }
 
+// cut cuts the link between a and b in both directions, leaving their
+// links to others alone.
+func (p *partitionNet) cut(a, b string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blocked[[2]string{a, b}] = true
+	p.blocked[[2]string{b, a}] = true
+	for c, k := range p.conns {
+		if k == [2]string{a, b} || k == [2]string{b, a} {
+			c.Close()
+			delete(p.conns, c)
+		}
+	}
+}
+
 func (p *partitionNet) heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -43,6 +43,11 @@ type Config struct {
 	// long steps down. Default 400ms (the heartbeat timeout: a shorter
 	// lease made loaded leaders step down spuriously, docs/design.md 2.7).
 	LeaderLeaseTimeout time.Duration
+	// FailoverAfter: a follower whose leader has been silent this long,
+	// when a majority of voters agree, starts an election at once instead
+	// of waiting for raft's randomized timer (failover.go). Default 300ms;
+	// negative disables it (raft's own timer only).
+	FailoverAfter time.Duration
 	// CommitTimeout: the longest a leader waits before sending a heartbeat
 	// that carries a new commit index. Default 10ms.
 	CommitTimeout time.Duration
@@ -92,6 +97,7 @@ func DefaultConfig() Config {
 		HeartbeatTimeout:   400 * time.Millisecond,
 		ElectionTimeout:    400 * time.Millisecond,
 		LeaderLeaseTimeout: 400 * time.Millisecond,
+		FailoverAfter:      300 * time.Millisecond,
 		CommitTimeout:      10 * time.Millisecond,
 		MaxAppendEntries:   512,
 		SnapshotInterval:   2 * time.Second,
@@ -125,6 +131,11 @@ func (c *Config) validate() error {
 	}
 	if c.RestoreTimeout < 0 || c.RetainSnapshots < 0 {
 		return fmt.Errorf("replication: config: negative restore timeout or retained snapshots")
+	}
+	// raft sends heartbeats every 1/10 to 2/10 of the heartbeat timeout:
+	// a silence shorter than two of its longest gaps is no sign of failure.
+	if c.FailoverAfter > 0 && c.FailoverAfter < c.HeartbeatTimeout*2/5 {
+		return fmt.Errorf("replication: config: FailoverAfter %v is below 2/5 of the heartbeat timeout %v (raft's heartbeat gaps reach 1/5)", c.FailoverAfter, c.HeartbeatTimeout)
 	}
 	if c.RestoreTimeout == 0 { // zero would try each peer once: take the default
 		c.RestoreTimeout = DefaultConfig().RestoreTimeout

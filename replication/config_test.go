@@ -121,6 +121,7 @@ func TestOpenRefusesBadTiming(t *testing.T) {
 		{"zero election", func(c *Config) { c.ElectionTimeout = 0 }, "ElectionTimeout is too low"},
 		{"election below heartbeat", func(c *Config) { c.ElectionTimeout = 200 * time.Millisecond }, "ElectionTimeout"},
 		{"zero lease", func(c *Config) { c.LeaderLeaseTimeout = 0 }, "LeaderLeaseTimeout is too low"},
+		{"failover watch within heartbeat gaps", func(c *Config) { c.FailoverAfter = 100 * time.Millisecond }, "FailoverAfter"},
 		{"lease above heartbeat", func(c *Config) { c.LeaderLeaseTimeout = time.Second }, "LeaderLeaseTimeout"},
 		{"zero commit", func(c *Config) { c.CommitTimeout = 0 }, "CommitTimeout is too low"},
 		{"zero append entries", func(c *Config) { c.MaxAppendEntries = 0 }, "MaxAppendEntries must be positive"},

@@ -37,6 +37,7 @@ type Node struct {
 	servers   []raft.Server // newest configuration seen
 
 	readyTerm atomic.Uint64 // term whose leadership barrier completed
+	failovers atomic.Uint64 // elections started by the failover watch
 
 	diskErr  atomic.Pointer[error] // the commit log's failure, once it failed
 	diskCh   chan struct{}         // closed when diskErr is set
@@ -116,6 +117,10 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 		n.wg.Add(1)
 		go n.retentionLoop()
 	}
+	if cfg.FailoverAfter > 0 {
+		n.wg.Add(1)
+		go n.failoverWatch()
+	}
 
 	if !hasState && n.inPeers(cfg.ID) {
 		if err := r.BootstrapCluster(raft.Configuration{Servers: n.serversCopy()}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -166,7 +171,7 @@ func (n *Node) listen() error {
 	if n.mux, err = NewMux(n.cfg.RaftAddr, n.cfg.Dialer, n.logger); err != nil {
 		return err
 	}
-	ps := &peerServer{log: n.log, status: n.peerStatus}
+	ps := &peerServer{log: n.log, status: n.peerStatus, suspect: n.suspectView}
 	n.mux.setPeerHandler(ps.serve)
 	if n.cfg.Transport != nil {
 		n.trans = n.cfg.Transport

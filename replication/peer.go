@@ -20,6 +20,7 @@ import (
 //	request:  op u8 | from u64 | to u64 | maxBytes u32        (21 bytes)
 //	fetch response:  status u8 | first u64 | last u64 | count u32 | count frames
 //	status response: status u8 | len u32 | JSON PeerStatus
+//	suspect response: status u8 | len u32 | JSON SuspectView
 //	error response:  status u8 (statusError) | len u32 | message
 //
 // Frames are commitlog frames (EncodeEntry), each with its CRC32C, so a
@@ -27,6 +28,8 @@ import (
 const (
 	opFetch  byte = 1
 	opStatus byte = 2
+	// opSuspect asks for the peer's SuspectView (see failover.go).
+	opSuspect byte = 3
 
 	statusOK      byte = 0
 	statusError   byte = 1
@@ -57,8 +60,9 @@ type fetchResult struct {
 
 // peerServer answers peer-protocol requests from the local log.
 type peerServer struct {
-	log    *commitlog.Log
-	status func() PeerStatus
+	log     *commitlog.Log
+	status  func() PeerStatus
+	suspect func() SuspectView
 }
 
 func (s *peerServer) serve(c net.Conn) {
@@ -76,6 +80,9 @@ func (s *peerServer) serve(c net.Conn) {
 			err = s.fetch(w, binary.LittleEndian.Uint64(req[1:]), binary.LittleEndian.Uint64(req[9:]), int(binary.LittleEndian.Uint32(req[17:])))
 		case opStatus:
 			b, _ := json.Marshal(s.status())
+			err = writeBlob(w, statusOK, b)
+		case opSuspect:
+			b, _ := json.Marshal(s.suspect())
 			err = writeBlob(w, statusOK, b)
 		default:
 			err = writeBlob(w, statusError, []byte(fmt.Sprintf("unknown op %d", req[0])))
@@ -233,20 +240,25 @@ func (p *peerConn) fetch(from, to uint64, maxBytes int) (fetchResult, error) {
 }
 
 func (p *peerConn) status() (PeerStatus, error) {
-	if err := p.request(opStatus, 0, 0, 0); err != nil {
-		return PeerStatus{}, err
+	var st PeerStatus
+	return st, p.ask(opStatus, &st)
+}
+
+// ask sends a request without arguments and decodes its JSON answer.
+func (p *peerConn) ask(op byte, out any) error {
+	if err := p.request(op, 0, 0, 0); err != nil {
+		return err
 	}
 	var status [1]byte
 	if _, err := io.ReadFull(p.r, status[:]); err != nil {
-		return PeerStatus{}, err
+		return err
 	}
 	b, err := p.readBlob(status[0])
 	if err != nil {
-		return PeerStatus{}, err
+		return err
 	}
-	var st PeerStatus
-	if err := json.Unmarshal(b, &st); err != nil {
-		return PeerStatus{}, fmt.Errorf("decode peer status: %w", err)
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decode peer answer to op %d: %w", op, err)
 	}
-	return st, nil
+	return nil
 }

@@ -24,7 +24,7 @@ type nodeOptions struct {
 	groupID                                                              uint
 	segmentBytes, retentionBytes                                         int64
 	maxRequestBytes                                                      int
-	retention, heartbeat, election, lease, snapInterval                  time.Duration
+	retention, heartbeat, election, lease, snapInterval, failoverAfter   time.Duration
 	snapThreshold                                                        uint64
 }
 
@@ -45,6 +45,7 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.DurationVar(&o.heartbeat, "raft-heartbeat", replication.DefaultConfig().HeartbeatTimeout, "Raft heartbeat timeout")
 	fs.DurationVar(&o.election, "raft-election", replication.DefaultConfig().ElectionTimeout, "Raft election timeout")
 	fs.DurationVar(&o.lease, "raft-lease", 0, "a leader that reaches no majority this long steps down; at most the heartbeat timeout (0: the heartbeat timeout)")
+	fs.DurationVar(&o.failoverAfter, "raft-failover-after", replication.DefaultConfig().FailoverAfter, "a follower whose leader has been silent this long starts an election at once when a majority agrees (negative: raft's randomized timer only)")
 	fs.DurationVar(&o.snapInterval, "snapshot-interval", replication.DefaultConfig().SnapshotInterval, "how often to check whether a state snapshot is due")
 	fs.Uint64Var(&o.snapThreshold, "snapshot-threshold", replication.DefaultConfig().SnapshotThreshold, "log entries since the last snapshot that make one due (bounds restart replay)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -164,6 +165,7 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	cfg.RetentionBytes, cfg.RetentionAge = o.retentionBytes, o.retention
 	cfg.MaxRequestBytes = o.maxRequestBytes
 	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout = o.heartbeat, o.election
+	cfg.Raft.FailoverAfter = o.failoverAfter
 	cfg.Raft.LeaderLeaseTimeout, cfg.Raft.SnapshotInterval, cfg.Raft.SnapshotThreshold = o.lease, o.snapInterval, o.snapThreshold
 	cfg.Logger = logger
 	return cfg, nil
