@@ -48,6 +48,7 @@ var (
 	faultReps       = flag.Int("faults.reps", 1, "repetitions of each leader fault in TestLeaderFaults")
 	faultLoad       = flag.Duration("faults.load", 1500*time.Millisecond, "load before each fault and after the last")
 	faultProxyAddrs = flag.Bool("faults.proxyaddrs", false, "give the SDK the proxies' addresses rather than the advertised ones")
+	faultLabs       = flag.String("faults.labs", "proxy,netns", "fault labs TestLeaderFaults runs: proxy (TCP fault proxies), netns (a network namespace per node, nftables drops; needs root, ip and nft)")
 )
 
 const (
@@ -89,9 +90,15 @@ type faultLab struct {
 	brokers []string
 }
 
-func newFaultLab(t *testing.T) *faultLab {
-	o := cluster.Options{Bin: binary(t, "broker"), Nodes: 3, Dir: t.TempDir(), LogLevel: logLevel(), Proxies: true,
-		Args: []string{"--segment-bytes", "1048576"}}
+// labDescription says how each lab injects faults, for the summary.
+var labDescription = map[string]string{
+	"proxy": "every byte through TCP fault proxies",
+	"netns": "each node in its own network namespace, faults are nftables drops",
+}
+
+func newFaultLab(t *testing.T, kind string) *faultLab {
+	o := cluster.Options{Bin: binary(t, "broker"), Nodes: 3, Dir: t.TempDir(), LogLevel: logLevel(),
+		Proxies: kind == "proxy", Netns: kind == "netns", Args: []string{"--segment-bytes", "1048576"}}
 	if os.Getenv("LEDGERMQ_TEST_LOG") != "" {
 		o.Output = os.Stderr
 	}
@@ -280,13 +287,30 @@ type faultRound struct {
 	injected, end, until time.Time
 }
 
-// TestLeaderFaults runs each leader fault -faults.reps times under load,
-// one fresh group per fault, prints the write outage of every round and
-// the median and worst per fault, and checks the read-back.
+// TestLeaderFaults runs each leader fault -faults.reps times under load in
+// each lab of -faults.labs, one fresh group per fault, prints the write
+// outage of every round and the median and worst per fault, and checks
+// the read-back.
 func TestLeaderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs OS processes")
 	}
+	for _, kind := range strings.Split(*faultLabs, ",") {
+		t.Run(kind, func(t *testing.T) {
+			if labDescription[kind] == "" {
+				t.Fatalf("unknown fault lab %q", kind)
+			}
+			if kind == "netns" {
+				if err := cluster.NetnsAvailable(); err != nil {
+					t.Skipf("the namespace lab cannot run here: %v", err)
+				}
+			}
+			leaderFaultsIn(t, kind)
+		})
+	}
+}
+
+func leaderFaultsIn(t *testing.T, kind string) {
 	type row struct {
 		name          string
 		outages       []time.Duration
@@ -296,7 +320,7 @@ func TestLeaderFaults(t *testing.T) {
 	var rows []row
 	for _, f := range leaderFaults {
 		t.Run(f.name, func(t *testing.T) {
-			lab := newFaultLab(t)
+			lab := newFaultLab(t, kind)
 			l := startLoad(t, lab)
 			var rounds []faultRound
 			for range *faultReps {
@@ -351,7 +375,7 @@ func TestLeaderFaults(t *testing.T) {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "write outage per leader fault (%d rounds each, %d writers, SDK defaults, every byte through fault proxies):\n", *faultReps, faultWriters)
+	fmt.Fprintf(&b, "write outage per leader fault (%d rounds each, %d writers, SDK defaults, %s):\n", *faultReps, faultWriters, labDescription[kind])
 	fmt.Fprintf(&b, "%-10s %10s %10s %9s %7s %6s %s\n", "fault", "median ms", "worst ms", "acked", "failed", "stuck", "rounds ms")
 	for _, r := range rows {
 		s := stats.Of(r.outages)
@@ -576,7 +600,7 @@ func TestClusterStatusWhileFollowerBlackholed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs OS processes")
 	}
-	lab := newFaultLab(t)
+	lab := newFaultLab(t, "proxy")
 	l := startLoad(t, lab)
 	time.Sleep(*faultLoad) // load before the fault
 	leader := lab.leader("")

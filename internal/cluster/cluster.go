@@ -36,6 +36,10 @@ type Options struct {
 	// every directed peer link (see faults.go); fault proxies log to
 	// Output, or to <Dir>/faults.log.
 	Proxies bool
+	// Netns runs every node in its own network namespace with its own
+	// address, and makes the faults nftables drop rules (see netns.go);
+	// it needs root, ip and nft. Not with Proxies.
+	Netns bool
 }
 
 // Node is one member's fixed settings.
@@ -62,6 +66,7 @@ type Group struct {
 	procs map[string]*proc.Process // running nodes by id
 
 	faults *faults // nil without Options.Proxies
+	lab    *netLab // nil without Options.Netns
 }
 
 // pollEvery is how often the Wait methods ask again.
@@ -73,18 +78,21 @@ func New(o Options) (*Group, error) {
 	if o.Nodes < 1 || o.Bin == "" || o.Dir == "" {
 		return nil, errors.New("cluster: Bin, Dir and Nodes >= 1 are required")
 	}
+	if o.Proxies && o.Netns {
+		return nil, errors.New("cluster: Proxies and Netns exclude each other")
+	}
 	if o.LogLevel == "" {
 		o.LogLevel = "warn"
 	}
-	addrs, err := testnet.Reserve(2 * o.Nodes)
+	g := &Group{opts: o, hc: &http.Client{Timeout: 5 * time.Second}, procs: map[string]*proc.Process{}}
+	addrs, err := g.addresses()
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	var peers []string
 	for i := range o.Nodes {
 		peers = append(peers, fmt.Sprintf("n%d=%s", i+1, addrs[o.Nodes+i]))
 	}
-	g := &Group{opts: o, hc: &http.Client{Timeout: 5 * time.Second}, procs: map[string]*proc.Process{}}
 	for i := range o.Nodes {
 		n := Node{ID: fmt.Sprintf("n%d", i+1), API: addrs[i], ListenAPI: addrs[i], Raft: addrs[o.Nodes+i]}
 		n.Dir = filepath.Join(o.Dir, n.ID)
@@ -92,6 +100,7 @@ func New(o Options) (*Group, error) {
 			n.LogPath = filepath.Join(o.Dir, n.ID+".log")
 		}
 		if err := os.MkdirAll(n.Dir, 0o755); err != nil {
+			g.Close()
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 		n.Args = []string{"--id", n.ID, "--data-dir", n.Dir, "--listen", n.API, "--raft-listen", n.Raft, "--log-level", o.LogLevel}
@@ -107,6 +116,34 @@ func New(o Options) (*Group, error) {
 		}
 	}
 	return g, nil
+}
+
+// addresses returns the API addresses of nodes 1..N, then their Raft
+// addresses: free 127.0.0.1 ports, or each node's own address in the
+// namespace lab.
+func (g *Group) addresses() ([]string, error) {
+	if !g.opts.Netns {
+		addrs, err := testnet.Reserve(2 * g.opts.Nodes)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		return addrs, nil
+	}
+	var ids []string
+	for i := range g.opts.Nodes {
+		ids = append(ids, fmt.Sprintf("n%d", i+1))
+	}
+	lab, err := newNetLab(ids)
+	if err != nil {
+		return nil, err
+	}
+	g.lab = lab
+	addrs := make([]string, 2*len(ids))
+	for i, id := range ids {
+		addrs[i] = fmt.Sprintf("%s:%d", lab.ip[id], netnsAPIPort)
+		addrs[len(ids)+i] = fmt.Sprintf("%s:%d", lab.ip[id], netnsRaftPort)
+	}
+	return addrs, nil
 }
 
 // Start is New followed by StartAll; on an error it kills what it started.
@@ -191,7 +228,11 @@ func (g *Group) StartNode(id string) error {
 	if p := g.procs[id]; p != nil && p.Running() {
 		return nil
 	}
-	p, err := proc.Start(proc.Spec{Path: g.opts.Bin, Args: n.Args, Output: g.opts.Output, LogPath: n.LogPath})
+	spec := proc.Spec{Path: g.opts.Bin, Args: n.Args, Output: g.opts.Output, LogPath: n.LogPath}
+	if g.lab != nil { // ip netns exec execs the broker: the pid is the broker's
+		spec.Path, spec.Args = "ip", append([]string{"netns", "exec", g.lab.ns[id], g.opts.Bin}, n.Args...)
+	}
+	p, err := proc.Start(spec)
 	if err != nil {
 		return fmt.Errorf("cluster: node %s: %w", id, err)
 	}
@@ -239,12 +280,16 @@ func (g *Group) withProc(id string, f func(*proc.Process) error) error {
 	return f(p)
 }
 
-// Close kills every node and closes the fault proxies.
+// Close kills every node and closes the fault proxies or removes the
+// namespaces.
 func (g *Group) Close() {
 	for _, n := range g.nodes {
 		g.Kill(n.ID)
 	}
 	g.closeProxies()
+	if g.lab != nil {
+		g.lab.close()
+	}
 }
 
 // Running returns the ids of the nodes started and not killed, in id

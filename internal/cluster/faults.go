@@ -133,7 +133,15 @@ func (g *Group) closeProxies() {
 	}
 }
 
-var errNoProxies = errors.New("cluster: the group has no fault proxies (Options.Proxies)")
+var errNoProxies = errors.New("cluster: the group has no fault proxies (Options.Proxies) or namespaces (Options.Netns)")
+
+// withLab calls f for a known node id of the namespace lab.
+func (g *Group) withLab(id string, f func(string) error) error {
+	if _, ok := g.node(id); !ok {
+		return fmt.Errorf("cluster: unknown node %q", id)
+	}
+	return f(id)
+}
 
 // APIProxy returns the proxy in front of node id's API.
 func (g *Group) APIProxy(id string) (*faultproxy.Proxy, error) {
@@ -202,6 +210,9 @@ func (g *Group) peerLinks(id string, flow Flow, f func(*faultproxy.Proxy, faultp
 // its peers', as a powered-off host or a dropped route would: no data, no
 // FIN, no RST. The process keeps running.
 func (g *Group) Blackhole(id string) error {
+	if g.lab != nil {
+		return g.withLab(id, g.lab.blackhole)
+	}
 	p, err := g.APIProxy(id)
 	if err != nil {
 		return err
@@ -213,6 +224,9 @@ func (g *Group) Blackhole(id string) error {
 // Partition blackholes node id's peer links in both directions; clients
 // still reach its API.
 func (g *Group) Partition(id string) error {
+	if g.lab != nil {
+		return g.withLab(id, func(id string) error { return g.lab.isolate(id, 0) })
+	}
 	return g.peerLinks(id, 0, (*faultproxy.Proxy).Blackhole)
 }
 
@@ -223,11 +237,17 @@ func (g *Group) Isolate(id string, flow Flow) error {
 	if flow != Outbound && flow != Inbound {
 		return fmt.Errorf("cluster: isolate: unknown flow %d", flow)
 	}
+	if g.lab != nil {
+		return g.withLab(id, func(id string) error { return g.lab.isolate(id, flow) })
+	}
 	return g.peerLinks(id, flow, (*faultproxy.Proxy).Blackhole)
 }
 
 // Cut blackholes the links between nodes a and b in both directions.
 func (g *Group) Cut(a, b string) error {
+	if g.lab != nil {
+		return g.withLab(a, func(a string) error { return g.withLab(b, func(b string) error { return g.lab.cut(a, b) }) })
+	}
 	ab, err := g.Link(a, b)
 	if err != nil {
 		return err
@@ -245,6 +265,9 @@ func (g *Group) Cut(a, b string) error {
 // blackhole stay dead (see faultproxy); the nodes notice through their own
 // timeouts and reconnect.
 func (g *Group) Heal() error {
+	if g.lab != nil {
+		return g.lab.heal()
+	}
 	if g.faults == nil {
 		return errNoProxies
 	}
