@@ -26,9 +26,12 @@ import (
 //     writes report ErrUnknownOutcome. While nobody names another leader
 //     the attempt goes on (a slow commit is not a failure) and the brokers
 //     are asked again every probe interval.
-//   - a read without an answer after its expected time (a long poll's
-//     wait) plus twice the stall bound is abandoned and resent to the next
-//     broker: reads are idempotent.
+//   - a read from the believed leader without an answer after the stall
+//     bound asks the same question every stall bound, and is abandoned
+//     and resent to the new leader when one is named; any read without an
+//     answer after its expected time (a long poll's wait) plus twice the
+//     stall bound is abandoned and resent to the next broker: reads are
+//     idempotent.
 
 // errStalled is why a stalled attempt was abandoned.
 var errStalled = errors.New("no answer within the stall bound")
@@ -39,6 +42,10 @@ const (
 	// local read on each other broker.
 	defaultStallAfter = 300 * time.Millisecond
 	probeEvery        = 100 * time.Millisecond
+	// silentAfter: a follower that has not heard from the leader for this
+	// long (raft heartbeats go every 40-80 ms by default) hints at a leader
+	// in trouble; a read then asks again every probeEvery.
+	silentAfter = 150 * time.Millisecond
 )
 
 // stallWatch watches one attempt. stop ends it; abandoned says whether it
@@ -55,14 +62,18 @@ func (c *conn) watch(ctx context.Context, cancel context.CancelFunc, base string
 	if c.stallAfter <= 0 {
 		return w
 	}
-	first := c.stallAfter
+	// A read gives up for good at its expected time plus twice the stall
+	// bound; before that, a read from the believed leader asks the others
+	// every stall bound whether the leader moved (idle long polls send a
+	// probe or two per wait, not one per probeEvery).
+	var giveUp time.Time
 	if !r.write {
-		first = r.expect + 2*c.stallAfter
+		giveUp = time.Now().Add(r.expect + 2*c.stallAfter)
 	}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		t := time.NewTimer(first)
+		t := time.NewTimer(c.stallAfter)
 		defer t.Stop()
 		for {
 			select {
@@ -72,16 +83,33 @@ func (c *conn) watch(ctx context.Context, cancel context.CancelFunc, base string
 				return
 			case <-t.C:
 			}
-			if !r.write || c.leaderMovedFrom(ctx, base) {
+			expired := !r.write && !time.Now().Before(giveUp)
+			moved, silent := false, false
+			if !expired && (r.write || c.believedLeader(base)) {
+				moved, silent = c.leaderMovedFrom(ctx, base)
+			}
+			if expired || moved {
 				c.log.Debug("ledgermq: abandoning a stalled request", "addr", base, "method", r.method, "path", r.path)
 				w.abandoned.Store(true)
 				cancel()
 				return
 			}
-			t.Reset(probeEvery)
+			next := probeEvery
+			if !r.write && !silent { // an idle long poll to a live leader
+				next = min(c.stallAfter, max(time.Until(giveUp), 0))
+			}
+			t.Reset(next)
 		}
 	}()
 	return w
+}
+
+// believedLeader reports whether base is the broker this conn takes for
+// the leader.
+func (c *conn) believedLeader(base string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leader == base
 }
 
 func (w *stallWatch) stop() {
@@ -93,32 +121,35 @@ func (w *stallWatch) stop() {
 // request that wants an answer while it runs or for probeEvery/2 after.
 type probeCall struct {
 	done chan struct{}
-	at   time.Time // when it finished
-	best wire.LeaderView
+	at   time.Time       // when it finished
+	best wire.LeaderView // SilentMs: the longest any broker naming best's leader in its term reported
 }
 
 // leaderMovedFrom reports whether the brokers name a leader other than
-// the one at base, pointing the conn at it. It asks every broker other
+// the one at base, pointing the conn at it, and whether a broker that
+// names base's node has not heard from it for a while (silent: a leader
+// change may be under way, worth asking again soon). It asks every broker other
 // than base at once (GET /v1/leader) and believes the answer with the
 // highest term, if no older than a term already seen; an answer naming
 // base's node records its term, so that an older view cannot later move
 // the conn away. Brokers are told apart by node id (the LedgerMQ-Node
 // header) where known, so a broker reached by another name than it
 // advertises is still recognised.
-func (c *conn) leaderMovedFrom(ctx context.Context, base string) bool {
+func (c *conn) leaderMovedFrom(ctx context.Context, base string) (moved, silent bool) {
 	best, ok := c.probeLeader(ctx, base)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !ok || best.Leader == "" || best.Term < c.leaderTerm {
-		return false
+		return false, false
 	}
 	c.leaderTerm = best.Term
+	silent = best.SilentMs >= silentAfter.Milliseconds()
 	if id := c.ids[base]; id != "" {
 		if best.Leader == id {
-			return false
+			return false, silent
 		}
 	} else if best.LeaderAPI == "" || c.scheme+"://"+best.LeaderAPI == base {
-		return false
+		return false, silent
 	}
 	hint := ""
 	if best.LeaderAPI != "" {
@@ -129,7 +160,7 @@ func (c *conn) leaderMovedFrom(ctx context.Context, base string) bool {
 	}
 	c.log.Debug("ledgermq: leader moved", "from", base, "to", hint, "leader", best.Leader, "term", best.Term)
 	c.leader = hint
-	return true
+	return true, false
 }
 
 // baseOf is the base URL this client reached node id at; c.mu held.
@@ -186,8 +217,11 @@ func (c *conn) askAll(ctx context.Context, skip string) wire.LeaderView {
 			defer wg.Done()
 			if lv, err := c.askLeader(pctx, b); err == nil && lv.Leader != "" {
 				mu.Lock()
-				if lv.Term > best.Term {
+				switch {
+				case lv.Term > best.Term:
 					best = lv
+				case lv.Term == best.Term && lv.Leader == best.Leader:
+					best.SilentMs = max(best.SilentMs, lv.SilentMs)
 				}
 				mu.Unlock()
 			}

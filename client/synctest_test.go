@@ -68,6 +68,11 @@ func (m *memBroker) serve(r *http.Request) (*http.Response, error) {
 			lv = wire.LeaderView{Leader: "n1", LeaderAPI: memAddr, Term: 1}
 		}
 		return memJSON(lv)
+	case p == "/test/poll": // a long poll: held like a batch
+		if err := m.await(r); err != nil {
+			return nil, err
+		}
+		return memJSON(map[string]string{"from": m.id})
 	case p == "/v1/producers":
 		return memJSON(wire.InitProducerResponse{ProducerID: 1})
 	case p == "/v1/topics/t":
@@ -78,7 +83,9 @@ func (m *memBroker) serve(r *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: 404, Body: io.NopCloser(strings.NewReader(`{"error":{"code":"NOT_FOUND","not_applied":true}}`)), Request: r}, nil
 }
 
-func (m *memBroker) produce(r *http.Request, queue string, body []byte) (*http.Response, error) {
+// await counts an attempt and holds it while hold is set: until hold
+// closes or the request is cancelled.
+func (m *memBroker) await(r *http.Request) error {
 	m.mu.Lock()
 	hold := m.hold
 	m.attempts++
@@ -87,8 +94,15 @@ func (m *memBroker) produce(r *http.Request, queue string, body []byte) (*http.R
 		select {
 		case <-hold:
 		case <-r.Context().Done():
-			return nil, r.Context().Err()
+			return r.Context().Err()
 		}
+	}
+	return nil
+}
+
+func (m *memBroker) produce(r *http.Request, queue string, body []byte) (*http.Response, error) {
+	if err := m.await(r); err != nil {
+		return nil, err
 	}
 	h, err := wire.ParseHeader(body)
 	if err != nil {
@@ -243,6 +257,59 @@ func TestStalledLeaderAbandoned(t *testing.T) {
 	})
 }
 
+// TestStalledLeaderReadMoves: a long poll to the believed leader that
+// goes silent moves to the new leader once another broker names it,
+// without waiting out the poll's wait; a long poll to a leader the others
+// still name stays.
+func TestStalledLeaderReadMoves(t *testing.T) {
+	for _, moved := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			stalled := &memBroker{id: "n1", hold: make(chan struct{})}
+			next := &memBroker{id: "n2", leader: wire.LeaderView{Leader: "n1", LeaderAPI: memAddr, Term: 1}}
+			if moved {
+				next.leader = wire.LeaderView{Leader: "n2", LeaderAPI: "mem.broker:2", Term: 2}
+			}
+			cfg := defaultConnConfig()
+			cfg.httpClient = &http.Client{Transport: memGroup{memAddr: stalled, "mem.broker:2": next}}
+			c, err := newConn([]string{memAddr, "mem.broker:2"}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.leader = "http://" + memAddr
+			const wait = 30 * time.Second
+			start := time.Now()
+			done := make(chan *response, 1)
+			go func() {
+				resp, err := c.do(context.Background(), &request{method: http.MethodGet, path: "/test/poll", retry: retryAll, expect: wait, timeout: time.Hour})
+				if err != nil {
+					t.Error(err)
+				}
+				done <- resp
+			}()
+			if !moved {
+				time.Sleep(wait / 2) // half the wait: still on the leader the others name
+				synctest.Wait()
+				stalled.mu.Lock()
+				attempts := stalled.attempts
+				stalled.mu.Unlock()
+				if len(done) != 0 || attempts != 1 {
+					t.Fatalf("a long poll to the leader everyone names was abandoned (%d attempts)", attempts)
+				}
+				close(stalled.hold)
+				<-done
+				return
+			}
+			defer close(stalled.hold)
+			resp := <-done
+			el := time.Since(start)
+			if resp == nil || resp.addr != "http://mem.broker:2" || el > 2*defaultStallAfter {
+				t.Fatalf("answered by %+v after %v; want the new leader within two stall bounds (%v)", resp, el, 2*defaultStallAfter)
+			}
+			t.Logf("long poll moved to the new leader after %v (fake time; the poll's wait is %v)", el, wait)
+		})
+	}
+}
+
 // TestSlowLeaderKept: a leader that is slow but still leads (every other
 // broker names it) keeps its attempt: no resend, however long the commit.
 func TestSlowLeaderKept(t *testing.T) {
@@ -285,7 +352,7 @@ func TestLeaderMovedFromTerms(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.leaderTerm = tc.known
-			moved := c.leaderMovedFrom(context.Background(), "http://"+memAddr)
+			moved, _ := c.leaderMovedFrom(context.Background(), "http://"+memAddr)
 			if moved != tc.moved || moved && c.leader != tc.leader || c.leaderTerm < tc.newTerms {
 				t.Fatalf("moved %v, leader %q, term %d; want %v, %q, >= %d", moved, c.leader, c.leaderTerm, tc.moved, tc.leader, tc.newTerms)
 			}

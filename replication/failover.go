@@ -171,6 +171,16 @@ func (n *Node) suspect(r *raft.Raft, term uint64, leader raft.ServerID, after ti
 	return true, nil
 }
 
+// LeaderSilence is how long ago this follower last heard from a leader; 0
+// on the leader and before raft runs.
+func (n *Node) LeaderSilence() time.Duration {
+	r := n.raft.Load()
+	if r == nil || r.State() == raft.Leader {
+		return 0
+	}
+	return time.Since(r.LastContact())
+}
+
 // FailoverElections counts the elections this node's failover watch has
 // started.
 func (n *Node) FailoverElections() uint64 { return n.failovers.Load() }

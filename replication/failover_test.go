@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -65,4 +66,45 @@ func TestFailoverWatchNeedsMajority(t *testing.T) {
 	if _, ok := c.propose(t.Context(), "still"); !ok {
 		t.Fatal("propose while one follower is cut off failed")
 	}
+}
+
+// TestCaughtUpAfterRestart: a restarted follower is not caught up until it
+// has heard from the leader and applied what the leader had committed;
+// then it is, for good.
+func TestCaughtUpAfterRestart(t *testing.T) {
+	c := newCluster(t, 3, clusterOpts{})
+	l := c.leader(10 * time.Second)
+	var last uint64
+	for i := range 20 {
+		idx, ok := c.propose(t.Context(), fmt.Sprint("m", i))
+		if !ok {
+			t.Fatal("propose failed")
+		}
+		last = idx
+	}
+	waitFor(t, 5*time.Second, l.CaughtUp)
+	var f string
+	for _, n := range c.running() {
+		if n != l {
+			f = n.ID()
+		}
+	}
+	c.kill(f)
+	c.net.isolate(f, c.ids)
+	n := c.start(f)
+	time.Sleep(time.Second) // several heartbeat timeouts without a leader
+	if n.CaughtUp() {
+		t.Fatalf("%s is caught up while cut off since its restart (applied %d of %d)", f, n.AppliedIndex(), last)
+	}
+	c.net.heal()
+	waitFor(t, 20*time.Second, n.CaughtUp)
+	if n.AppliedIndex() < last {
+		t.Fatalf("%s caught up with applied %d < %d committed before its restart", f, n.AppliedIndex(), last)
+	}
+	c.net.isolate(f, c.ids)
+	time.Sleep(time.Second)
+	if !n.CaughtUp() {
+		t.Fatal("caught up did not stay true once cut off again")
+	}
+	c.net.heal()
 }

@@ -36,8 +36,10 @@ type Node struct {
 	serversMu sync.Mutex
 	servers   []raft.Server // newest configuration seen
 
-	readyTerm atomic.Uint64 // term whose leadership barrier completed
-	failovers atomic.Uint64 // elections started by the failover watch
+	readyTerm  atomic.Uint64 // term whose leadership barrier completed
+	failovers  atomic.Uint64 // elections started by the failover watch
+	caughtUp   atomic.Bool   // see CaughtUp
+	caughtUpCh chan struct{} // closed when caughtUp is set
 
 	diskErr  atomic.Pointer[error] // the commit log's failure, once it failed
 	diskCh   chan struct{}         // closed when diskErr is set
@@ -75,7 +77,8 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), watchers: map[chan LeaderInfo]struct{}{}, stop: make(chan struct{}), diskCh: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), watchers: map[chan LeaderInfo]struct{}{}, stop: make(chan struct{}), diskCh: make(chan struct{}),
+		caughtUpCh: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.abort()
@@ -121,6 +124,8 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 		n.wg.Add(1)
 		go n.failoverWatch()
 	}
+	n.wg.Add(1)
+	go n.watchCaughtUp()
 
 	if !hasState && n.inPeers(cfg.ID) {
 		if err := r.BootstrapCluster(raft.Configuration{Servers: n.serversCopy()}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -463,6 +468,82 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 		return err
 	}
 	return n.WaitApplied(ctx, commit)
+}
+
+// CaughtUp reports whether this node has, since it started, applied
+// everything its leader had committed when it first asked (a leader: once
+// its leadership barrier completed). Until then its state is a restarted
+// node's: what the snapshot held plus whatever it replayed so far, and a
+// read could miss topics and messages that exist. Once true it stays true:
+// later lag is a follower's ordinary lag (see WaitApplied and position
+// tokens).
+func (n *Node) CaughtUp() bool {
+	if n.caughtUp.Load() {
+		return true
+	}
+	if r := n.raft.Load(); r != nil && r.State() == raft.Leader && n.readyTerm.Load() == r.CurrentTerm() {
+		n.setCaughtUp()
+		return true
+	}
+	return false
+}
+
+// CaughtUpCh is closed once CaughtUp is true.
+func (n *Node) CaughtUpCh() <-chan struct{} { return n.caughtUpCh }
+
+func (n *Node) setCaughtUp() {
+	if n.caughtUp.CompareAndSwap(false, true) {
+		close(n.caughtUpCh)
+	}
+}
+
+// watchCaughtUp sets caughtUp (see CaughtUp): a follower asks its leader
+// for its commit index over the peer protocol (raft's heartbeats do not
+// carry it) and waits until it has applied that far.
+func (n *Node) watchCaughtUp() {
+	defer n.wg.Done()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	var target uint64 // the leader's commit index, once asked
+	for !n.CaughtUp() {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if r := n.raft.Load(); r.State() == raft.Follower {
+			if target == 0 {
+				target = n.leaderCommit(r)
+				continue
+			}
+			if applied := n.fsm.applied.Load(); applied >= target || n.onlyInternalBetween(applied, target) {
+				n.setCaughtUp()
+			}
+		}
+	}
+	n.logger.Info("caught up since start", "applied", n.fsm.applied.Load(), "leader_commit", target)
+}
+
+// leaderCommit asks the known leader for its commit index; 0 when there is
+// no leader or it does not answer within a second.
+func (n *Node) leaderCommit(r *raft.Raft) uint64 {
+	addr, id := r.LeaderWithID()
+	if id == "" {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	pc, err := dialPeerConn(ctx, n.mux, n.cfg.PeerAddr(id, addr), n.cfg.Log.MaxEntrySize)
+	if err != nil {
+		return 0
+	}
+	defer pc.Close()
+	defer context.AfterFunc(ctx, func() { pc.Close() })()
+	st, err := pc.status()
+	if err != nil || st.Role != "leader" {
+		return 0
+	}
+	return max(st.CommitIndex, 1)
 }
 
 // WaitApplied waits until the state machine has applied index. Raft hands

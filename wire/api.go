@@ -190,6 +190,10 @@ type LeaderView struct {
 	LeaderAPI  string `json:"leader_api,omitempty"` // omitted when not known yet
 	Term       uint64 `json:"term"`
 	AnsweredBy string `json:"answered_by"`
+	// SilentMs is how long ago the answering follower last heard from the
+	// leader, in milliseconds (leaders send several heartbeats a tenth of
+	// a second); omitted on the leader itself.
+	SilentMs int64 `json:"silent_ms,omitempty"`
 }
 
 // ClusterStatus is GET /v1/cluster.

@@ -63,7 +63,8 @@ func fillNode(n *wire.ClusterNode, st replication.PeerStatus, fresh bool) {
 // enough for clients' hot paths (GET /v1/leader).
 func (s *Service) LeaderView() wire.LeaderView {
 	l := s.node.Leader()
-	return wire.LeaderView{Leader: l.ID, LeaderAPI: s.peers.apiAddr(l.ID), Term: s.node.Status().Term, AnsweredBy: s.cfg.ID}
+	return wire.LeaderView{Leader: l.ID, LeaderAPI: s.peers.apiAddr(l.ID), Term: s.node.Status().Term, AnsweredBy: s.cfg.ID,
+		SilentMs: s.node.LeaderSilence().Milliseconds()}
 }
 
 // Leader names the group's leader: its id and API address, empty when no

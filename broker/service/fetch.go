@@ -77,13 +77,11 @@ func (s *Service) Fetch(ctx context.Context, req FetchRequest) (*Fetched, error)
 // and TimeMs).
 func (s *Service) fetch(ctx context.Context, req FetchRequest, take func(*Fetched, Batch) bool) (*Fetched, error) {
 	wait := min(req.Wait, s.cfg.MaxWait)
-	if req.MinIndex > 0 {
-		start := time.Now()
-		if err := s.awaitApplied(ctx, req.MinIndex, wait); err != nil {
-			return nil, err
-		}
-		wait = max(0, wait-time.Since(start)) // one bound for both waits
+	start := time.Now()
+	if err := s.readableAt(ctx, req.MinIndex, wait); err != nil {
+		return nil, err
 	}
+	wait = max(0, wait-time.Since(start)) // one bound for every wait
 	t, err := s.topics.Lookup(req.Topic)
 	if err != nil {
 		return nil, err
@@ -183,6 +181,39 @@ func (s *Service) awaitApplied(ctx context.Context, index uint64, wait time.Dura
 	}
 	return unavailable(fmt.Sprintf("not applied: this node has applied the log up to index %d, below min_index %d, and did not catch up within %v; retry, or read from another node (the leader has every acknowledged write)",
 		s.node.AppliedIndex(), index, wait))
+}
+
+// catchUpWait is how long a read waits for a node that has not caught up
+// since it started before it refuses.
+const catchUpWait = 200 * time.Millisecond
+
+// readableAt is the gate of every read: with a position token (minIndex >
+// 0) the node must have applied it (awaitApplied), which is all the reader
+// asked for; without one, the node must have caught up since it started
+// (replication.Node.CaughtUp), because until then its state may lack
+// topics, messages and offsets that exist and an answer such as
+// TOPIC_NOT_FOUND or an early end of a queue would be wrong, not merely
+// old. It waits briefly (catchUpWait), then refuses with a retriable
+// UNAVAILABLE, not applied: readers ask another node.
+func (s *Service) readableAt(ctx context.Context, minIndex uint64, wait time.Duration) error {
+	if minIndex > 0 {
+		return s.awaitApplied(ctx, minIndex, wait)
+	}
+	if s.node.CaughtUp() {
+		return nil
+	}
+	t := time.NewTimer(catchUpWait)
+	defer t.Stop()
+	select {
+	case <-s.node.CaughtUpCh():
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	case <-s.stop:
+		return errShuttingDown()
+	}
+	st := s.node.Status()
+	return unavailable(fmt.Sprintf("catching up since start: applied %d, commit index %d; read from another node", st.AppliedIndex, st.CommitIndex))
 }
 
 func (s *Service) isStopped() bool {

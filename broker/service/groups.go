@@ -140,6 +140,9 @@ func (s *Service) ListGroups() []wire.GroupInfo {
 
 // DescribeGroup returns a group with the lag of every queue it knows.
 func (s *Service) DescribeGroup(group string) (wire.GroupInfo, error) {
+	if err := s.readableAt(context.Background(), 0, 0); err != nil {
+		return wire.GroupInfo{}, err
+	}
 	g, err := s.groups.Describe(group)
 	if err != nil {
 		return wire.GroupInfo{}, err

@@ -56,7 +56,7 @@ func (s *Service) DescribeTopic(name string) (wire.TopicInfo, error) {
 // position token; 0: at once), waiting for it at most wait
 // (DefaultMinIndexWait if 0); UNAVAILABLE, not applied, if it does not.
 func (s *Service) DescribeTopicAt(ctx context.Context, name string, minIndex uint64, wait time.Duration) (wire.TopicInfo, error) {
-	if err := s.awaitApplied(ctx, minIndex, min(wait, s.cfg.MaxWait)); err != nil {
+	if err := s.readableAt(ctx, minIndex, min(wait, s.cfg.MaxWait)); err != nil {
 		return wire.TopicInfo{}, err
 	}
 	t, err := s.topics.Lookup(name)

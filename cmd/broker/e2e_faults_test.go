@@ -176,6 +176,13 @@ type load struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	producers []*client.Producer
+
+	// A consumer of every queue (SDK defaults) reads along; delivered
+	// holds the time of each delivery, for the consumers' outage.
+	consumer  *client.Consumer
+	delivered []time.Time
+	cancel    context.CancelFunc
+	readErrs  []error
 }
 
 func startLoad(t *testing.T, lab *faultLab) *load {
@@ -194,7 +201,35 @@ func startLoad(t *testing.T, lab *faultLab) *load {
 		l.wg.Add(1)
 		go l.write(w, p)
 	}
+	cons := lab.readAll(t)
+	l.consumer = cons
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.wg.Go(func() { l.read(ctx) })
 	return l
+}
+
+// read polls until ctx ends, recording when each message arrived. Poll's
+// errors are reports (the consumer goes on); they are logged at the end.
+func (l *load) read(ctx context.Context) {
+	for {
+		recs, err := l.consumer.Poll(ctx)
+		now := time.Now()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			l.mu.Lock()
+			l.readErrs = append(l.readErrs, err)
+			l.mu.Unlock()
+			continue
+		}
+		l.mu.Lock()
+		for range recs {
+			l.delivered = append(l.delivered, now)
+		}
+		l.mu.Unlock()
+	}
 }
 
 func (l *load) write(w int, p *client.Producer) {
@@ -232,10 +267,28 @@ func (l *load) write(w int, p *client.Producer) {
 	}
 }
 
+// readAll returns a consumer of every queue of the topic from the start.
+func (lab *faultLab) readAll(t *testing.T) *client.Consumer {
+	starts := map[int]client.Start{}
+	for q := range faultQueues {
+		starts[q] = client.AtStart()
+	}
+	cons, err := client.NewConsumer(lab.brokers, client.WithAssignment(faultTopic, starts), client.WithHTTPClient(lab.hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cons
+}
+
 // finish stops the writers and waits for every outcome.
 func (l *load) finish(t *testing.T) {
 	close(l.stop)
+	l.cancel()
 	l.wg.Wait()
+	l.consumer.Close()
+	for _, err := range l.readErrs {
+		t.Logf("the reading consumer reported: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, p := range l.producers {
@@ -314,6 +367,7 @@ func leaderFaultsIn(t *testing.T, kind string) {
 	type row struct {
 		name          string
 		outages       []time.Duration
+		readGaps      []time.Duration // the consumer's
 		acked, failed int
 		stuck         int // rounds without any acknowledgement after the fault
 	}
@@ -355,15 +409,23 @@ func leaderFaultsIn(t *testing.T, kind string) {
 			l.finish(t)
 
 			ts := l.ackTimes()
+			l.mu.Lock()
+			reads := slices.Clone(l.delivered) // in time order: one reader
+			l.mu.Unlock()
 			rw := row{name: f.name, acked: len(l.acks), failed: len(l.failed)}
 			for i, r := range rounds {
+				readGap, _, readOK := outage(reads, r.injected, r.until)
+				if !readOK {
+					t.Logf("%s %d: the consumer received nothing after the fault", f.name, i+1)
+				}
+				rw.readGaps = append(rw.readGaps, readGap)
 				gap, at, ok := outage(ts, r.injected, r.until)
 				if !ok {
 					rw.stuck++
 					t.Logf("%s %d: leader %s, then %s: NO write acknowledged in the %v after the fault", f.name, i+1, r.victim, r.next, r.until.Sub(r.injected).Round(time.Millisecond))
 				} else {
-					t.Logf("%s %d: leader %s, then %s: write outage %v, from %v after the injection (recovered after %v)",
-						f.name, i+1, r.victim, r.next, gap.Round(time.Millisecond), at.Round(time.Millisecond), r.end.Sub(r.injected).Round(time.Millisecond))
+					t.Logf("%s %d: leader %s, then %s: write outage %v, from %v after the injection; read outage %v (recovered after %v)",
+						f.name, i+1, r.victim, r.next, gap.Round(time.Millisecond), at.Round(time.Millisecond), readGap.Round(time.Millisecond), r.end.Sub(r.injected).Round(time.Millisecond))
 				}
 				rw.outages = append(rw.outages, gap)
 			}
@@ -376,14 +438,14 @@ func leaderFaultsIn(t *testing.T, kind string) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "write outage per leader fault (%d rounds each, %d writers, SDK defaults, %s):\n", *faultReps, faultWriters, labDescription[kind])
-	fmt.Fprintf(&b, "%-10s %10s %10s %9s %7s %6s %s\n", "fault", "median ms", "worst ms", "acked", "failed", "stuck", "rounds ms")
+	fmt.Fprintf(&b, "%-10s %10s %10s %14s %13s %9s %7s %6s %s\n", "fault", "median ms", "worst ms", "read median ms", "read worst ms", "acked", "failed", "stuck", "rounds ms (write/read)")
 	for _, r := range rows {
-		s := stats.Of(r.outages)
+		s, rs := stats.Of(r.outages), stats.Of(r.readGaps)
 		var each []string
-		for _, o := range r.outages {
-			each = append(each, fmt.Sprint(o.Milliseconds()))
+		for i, o := range r.outages {
+			each = append(each, fmt.Sprintf("%d/%d", o.Milliseconds(), r.readGaps[i].Milliseconds()))
 		}
-		fmt.Fprintf(&b, "%-10s %10.0f %10.0f %9d %7d %6d %s\n", r.name, s.P50, s.Max, r.acked, r.failed, r.stuck, strings.Join(each, " "))
+		fmt.Fprintf(&b, "%-10s %10.0f %10.0f %14.0f %13.0f %9d %7d %6d %s\n", r.name, s.P50, s.Max, rs.P50, rs.Max, r.acked, r.failed, r.stuck, strings.Join(each, " "))
 	}
 	t.Log(b.String())
 }
@@ -410,14 +472,7 @@ func (lab *faultLab) checkReadBack(t *testing.T, l *load) {
 		}
 	}
 	l.mu.Unlock()
-	starts := map[int]client.Start{}
-	for q := range faultQueues {
-		starts[q] = client.AtStart()
-	}
-	cons, err := client.NewConsumer(lab.brokers, client.WithAssignment(faultTopic, starts), client.WithHTTPClient(lab.hc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cons := lab.readAll(t)
 	defer cons.Close()
 
 	type pos struct {
