@@ -18,6 +18,7 @@ import (
 
 	"github.com/ledgermq/ledgermq/client"
 	"github.com/ledgermq/ledgermq/internal/cluster"
+	"github.com/ledgermq/ledgermq/internal/netlab"
 	"github.com/ledgermq/ledgermq/internal/stats"
 	"github.com/ledgermq/ledgermq/wire"
 )
@@ -354,7 +355,7 @@ func TestLeaderFaults(t *testing.T) {
 				t.Fatalf("unknown fault lab %q", kind)
 			}
 			if kind == "netns" {
-				if err := cluster.NetnsAvailable(); err != nil {
+				if err := netlab.Available(); err != nil {
 					t.Skipf("the namespace lab cannot run here: %v", err)
 				}
 			}

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ledgermq/ledgermq/internal/netlab"
 	"github.com/ledgermq/ledgermq/internal/proc"
 	"github.com/ledgermq/ledgermq/internal/testnet"
 	"github.com/ledgermq/ledgermq/wire"
@@ -37,8 +38,9 @@ type Options struct {
 	// Output, or to <Dir>/faults.log.
 	Proxies bool
 	// Netns runs every node in its own network namespace with its own
-	// address, and makes the faults nftables drop rules (see netns.go);
-	// it needs root, ip and nft. Not with Proxies.
+	// address (API port 7001, Raft port 8001), and makes the faults
+	// nftables drop rules (internal/netlab); it needs root, ip and nft.
+	// Not with Proxies.
 	Netns bool
 }
 
@@ -65,8 +67,8 @@ type Group struct {
 	mu    sync.Mutex
 	procs map[string]*proc.Process // running nodes by id
 
-	faults *faults // nil without Options.Proxies
-	lab    *netLab // nil without Options.Netns
+	faults *faults     // nil without Options.Proxies
+	lab    *netlab.Lab // nil without Options.Netns
 }
 
 // pollEvery is how often the Wait methods ask again.
@@ -133,15 +135,15 @@ func (g *Group) addresses() ([]string, error) {
 	for i := range g.opts.Nodes {
 		ids = append(ids, fmt.Sprintf("n%d", i+1))
 	}
-	lab, err := newNetLab(ids)
+	lab, err := netlab.New(ids)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	g.lab = lab
 	addrs := make([]string, 2*len(ids))
-	for i, id := range ids {
-		addrs[i] = fmt.Sprintf("%s:%d", lab.ip[id], netnsAPIPort)
-		addrs[len(ids)+i] = fmt.Sprintf("%s:%d", lab.ip[id], netnsRaftPort)
+	for i, id := range ids { // every node on its own address, the same ports
+		addrs[i] = lab.IP(id) + ":7001"
+		addrs[len(ids)+i] = lab.IP(id) + ":8001"
 	}
 	return addrs, nil
 }
@@ -229,8 +231,8 @@ func (g *Group) StartNode(id string) error {
 		return nil
 	}
 	spec := proc.Spec{Path: g.opts.Bin, Args: n.Args, Output: g.opts.Output, LogPath: n.LogPath}
-	if g.lab != nil { // ip netns exec execs the broker: the pid is the broker's
-		spec.Path, spec.Args = "ip", append([]string{"netns", "exec", g.lab.ns[id], g.opts.Bin}, n.Args...)
+	if g.lab != nil {
+		spec.Path, spec.Args = g.lab.Command(id, g.opts.Bin, n.Args...)
 	}
 	p, err := proc.Start(spec)
 	if err != nil {
@@ -288,7 +290,7 @@ func (g *Group) Close() {
 	}
 	g.closeProxies()
 	if g.lab != nil {
-		g.lab.close()
+		g.lab.Close()
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ledgermq/ledgermq/internal/faultproxy"
+	"github.com/ledgermq/ledgermq/internal/netlab"
 )
 
 // The fault lab. With Options.Proxies every byte between a client and a
@@ -169,12 +170,12 @@ func (g *Group) Link(from, to string) (*faultproxy.Proxy, error) {
 }
 
 // Flow is a direction of packets relative to one node.
-type Flow int
+type Flow = netlab.Flow
 
 // The flows.
 const (
-	Outbound Flow = iota + 1 // packets the node sends
-	Inbound                  // packets the node receives
+	Outbound = netlab.Outbound // packets the node sends
+	Inbound  = netlab.Inbound  // packets the node receives
 )
 
 // peerLinks calls f for every link between id and another node with the
@@ -211,7 +212,7 @@ func (g *Group) peerLinks(id string, flow Flow, f func(*faultproxy.Proxy, faultp
 // FIN, no RST. The process keeps running.
 func (g *Group) Blackhole(id string) error {
 	if g.lab != nil {
-		return g.withLab(id, g.lab.blackhole)
+		return g.withLab(id, g.lab.Blackhole)
 	}
 	p, err := g.APIProxy(id)
 	if err != nil {
@@ -225,7 +226,7 @@ func (g *Group) Blackhole(id string) error {
 // still reach its API.
 func (g *Group) Partition(id string) error {
 	if g.lab != nil {
-		return g.withLab(id, func(id string) error { return g.lab.isolate(id, 0) })
+		return g.withLab(id, func(id string) error { return g.lab.Isolate(id, 0) })
 	}
 	return g.peerLinks(id, 0, (*faultproxy.Proxy).Blackhole)
 }
@@ -238,7 +239,7 @@ func (g *Group) Isolate(id string, flow Flow) error {
 		return fmt.Errorf("cluster: isolate: unknown flow %d", flow)
 	}
 	if g.lab != nil {
-		return g.withLab(id, func(id string) error { return g.lab.isolate(id, flow) })
+		return g.withLab(id, func(id string) error { return g.lab.Isolate(id, flow) })
 	}
 	return g.peerLinks(id, flow, (*faultproxy.Proxy).Blackhole)
 }
@@ -246,7 +247,7 @@ func (g *Group) Isolate(id string, flow Flow) error {
 // Cut blackholes the links between nodes a and b in both directions.
 func (g *Group) Cut(a, b string) error {
 	if g.lab != nil {
-		return g.withLab(a, func(a string) error { return g.withLab(b, func(b string) error { return g.lab.cut(a, b) }) })
+		return g.withLab(a, func(a string) error { return g.withLab(b, func(b string) error { return g.lab.Cut(a, b) }) })
 	}
 	ab, err := g.Link(a, b)
 	if err != nil {
@@ -266,7 +267,7 @@ func (g *Group) Cut(a, b string) error {
 // timeouts and reconnect.
 func (g *Group) Heal() error {
 	if g.lab != nil {
-		return g.lab.heal()
+		return g.lab.Heal()
 	}
 	if g.faults == nil {
 		return errNoProxies

@@ -1,4 +1,9 @@
-package cluster
+// Package netlab runs a test's hosts in network namespaces of their own on
+// one machine and injects network faults with nftables: every host has its
+// own address, faults are packets dropped in the kernel with no process in
+// their path, as on a real network. Used by internal/cluster (the brokers'
+// e2e fault lab) and by bench/ (peer brokers under the same faults).
+package netlab
 
 import (
 	"bytes"
@@ -13,41 +18,34 @@ import (
 	"time"
 )
 
-// The network-namespace lab (Options.Netns): every node runs in its own
-// network namespace with its own address, as on its own host, and faults
-// are nftables drop rules: packets vanish in the kernel, as on a real
-// network, with no process in their path.
+// Layout:
 //
 //	root namespace (the test, its clients)   10.x.y.1 ── veth ──┐
 //	<prefix>-sw: a bridge, nothing else                          bridge
-//	<prefix>-n1 .. -nN: one broker each       10.x.y.11.. ─ veth ┘
+//	<prefix>-<host>: one per host             10.x.y.11.. ─ veth ┘
 //
 // The bridge lives in a namespace of its own so that the host's firewall
 // (Docker's FORWARD policy drop, br_netfilter) never sees the bridged
-// traffic. Every node listens on its own address, API port 7001 and Raft
-// port 8001. Drops are input rules only, so that a sender sees nothing
-// either (an output drop would fail its connect at once): "node A cannot
-// hear node B" is a rule in A's namespace dropping B's source address; the
+// traffic. Drops are input rules only, so that a sender sees nothing
+// either (an output drop would fail its connect at once): "host A cannot
+// hear host B" is a rule in A's namespace dropping B's source address; the
 // clients' side of a fault is a rule in the root namespace's own table.
 // Requires root, iproute2 (ip) and nftables (nft).
 
-const (
-	netnsAPIPort  = 7001
-	netnsRaftPort = 8001
-	nftTable      = "lmqfault" // in each node's namespace
-)
+const nftTable = "lmqfault" // in each host's namespace
 
-// netLab is the namespaces, links and rules of one Group.
-type netLab struct {
+// Lab is the namespaces, links and rules of one set of hosts. Its methods
+// are safe for concurrent use (each runs its own commands).
+type Lab struct {
 	prefix string
 	subnet string            // "10.x.y"
-	ns     map[string]string // node id -> namespace
-	ip     map[string]string // node id -> address
+	ns     map[string]string // host -> namespace
+	ip     map[string]string // host -> address
 	ids    []string
 }
 
-// NetnsAvailable reports why the namespace lab cannot run here, or nil.
-func NetnsAvailable() error {
+// Available reports why a Lab cannot run here, or nil.
+func Available() error {
 	if os.Geteuid() != 0 {
 		return errors.New("network namespaces need root")
 	}
@@ -72,20 +70,21 @@ func run(ctx context.Context, stdin string, name string, args ...string) error {
 	return nil
 }
 
-// newNetLab builds the namespaces and links for ids.
-func newNetLab(ids []string) (_ *netLab, err error) {
-	if err := NetnsAvailable(); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+// New builds a namespace, address and link for each host name (short:
+// they become parts of interface names).
+func New(ids []string) (_ *Lab, err error) {
+	if err := Available(); err != nil {
+		return nil, fmt.Errorf("netlab: %w", err)
 	}
 	var r [4]byte
 	rand.Read(r[:])
-	l := &netLab{prefix: "lq" + hex.EncodeToString(r[:2]), ns: map[string]string{}, ip: map[string]string{}, ids: ids}
+	l := &Lab{prefix: "lq" + hex.EncodeToString(r[:2]), ns: map[string]string{}, ip: map[string]string{}, ids: ids}
 	if l.subnet, err = freeSubnet(r[2], r[3]); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			l.close()
+			l.Close()
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -112,7 +111,7 @@ func newNetLab(ids []string) (_ *netLab, err error) {
 	}
 	for _, line := range script {
 		if err := run(ctx, "", "ip", strings.Fields(line)...); err != nil {
-			return nil, fmt.Errorf("cluster: build the namespace lab: %w", err)
+			return nil, fmt.Errorf("netlab: build the namespaces: %w", err)
 		}
 	}
 	for _, id := range ids {
@@ -130,7 +129,7 @@ func newNetLab(ids []string) (_ *netLab, err error) {
 func freeSubnet(a, b byte) (string, error) {
 	out, err := exec.Command("ip", "-o", "-4", "addr", "show").Output()
 	if err != nil {
-		return "", fmt.Errorf("cluster: ip addr: %w", err)
+		return "", fmt.Errorf("netlab: ip addr: %w", err)
 	}
 	for i := range 64 {
 		s := fmt.Sprintf("10.%d.%d", 200+(int(a)+i)%50, b)
@@ -138,21 +137,33 @@ func freeSubnet(a, b byte) (string, error) {
 			return s, nil
 		}
 	}
-	return "", errors.New("cluster: no free 10.x.y.0/24 subnet for the namespace lab")
+	return "", errors.New("netlab: no free 10.x.y.0/24 subnet")
 }
 
-// nft runs an nft script in node id's namespace ("" for the root
+// IP is host id's address.
+func (l *Lab) IP(id string) string { return l.ip[id] }
+
+// Namespace is host id's network namespace.
+func (l *Lab) Namespace(id string) string { return l.ns[id] }
+
+// Command returns the path and arguments that run bin with args in host
+// id's namespace (ip netns exec execs bin: the pid is bin's).
+func (l *Lab) Command(id, bin string, args ...string) (string, []string) {
+	return "ip", append([]string{"netns", "exec", l.ns[id], bin}, args...)
+}
+
+// nft runs an nft script in host id's namespace ("" for the root
 // namespace, whose table is named after the lab).
-func (l *netLab) nft(ctx context.Context, id, script string) error {
+func (l *Lab) nft(ctx context.Context, id, script string) error {
 	if id == "" {
 		return run(ctx, script, "nft", "-f", "-")
 	}
 	return run(ctx, script, "ip", "netns", "exec", l.ns[id], "nft", "-f", "-")
 }
 
-// drop makes node at ("" for the clients in the root namespace) drop
-// every packet from the given nodes ("*" for every source but loopback).
-func (l *netLab) drop(at string, from ...string) error {
+// drop makes host at ("" for the clients in the root namespace) drop
+// every packet from the given hosts ("*" for every source but loopback).
+func (l *Lab) drop(at string, from ...string) error {
 	table := nftTable
 	if at == "" {
 		table = l.prefix
@@ -170,7 +181,7 @@ func (l *netLab) drop(at string, from ...string) error {
 	return l.nft(ctx, at, b.String())
 }
 
-func (l *netLab) others(id string) []string {
+func (l *Lab) others(id string) []string {
 	var out []string
 	for _, o := range l.ids {
 		if o != id {
@@ -180,8 +191,18 @@ func (l *netLab) others(id string) []string {
 	return out
 }
 
-// isolate drops id's peer packets in the flows asked (0: both).
-func (l *netLab) isolate(id string, flow Flow) error {
+// Flow is a direction of packets relative to one host.
+type Flow int
+
+// The flows; 0 means both.
+const (
+	Outbound Flow = iota + 1 // packets the host sends
+	Inbound                  // packets the host receives
+)
+
+// Isolate drops host id's packets to and from the other hosts in the
+// flows asked (0: both); the clients in the root namespace still reach it.
+func (l *Lab) Isolate(id string, flow Flow) error {
 	if flow != Outbound { // id hears no peer
 		if err := l.drop(id, l.others(id)...); err != nil {
 			return err
@@ -197,7 +218,9 @@ func (l *netLab) isolate(id string, flow Flow) error {
 	return nil
 }
 
-func (l *netLab) blackhole(id string) error {
+// Blackhole drops every packet to and from host id, the clients' too, as
+// a powered-off host or a dropped route would: no data, no FIN, no RST.
+func (l *Lab) Blackhole(id string) error {
 	if err := l.drop(id, "*"); err != nil {
 		return err
 	}
@@ -212,14 +235,16 @@ func (l *netLab) blackhole(id string) error {
 	return nil
 }
 
-func (l *netLab) cut(a, b string) error {
+// Cut drops the packets between hosts a and b, both ways.
+func (l *Lab) Cut(a, b string) error {
 	if err := l.drop(a, b); err != nil {
 		return err
 	}
 	return l.drop(b, a)
 }
 
-func (l *netLab) heal() error {
+// Heal removes every drop rule.
+func (l *Lab) Heal() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, id := range l.ids {
@@ -230,9 +255,9 @@ func (l *netLab) heal() error {
 	return l.nft(ctx, "", fmt.Sprintf("flush chain inet %s in\n", l.prefix))
 }
 
-// close removes the namespaces (their veths go with them) and the root
+// Close removes the namespaces (their veths go with them) and the root
 // namespace's table and veth.
-func (l *netLab) close() {
+func (l *Lab) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	run(ctx, "", "nft", "delete", "table", "inet", l.prefix)
