@@ -3,15 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	sdk "github.com/ledgermq/ledgermq/client"
 	"github.com/ledgermq/ledgermq/internal/brokertest"
+	"github.com/ledgermq/ledgermq/wire"
 )
 
 // testApp is an mqctl invocation's state kept across commands, as one
@@ -45,6 +49,8 @@ func (ta *testApp) run(ctx context.Context, stdin string, args ...string) runRes
 	return runResult{code: code, stdout: ta.stdout.String(), stderr: ta.stderr.String()}
 }
 
+var rywRounds = flag.Int("ryw.rounds", 20, "rounds of TestProduceThenConsumeFromFollower")
+
 var indexRE = regexp.MustCompile(`\(index (\d+)\)\.\n`)
 
 // checkAll checks that out, consume's text output, is values 1..n, each
@@ -68,17 +74,20 @@ func checkAll(t *testing.T, what, out string, n int) {
 
 // TestProduceThenConsumeFromFollower reproduces the field report:
 // `mqctl produce` of 1000 messages over 4 queues, then at once `mqctl
-// consume --count 1000` against a follower only. Every time, all 1000
-// arrive: with the index produce printed (--min-index), within the same
-// invocation (the token carried over), and with no token at all (consume
-// polls until it has its count).
+// consume --count 1000` against a follower only, while an SDK producer
+// keeps writing to another topic. Every time (-ryw.rounds, default 20),
+// all 1000 arrive: with the index produce printed (--min-index), within
+// the same invocation (the token carried over), and with no token at all
+// (consume polls until it has its count).
 func TestProduceThenConsumeFromFollower(t *testing.T) {
 	if testing.Short() {
-		t.Skip("20 rounds of 1000 messages")
+		t.Skip("rounds of 1000 messages")
 	}
 	ctx := context.Background()
 	bs := brokertest.Group(t, 3, nil)
 	all := strings.Join(brokertest.Addrs(bs), ",")
+	stopLoad := backgroundLoad(t, brokertest.Addrs(bs))
+	defer stopLoad()
 	leader := brokertest.Leader(t, bs)
 	follower := ""
 	for _, b := range bs {
@@ -92,7 +101,7 @@ func TestProduceThenConsumeFromFollower(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&in, "%d\n", i)
 	}
-	for round := range 20 {
+	for round := range *rywRounds {
 		topic := fmt.Sprintf("field%d", round)
 		inv := newTestApp(all)
 		if r := inv.run(ctx, "", "topic", "create", topic, "--queues", "4"); r.code != 0 {
@@ -125,6 +134,57 @@ func TestProduceThenConsumeFromFollower(t *testing.T) {
 			t.Fatalf("round %d: consume without a token: %+v", round, r)
 		}
 		checkAll(t, fmt.Sprintf("round %d, no token", round), r.stdout, n)
+	}
+}
+
+// backgroundLoad keeps an SDK producer writing to its own topic until the
+// returned stop is called, which reports how much it wrote.
+func backgroundLoad(t *testing.T, brokers []string) (stop func()) {
+	t.Helper()
+	admin, err := sdk.NewAdmin(brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := admin.CreateTopic(ctx, wire.CreateTopicRequest{Name: "background", Queues: 4}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := sdk.NewProducer(brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var acked, failed atomic.Int64
+	wg.Go(func() {
+		val := make([]byte, 1024)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			p.ProduceAsync(&sdk.Message{Topic: "background", Value: val}, func(_ sdk.Result, err error) {
+				if err != nil {
+					failed.Add(1)
+				} else {
+					acked.Add(1)
+				}
+			})
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+		fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := p.Flush(fctx); err != nil {
+			t.Errorf("background load: flush: %v", err)
+		}
+		p.Close()
+		t.Logf("background load: %d messages of 1 KiB acknowledged, %d failed", acked.Load(), failed.Load())
 	}
 }
 
