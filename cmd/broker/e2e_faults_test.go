@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,24 +68,82 @@ const (
 
 // leaderFault is one fault injected on the leader for hold, then healed.
 type leaderFault struct {
-	name   string
-	hold   time.Duration
-	inject func(c *cluster.Group, id string) error
-	heal   func(c *cluster.Group, id string) error
+	name     string
+	hold     time.Duration
+	inject   func(lab *faultLab, id string) error
+	heal     func(lab *faultLab, id string) error
+	needRoot bool // mounts file systems
 }
 
 var leaderFaults = []leaderFault{
-	{"kill", time.Second, // SIGKILL, restarted after a second
-		func(c *cluster.Group, id string) error { c.Kill(id); return nil },
-		(*cluster.Group).StartNode},
-	{"stall", 3 * time.Second, (*cluster.Group).Pause, (*cluster.Group).Resume},
-	{"blackhole", 5 * time.Second, (*cluster.Group).Blackhole, healAll},
-	{"partition", 5 * time.Second, (*cluster.Group).Partition, healAll},
-	{"oneway", 5 * time.Second, // its outbound peer packets dropped
-		func(c *cluster.Group, id string) error { return c.Isolate(id, cluster.Outbound) }, healAll},
+	{name: "kill", hold: time.Second, // SIGKILL, restarted after a second
+		inject: func(lab *faultLab, id string) error { lab.c.Kill(id); return nil },
+		heal:   func(lab *faultLab, id string) error { return lab.c.StartNode(id) }},
+	{name: "stall", hold: 3 * time.Second,
+		inject: func(lab *faultLab, id string) error { return lab.c.Pause(id) },
+		heal:   func(lab *faultLab, id string) error { return lab.c.Resume(id) }},
+	{name: "blackhole", hold: 5 * time.Second,
+		inject: func(lab *faultLab, id string) error { return lab.c.Blackhole(id) }, heal: healAll},
+	{name: "partition", hold: 5 * time.Second,
+		inject: func(lab *faultLab, id string) error { return lab.c.Partition(id) }, heal: healAll},
+	{name: "oneway", hold: 5 * time.Second, // its outbound peer packets dropped
+		inject: func(lab *faultLab, id string) error { return lab.c.Isolate(id, cluster.Outbound) }, heal: healAll},
+	{name: "diskfull", hold: 2 * time.Second, needRoot: true, // its disk fills up (ENOSPC); restarted once it has room
+		inject: (*faultLab).fillDisk, heal: (*faultLab).freeDisk},
 }
 
-func healAll(c *cluster.Group, _ string) error { return c.Heal() }
+func healAll(lab *faultLab, _ string) error { return lab.c.Heal() }
+
+// Every node's data directory is a tmpfs of its own when the test runs as
+// root, so that a disk can fill up for real: the diskfull fault shrinks
+// the leader's to what it holds (its next write gets ENOSPC), and heals by
+// giving the room back and restarting the node (a node whose log failed
+// stays out until a restart re-verifies its log).
+const diskSize = "1g"
+
+// mountDisks mounts a tmpfs on every node's data directory.
+func mountDisks(t *testing.T, dir string, nodes int) bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	for i := range nodes {
+		mnt := filepath.Join(dir, fmt.Sprintf("n%d", i+1))
+		if err := os.MkdirAll(mnt, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+diskSize, "tmpfs", mnt).CombinedOutput(); err != nil {
+			t.Logf("no tmpfs data directories (%v: %s): the diskfull fault cannot run", err, out)
+			return false
+		}
+		t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	}
+	return true
+}
+
+func (lab *faultLab) fillDisk(id string) error {
+	if !lab.disks {
+		return errors.New("no tmpfs data directories")
+	}
+	mnt := filepath.Join(lab.dir, id)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(mnt, &st); err != nil {
+		return err
+	}
+	used := (st.Blocks - st.Bfree) * uint64(st.Bsize)
+	if out, err := exec.Command("mount", "-o", fmt.Sprintf("remount,size=%d", used+64<<10), mnt).CombinedOutput(); err != nil {
+		return fmt.Errorf("shrink %s: %v: %s", mnt, err, out)
+	}
+	return nil
+}
+
+func (lab *faultLab) freeDisk(id string) error {
+	mnt := filepath.Join(lab.dir, id)
+	if out, err := exec.Command("mount", "-o", "remount,size="+diskSize, mnt).CombinedOutput(); err != nil {
+		return fmt.Errorf("grow %s: %v: %s", mnt, err, out)
+	}
+	lab.c.Kill(id)
+	return lab.c.StartNode(id)
+}
 
 // faultLab is a 3-node group behind fault proxies with a topic.
 type faultLab struct {
@@ -89,6 +151,8 @@ type faultLab struct {
 	c       *cluster.Group
 	hc      *http.Client // reaches the nodes only through their proxies
 	brokers []string
+	dir     string // parent of the nodes' data directories
+	disks   bool   // each data directory is a tmpfs (mountDisks)
 }
 
 // labDescription says how each lab injects faults, for the summary.
@@ -97,9 +161,12 @@ var labDescription = map[string]string{
 	"netns": "each node in its own network namespace, faults are nftables drops",
 }
 
-func newFaultLab(t *testing.T, kind string) *faultLab {
+func newFaultLab(t *testing.T, kind string, disks bool) *faultLab {
 	o := cluster.Options{Bin: binary(t, "broker"), Nodes: 3, Dir: t.TempDir(), LogLevel: logLevel(),
 		Proxies: kind == "proxy", Netns: kind == "netns", Args: []string{"--segment-bytes", "1048576"}}
+	if disks && !mountDisks(t, o.Dir, o.Nodes) {
+		t.Skip("the fault needs root to mount a tmpfs per node")
+	}
 	if os.Getenv("LEDGERMQ_TEST_LOG") != "" {
 		o.Output = os.Stderr
 	}
@@ -115,7 +182,7 @@ func newFaultLab(t *testing.T, kind string) *faultLab {
 			t.Log(b.String())
 		}
 	})
-	lab := &faultLab{t: t, c: c, hc: c.HTTPClient(0), brokers: c.APIs()}
+	lab := &faultLab{t: t, c: c, hc: c.HTTPClient(0), brokers: c.APIs(), dir: o.Dir, disks: disks}
 	if !*faultProxyAddrs {
 		lab.brokers = nil
 		for _, n := range c.Nodes() {
@@ -374,22 +441,25 @@ func leaderFaultsIn(t *testing.T, kind string) {
 	}
 	var rows []row
 	for _, f := range leaderFaults {
+		if f.needRoot && kind != "netns" {
+			continue // once is enough: it is no network fault
+		}
 		t.Run(f.name, func(t *testing.T) {
-			lab := newFaultLab(t, kind)
+			lab := newFaultLab(t, kind, f.needRoot)
 			l := startLoad(t, lab)
 			var rounds []faultRound
 			for range *faultReps {
 				time.Sleep(*faultLoad) // load before the fault
 				victim := lab.leader("")
 				r := faultRound{victim: victim, injected: time.Now()}
-				if err := f.inject(lab.c, victim); err != nil {
+				if err := f.inject(lab, victim); err != nil {
 					t.Fatal(err)
 				}
 				if f.name == "blackhole" {
 					lab.statusLatency(t, victim, f.hold)
 				}
 				time.Sleep(time.Until(r.injected.Add(f.hold))) // the fault's duration
-				if err := f.heal(lab.c, victim); err != nil {
+				if err := f.heal(lab, victim); err != nil {
 					t.Fatal(err)
 				}
 				r.next = lab.leader("")
@@ -656,7 +726,7 @@ func TestClusterStatusWhileFollowerBlackholed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs OS processes")
 	}
-	lab := newFaultLab(t, "proxy")
+	lab := newFaultLab(t, "proxy", false)
 	l := startLoad(t, lab)
 	time.Sleep(*faultLoad) // load before the fault
 	leader := lab.leader("")
