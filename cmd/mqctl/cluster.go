@@ -124,7 +124,10 @@ func writeClusterStatus(w io.Writer, st *wire.ClusterStatus) error {
 		anyErr = anyErr || n.Error != "" || n.DiskError != ""
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	header := "NODE\tROLE\tTERM\tLAST\tCOMMIT\tAPPLIED\tLAG\tAPI ADDR\tREACHABLE"
+	// AGE: how old a row's figures are. The answering node's are current;
+	// the others' come from reports its background loop collects twice a
+	// second, so right after a write they may trail the answering node's.
+	header := "NODE\tROLE\tTERM\tLAST\tCOMMIT\tAPPLIED\tLAG\tAGE\tAPI ADDR\tREACHABLE"
 	if anyErr {
 		header += "\tERROR"
 	}
@@ -145,8 +148,12 @@ func writeClusterStatus(w io.Writer, st *wire.ClusterStatus) error {
 		if !n.Reachable {
 			reachable = "no"
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", n.ID, orDash(n.Role), num(n.Term), num(n.LastIndex),
-			num(n.CommitIndex), num(n.AppliedIndex), lag, orDash(n.APIAddr), reachable)
+		age := "-"
+		if n.StatusAgeMs != nil {
+			age = (time.Duration(*n.StatusAgeMs) * time.Millisecond).String()
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", n.ID, orDash(n.Role), num(n.Term), num(n.LastIndex),
+			num(n.CommitIndex), num(n.AppliedIndex), lag, age, orDash(n.APIAddr), reachable)
 		if anyErr {
 			msg := n.Error
 			if n.DiskError != "" { // the member stopped its Raft: it must be restarted

@@ -350,7 +350,7 @@ func TestClusterCommands(t *testing.T) {
 	g.setLeader(1)
 	r := mqctl(t, ctx, g.brokers(), "", "cluster", "status")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "Group 1, term 3, leader n2 ("+g.addr(1)+"); answered by n1.\n\n") ||
-		!strings.Contains(r.stdout, "n3    follower  3     98    98      98       1    "+g.addr(2)+"  yes\n") {
+		!strings.Contains(r.stdout, "n3    follower  3     98    98      98       1    -    "+g.addr(2)+"  yes\n") {
 		t.Fatalf("status: %+v", r)
 	}
 	r = mqctl(t, ctx, g.brokers(), "", "cluster", "transfer-leadership", "--to", "n3")
@@ -367,8 +367,8 @@ func TestClusterCommands(t *testing.T) {
 func TestWriteClusterStatus(t *testing.T) {
 	st := wire.ClusterStatus{Leader: "n1", LeaderAPI: "127.0.0.1:7001", Term: 7, GroupID: 1, AnsweredBy: "n2",
 		Nodes: []wire.ClusterNode{
-			{ID: "n1", Role: "leader", APIAddr: "127.0.0.1:7001", Term: 7, LastIndex: 1200, CommitIndex: 1200, AppliedIndex: 1199, Reachable: true},
-			{ID: "n2", Role: "follower", APIAddr: "127.0.0.1:7002", Term: 7, LastIndex: 1150, CommitIndex: 1150, AppliedIndex: 1150, Reachable: true},
+			{ID: "n1", Role: "leader", APIAddr: "127.0.0.1:7001", Term: 7, LastIndex: 1200, CommitIndex: 1200, AppliedIndex: 1199, Reachable: true, StatusAgeMs: new(int64(320))},
+			{ID: "n2", Role: "follower", APIAddr: "127.0.0.1:7002", Term: 7, LastIndex: 1150, CommitIndex: 1150, AppliedIndex: 1150, Reachable: true, StatusAgeMs: new(int64(0))},
 			{ID: "n3", Role: "unreachable", RaftAddr: "127.0.0.1:8003", Error: "dial tcp: connection refused"},
 		}}
 	var b bytes.Buffer
@@ -377,10 +377,10 @@ func TestWriteClusterStatus(t *testing.T) {
 	}
 	want := `Group 1, term 7, leader n1 (127.0.0.1:7001); answered by n2.
 
-NODE  ROLE         TERM  LAST  COMMIT  APPLIED  LAG  API ADDR        REACHABLE  ERROR
-n1    leader       7     1200  1200    1199     0    127.0.0.1:7001  yes        -
-n2    follower     7     1150  1150    1150     50   127.0.0.1:7002  yes        -
-n3    unreachable  -     -     -       -        -    -               no         dial tcp: connection refused
+NODE  ROLE         TERM  LAST  COMMIT  APPLIED  LAG  AGE    API ADDR        REACHABLE  ERROR
+n1    leader       7     1200  1200    1199     0    320ms  127.0.0.1:7001  yes        -
+n2    follower     7     1150  1150    1150     50   0s     127.0.0.1:7002  yes        -
+n3    unreachable  -     -     -       -        -    -      -               no         dial tcp: connection refused
 `
 	if b.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
