@@ -235,29 +235,51 @@ type TopicQueue struct {
 }
 
 // JoinGroupRequest is POST /v1/groups/{group}/members. An empty MemberID
-// asks the broker for a new one; a known one re-joins.
+// asks the broker for a new one; a known one re-joins. InstanceID makes
+// the member static (like Kafka's group.instance.id): a join with the
+// instance id of a current member replaces that member, which is fenced
+// (its id is gone), and takes over its queues without moving any.
 type JoinGroupRequest struct {
 	MemberID         string   `json:"member_id,omitempty"`
+	InstanceID       string   `json:"instance_id,omitempty"`
 	Topics           []string `json:"topics"`
 	SessionTimeoutMs int64    `json:"session_timeout_ms,omitempty"`
 }
 
-// Membership is a member's view of its group: the answer to a join and to
-// every heartbeat. A member owns exactly the queues in Assignment for
-// Generation; when the generation changes it must stop delivering queues
-// it no longer owns.
+// Membership is a member's view of its group: the answer to a join, to
+// every heartbeat and to a release. The member owns, and may deliver, the
+// queues in Assignment. Queues in Revoking it still owns but must give up:
+// stop delivering them, commit what the application processed, and
+// release them (POST .../release); only then does the group hand them to
+// their next owner. Generation changes whenever anything in the group
+// changes (members, targets, owners).
 type Membership struct {
 	Group               string       `json:"group"`
 	MemberID            string       `json:"member_id"`
 	Generation          uint64       `json:"generation"`
 	Assignment          []TopicQueue `json:"assignment"`
+	Revoking            []TopicQueue `json:"revoking,omitempty"`
 	HeartbeatIntervalMs int64        `json:"heartbeat_interval_ms"`
 	SessionTimeoutMs    int64        `json:"session_timeout_ms"`
 }
 
 // HeartbeatRequest is POST /v1/groups/{group}/members/{member}/heartbeat.
+// With WaitMs the heartbeat is a long poll: answered at once when the
+// group's generation differs from Generation, else when it changes or
+// after WaitMs (at most a third of the session timeout).
 type HeartbeatRequest struct {
 	Generation uint64 `json:"generation"`
+	WaitMs     int64  `json:"wait_ms,omitempty"`
+}
+
+// ReleaseRequest is POST /v1/groups/{group}/members/{member}/release: the
+// member gives up Queues (those of its Revoking set it has stopped),
+// committing Offsets for them in the same step (each optional). Queues the
+// member no longer owns are skipped, their offsets ignored: a resent
+// release changes nothing. The answer is the member's Membership.
+type ReleaseRequest struct {
+	Queues  []TopicQueue   `json:"queues"`
+	Offsets []CommitOffset `json:"offsets,omitempty"`
 }
 
 // CommitOffset is the next offset to consume in a queue.
@@ -268,8 +290,11 @@ type CommitOffset struct {
 }
 
 // CommitRequest is POST /v1/groups/{group}/offsets. The commit is refused
-// (ILLEGAL_GENERATION, NOT_ASSIGNED) unless the member owns every queue in
-// it in the current generation: a stale member cannot move offsets.
+// (NOT_ASSIGNED, UNKNOWN_MEMBER) unless the member owns every queue in it
+// now (its Assignment or Revoking): a queue has one owner at a time, so a
+// stale member cannot move another's offsets. Generation is the latest the
+// member knows; one the group has not reached is refused
+// (ILLEGAL_GENERATION).
 type CommitRequest struct {
 	MemberID   string         `json:"member_id"`
 	Generation uint64         `json:"generation"`
@@ -288,9 +313,12 @@ type ResetOffsetsRequest struct {
 
 // GroupQueue is one queue in a group description.
 type GroupQueue struct {
-	Topic     string  `json:"topic"`
-	Queue     int     `json:"queue"`
-	Owner     string  `json:"owner,omitempty"`
+	Topic string `json:"topic"`
+	Queue int    `json:"queue"`
+	Owner string `json:"owner,omitempty"`
+	// Target is the member the queue is moving to while its owner has not
+	// released it yet; omitted when the owner is the target.
+	Target    string  `json:"target,omitempty"`
 	Committed *uint64 `json:"committed,omitempty"`
 	Next      uint64  `json:"next"`
 	Lag       uint64  `json:"lag"`
@@ -299,9 +327,11 @@ type GroupQueue struct {
 // GroupMember is one member in a group description.
 type GroupMember struct {
 	MemberID         string       `json:"member_id"`
+	InstanceID       string       `json:"instance_id,omitempty"`
 	Topics           []string     `json:"topics"`
 	SessionTimeoutMs int64        `json:"session_timeout_ms"`
 	Assignment       []TopicQueue `json:"assignment"`
+	Revoking         []TopicQueue `json:"revoking,omitempty"`
 }
 
 // GroupInfo is GET /v1/groups/{group}.
