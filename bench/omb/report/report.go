@@ -24,11 +24,12 @@ func Write(dir string, rs []*runner.Result) ([]string, error) {
 	byWL := map[string]map[string]*runner.Result{}
 	var wls []string
 	for _, r := range rs {
-		m := byWL[r.Workload.Name]
+		id := r.Workload.ID()
+		m := byWL[id]
 		if m == nil {
 			m = map[string]*runner.Result{}
-			byWL[r.Workload.Name] = m
-			wls = append(wls, r.Workload.Name)
+			byWL[id] = m
+			wls = append(wls, id)
 		}
 		if old := m[r.System]; old == nil || r.StartedAt.After(old.StartedAt) {
 			m[r.System] = r
