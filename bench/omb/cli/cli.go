@@ -107,7 +107,9 @@ func PrintSummary(w io.Writer, res *runner.Result) {
 	if l := res.Leadership; l != nil {
 		fmt.Fprintf(w, "leadership in the window: %d leader changes (most seen by one node), term +%d\n", l.LeaderChanges, l.TermChange)
 	}
-	if s := res.CatchUp; s != nil && s.Count > 0 {
+	if s := res.CatchUp; s != nil && s.Count > 0 && res.Workload.Fault != "" {
+		fmt.Fprintf(w, "healthy after the heal: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", s.P50, s.P99, s.Max)
+	} else if s != nil && s.Count > 0 {
 		fmt.Fprintf(w, "catch-up after a restart: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", s.P50, s.P99, s.Max)
 	}
 	if f := res.Fsync; f != nil {
