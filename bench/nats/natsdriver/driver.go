@@ -73,8 +73,12 @@ type Driver struct {
 	js     jetstream.JetStream
 	topics []string
 
-	resends atomic.Int64 // over every closed producer
+	resends     atomic.Int64 // over every closed producer
+	disconnects atomic.Int64 // of every client connection
 }
+
+// Disconnects returns how often a client connection lost its server.
+func (d *Driver) Disconnects() int64 { return d.disconnects.Load() }
 
 // Resends returns how many publishes the closed producers sent again
 // (after an error or AckTimeout without an ack).
@@ -247,7 +251,11 @@ func (d *Driver) connect(name string) (*nats.Conn, error) {
 		nc, err = nats.Connect(d.urls(), nats.Name(name), nats.MaxReconnects(-1),
 			nats.ReconnectWait(ReconnectWait), nats.RetryOnFailedConnect(false),
 			nats.PingInterval(PingInterval), nats.MaxPingsOutstanding(MaxPingsOut),
-			nats.Timeout(ConnectTimeout))
+			nats.Timeout(ConnectTimeout),
+			nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+				d.disconnects.Add(1)
+				d.log.Info("nats client disconnected", "conn", name, "server", c.ConnectedUrlRedacted(), "err", err)
+			}))
 		if err == nil {
 			return nc, nil
 		}
@@ -308,6 +316,9 @@ func (d *Driver) Stop() error {
 	if d.nc != nil {
 		d.nc.Close()
 		d.nc = nil
+	}
+	if d.log != nil {
+		d.log.Info("nats driver stopping", "resends", d.resends.Load(), "client_disconnects", d.disconnects.Load())
 	}
 	for _, n := range d.node {
 		d.kill(n)
