@@ -116,6 +116,9 @@ func PrintSummary(w io.Writer, res *runner.Result) {
 		fmt.Fprintf(w, "raw write(100 KiB)+fsync: %.1f MB/s, p50 %.2f ms, p99 %.2f ms; published MB/s ÷ raw = %.3f (×3 replicas on this disk: %.3f)\n",
 			f.MBps, f.Latency.P50, f.Latency.P99, res.PublishOverFsync, 3*res.PublishOverFsync)
 	}
+	if rb := res.ReadBack; rb != nil {
+		fmt.Fprintf(w, "second read-back by fresh consumers: received %d, lost %d, duplicates stored %d\n", rb.Received, rb.Lost, rb.Duplicates)
+	}
 	if len(res.Kills) > 0 || res.Lost > 0 || res.Duplicates > 0 {
 		verdict := "OK: every acknowledged message read back, none twice"
 		if res.Lost > 0 || res.Duplicates > 0 {

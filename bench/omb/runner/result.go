@@ -37,6 +37,11 @@ type Result struct {
 	Lost       int64 `json:"lost"`       // acknowledged, never received
 	Duplicates int64 `json:"duplicates"` // receptions beyond the first
 
+	// ReadBack is a second read of everything by fresh consumers after the
+	// run (failover and fault runs): it tells duplicates stored in the log
+	// from messages the live consumer received twice.
+	ReadBack *ReadBack `json:"readBack,omitempty"`
+
 	// Kills are the leader kills (killLeaderEvery) or, for a fault
 	// workload, the fault events (Kill.Fault set).
 	Kills []Kill `json:"kills,omitempty"`
@@ -53,6 +58,14 @@ type Result struct {
 	// PublishOverFsync publishMBps ÷ its MB/s.
 	Fsync            *Fsync  `json:"fsync,omitempty"`
 	PublishOverFsync float64 `json:"publishOverFsync,omitempty"`
+}
+
+// ReadBack is the second read-back: acknowledged messages it did not
+// find, and receptions beyond the first (copies stored in the log).
+type ReadBack struct {
+	Received   int64 `json:"received"`
+	Lost       int64 `json:"lost"`
+	Duplicates int64 `json:"duplicates"`
 }
 
 // Machine describes where the run happened.

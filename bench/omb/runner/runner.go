@@ -168,6 +168,10 @@ func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) 
 	}
 	kills := r.measure(ctx, res, cons, prods, o.Progress)
 	r.summarize(res, kills)
+	if r.tracksAcks() {
+		res.ReadBack = r.readBack(ctx)
+		log.Info("second read-back", "received", res.ReadBack.Received, "lost", res.ReadBack.Lost, "duplicates", res.ReadBack.Duplicates)
+	}
 	if w.FsyncBaseline {
 		log.Info("raw write+fsync baseline", "dir", o.BaseDir)
 		if res.Fsync, err = fsyncBaseline(ctx, o.BaseDir, min(w.Test.Duration, maxBaseline)); err != nil {
@@ -424,6 +428,49 @@ func (r *run) consume(ctx context.Context, c driver.Consumer) {
 			r.conWin.Add(int64(len(msgs)))
 		}
 	}
+}
+
+// readBack reads every topic again with fresh consumers, until every
+// acknowledged message was seen or nothing arrived for 5 s.
+func (r *run) readBack(ctx context.Context) *ReadBack {
+	t2 := newTracker(len(r.tr.per))
+	rb := &ReadBack{}
+	acked, _, _ := r.tr.counts()
+	for i := range r.w.Topics {
+		c, err := r.d.NewConsumer(ctx, fmt.Sprintf("omb-%s-%d", r.w.Name, i), r.w.QueuesPerTopic)
+		if err != nil {
+			r.log.Warn("second read-back", "err", err)
+			continue
+		}
+		for ctx.Err() == nil {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			msgs, err := c.Receive(rctx)
+			cancel()
+			for _, m := range msgs {
+				if len(m.Value) >= 16 && t2.received(binary.BigEndian.Uint64(m.Value[8:])) {
+					rb.Received++
+				}
+			}
+			if len(msgs) == 0 && err != nil {
+				break
+			}
+			if lost, _ := r.tr.stored(t2); lost == 0 && rb.Received >= acked {
+				// everything seen; one more short read for trailing copies
+				rctx, cancel := context.WithTimeout(ctx, time.Second)
+				msgs, _ := c.Receive(rctx)
+				cancel()
+				for _, m := range msgs {
+					if len(m.Value) >= 16 && t2.received(binary.BigEndian.Uint64(m.Value[8:])) {
+						rb.Received++
+					}
+				}
+				break
+			}
+		}
+		c.Close()
+	}
+	rb.Lost, rb.Duplicates = r.tr.stored(t2)
+	return rb
 }
 
 // drain waits until every acknowledged message was received, nothing
