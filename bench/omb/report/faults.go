@@ -149,7 +149,14 @@ var faultRows = []row{
 	{"acknowledged / lost / duplicates", func(r *runner.Result) string {
 		return fmt.Sprintf("%d / %d / %d", r.Acked, r.Lost, r.Duplicates)
 	}},
+	{"second read-back: lost / duplicates stored", func(r *runner.Result) string {
+		if r.ReadBack == nil {
+			return "not run"
+		}
+		return fmt.Sprintf("%d / %d", r.ReadBack.Lost, r.ReadBack.Duplicates)
+	}},
 	{"publish errors", func(r *runner.Result) string { return fmt.Sprint(r.PublishErrors) }},
+	{"publish rate (msg/s)", func(r *runner.Result) string { return f0(r.PublishRate) }},
 }
 
 // stripChart draws, per group (x label), one column per system: a dot
