@@ -253,6 +253,9 @@ func (d *Driver) connect(name string) (*nats.Conn, error) {
 			nats.PingInterval(PingInterval), nats.MaxPingsOutstanding(MaxPingsOut),
 			nats.Timeout(ConnectTimeout),
 			nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+				if err == nil {
+					return // closed by us
+				}
 				d.disconnects.Add(1)
 				d.log.Info("nats client disconnected", "conn", name, "server", c.ConnectedUrlRedacted(), "err", err)
 			}))

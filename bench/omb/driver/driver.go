@@ -34,7 +34,7 @@ type Msg struct {
 // Driver controls one messaging system.
 type Driver interface {
 	Name() string
-	Start(ctx context.Context, o Options) error // bring up a 3-node cluster on 127.0.0.1 with fresh data dirs; return when it accepts writes
+	Start(ctx context.Context, o Options) error // bring up a 3-node cluster on 127.0.0.1 (Options.Netns: in network namespaces) with fresh data dirs; return when it accepts writes
 	Stop() error
 	CreateTopic(ctx context.Context, name string, queues int) error
 	NewProducer(ctx context.Context, topic string, batchBytes int, linger time.Duration) (Producer, error)
