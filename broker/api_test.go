@@ -282,3 +282,29 @@ func TestAPIErrorsAndRoundTrip(t *testing.T) {
 	}
 	expectCode(t, call(t, "GET", base+"/v1/topics/orders", "", nil), 404, wire.CodeTopicNotFound)
 }
+
+// TestIdleConnectionTimesOutSilently: a connection that sends nothing
+// within the read timeout is closed without an answer (an answer there
+// reaches a client that holds it for idle: "unsolicited response").
+func TestIdleConnectionTimesOutSilently(t *testing.T) {
+	bs := startGroup(t, 1, func(c *Config) { c.requestReadTimeout = 200 * time.Millisecond })
+	for _, partial := range []string{"", "GET /v1/leader HTTP/1.1\r\nHost: x\r\n"} {
+		c, err := net.Dial("tcp", bs[0].Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte(partial)); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(c)
+		c.Close()
+		if len(got) != 0 || err != nil {
+			t.Fatalf("after %q: read %q, %v; want the connection closed without an answer", partial, got, err)
+		}
+	}
+	// A request that arrives in time is answered as usual.
+	if r := call(t, "GET", "http://"+bs[0].Addr()+"/v1/leader", "", nil); r.status != 200 {
+		t.Fatalf("leader: %d %s", r.status, r.body)
+	}
+}

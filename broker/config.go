@@ -49,6 +49,8 @@ type Config struct {
 	Raft replication.Config
 	// Logger receives all logs. Default slog.Default().
 	Logger *slog.Logger
+
+	requestReadTimeout time.Duration // tests: the HTTP server's read timeout (0: its default)
 }
 
 // DefaultConfig returns the defaults.

@@ -18,7 +18,10 @@ import (
 type Config struct {
 	MaxRequestBytes int           // bodies above it are refused from Content-Length [16 MiB]
 	MaxWait         time.Duration // longest long poll; the server's timeouts allow for it [30s]
-	Logger          *slog.Logger
+	// ReadTimeout bounds reading a request, from the connection's first
+	// byte on [MaxWait + 30s].
+	ReadTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Server serves the HTTP API over a service.
@@ -42,13 +45,16 @@ func New(cfg Config, svc *service.Service) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = cfg.MaxWait + 30*time.Second
+	}
 	s := &Server{cfg: cfg, svc: svc, logger: cfg.Logger, reqs: newRequestCounter()}
 	s.routes = newRouter(s.table())
 	s.srv = &fasthttp.Server{
 		Handler:               s.handle,
 		Name:                  "ledgermq",
 		MaxRequestBodySize:    cfg.MaxRequestBytes,
-		ReadTimeout:           cfg.MaxWait + 30*time.Second,
+		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          cfg.MaxWait + 30*time.Second,
 		IdleTimeout:           2 * time.Minute,
 		NoDefaultServerHeader: true,
@@ -74,6 +80,17 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWith
 // over MaxRequestBytes, which are refused from their Content-Length before
 // being read.
 func (s *Server) requestError(ctx *fasthttp.RequestCtx, err error) {
+	// A read that timed out gets no answer: the connection is closed. The
+	// usual case is a connection a client opened and never used (Go's
+	// http.Transport pools a connection whose request was cancelled while
+	// it dialed): an answer there arrives on what the client holds for an
+	// idle connection ("unsolicited response"), and a half-sent request
+	// has nobody waiting for an answer either.
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		ctx.Conn().Close()
+		return
+	}
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		s.writeError(ctx, service.Errorf(wire.CodeRequestTooLarge, "request body exceeds the limit of %d bytes", s.cfg.MaxRequestBytes))
 	} else {
