@@ -176,6 +176,17 @@ func TestAPIErrorsAndRoundTrip(t *testing.T) {
 	expectCode(t, call(t, "GET", base+"/v1/topics/orders/queues/7/messages", "", nil), 404, wire.CodeQueueNotFound)
 	expectCode(t, call(t, "GET", base+"/v1/topics/orders/queues/0/messages?offset=-1", "", nil), 400, wire.CodeInvalidArgument)
 	expectCode(t, call(t, "GET", base+"/v1/topics/orders/queues/0/messages?offset=99", "", nil), 416, wire.CodeOffsetOutOfRange)
+	// Only the leader says an offset is beyond the end: a follower may lag
+	// a reader who read there elsewhere. It waits like a long poll, then
+	// sends the reader on.
+	waitFor(t, 5*time.Second, "follower caught up", func() bool {
+		return call(t, "GET", fbase+"/v1/topics/orders/queues/0/messages?offset=0", "", nil).status == 200
+	})
+	start := time.Now()
+	e := expectCode(t, call(t, "GET", fbase+"/v1/topics/orders/queues/0/messages?offset=99&wait_ms=300", "", nil), 503, wire.CodeUnavailable)
+	if !e.Retriable || !e.NotApplied || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("a follower beyond its end: %+v after %v", e, time.Since(start))
+	}
 	expectCode(t, call(t, "GET", base+"/v1/nowhere", "", nil), 404, wire.CodeNotFound)
 	expectCode(t, call(t, "PUT", base+"/v1/topics", "", nil), 405, wire.CodeMethodNotAllowed)
 	expectCode(t, call(t, "POST", base+"/v1/topics/orders/queues/0/batches", "text/plain", []byte("x")), 415, wire.CodeUnsupportedMedia)

@@ -116,12 +116,18 @@ func (s *Service) fetch(ctx context.Context, req FetchRequest, take func(*Fetche
 }
 
 // waitForData checks offset against the queue's range and long-polls
-// while the queue has nothing at offset.
+// while the queue has nothing at offset. Only the leader says an offset
+// is beyond the end (OFFSET_OUT_OF_RANGE, on which consumers restart at
+// the earliest offset): a follower, or a leader still applying its
+// predecessor's entries, may simply lag the reader, who may have read up
+// to there on another node. Such a node waits for the queue to grow like
+// a long poll at the end, then answers a retriable UNAVAILABLE.
 func (s *Service) waitForData(ctx context.Context, t *topics.Topic, q *topics.Queue, queue int, offset uint64, wait time.Duration) ([]topics.BatchRef, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		next, wake := q.Bounds()
-		if offset > next {
+		lagging := offset > next && !s.node.IsLeader()
+		if offset > next && !lagging {
 			return nil, s.outOfRange(t, q, queue, offset)
 		}
 		if offset < next {
@@ -132,6 +138,10 @@ func (s *Service) waitForData(ctx context.Context, t *topics.Topic, q *topics.Qu
 			return refs, nil
 		}
 		left := time.Until(deadline)
+		if left <= 0 && lagging {
+			return nil, unavailable(fmt.Sprintf("offset %d is beyond the end (%d) of %s/%d on this node, which may lag the leader; read from the leader",
+				offset, next, t.Name, queue))
+		}
 		if left <= 0 {
 			return nil, nil
 		}
