@@ -8,15 +8,17 @@ import (
 	"github.com/ledgermq/ledgermq/internal/enc"
 )
 
-// fencingFixture: group g with m1 (a/0, a/2) and m2 (a/1, a/3) at
-// generation 2, m1 having committed a/0 at 5; group h with m1 on b.
+// fencingFixture: group g with m1 (a/0, a/1) and m2 (a/2, a/3) at
+// generation 3 (two joins and m1's release of a/2 and a/3), m1 having
+// committed a/0 at 5; group h with m1 on b.
 func fencingFixture(t *testing.T) *State {
 	t.Helper()
 	s := New(counter(map[string]int{"a": 4, "b": 1}))
 	join(t, s, 0, "g", "", "a")
 	join(t, s, 0, "g", "", "a")
+	settle(t, s, "g")
 	join(t, s, 0, "h", "", "b")
-	if err := s.Commit(CommitCmd{Group: "g", MemberID: "m1", Generation: 2, Offsets: []Offset{{"a", 0, 5}}}); err != nil {
+	if err := s.Commit(CommitCmd{Group: "g", MemberID: "m1", Generation: 3, Offsets: []Offset{{"a", 0, 5}}}); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -30,34 +32,41 @@ func TestCommitFencing(t *testing.T) {
 		err  error
 		want map[TQ]uint64 // g's offsets after
 	}{
-		{name: "own queues at the current generation", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 2, Offsets: []Offset{{"a", 0, 9}, {"a", 2, 3}}},
-			want: map[TQ]uint64{{"a", 0}: 9, {"a", 2}: 3}},
-		{name: "an offset may move back", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 2, Offsets: []Offset{{"a", 0, 1}}},
+		{name: "own queues at the current generation", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 3, Offsets: []Offset{{"a", 0, 9}, {"a", 1, 3}}},
+			want: map[TQ]uint64{{"a", 0}: 9, {"a", 1}: 3}},
+		{name: "an offset may move back", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 3, Offsets: []Offset{{"a", 0, 1}}},
 			want: map[TQ]uint64{{"a", 0}: 1}},
-		{name: "nothing to commit", cmd: CommitCmd{Group: "g", MemberID: "m2", Generation: 2}},
-		{name: "a stale generation", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 1, Offsets: []Offset{{"a", 0, 9}}}, err: ErrIllegalGeneration},
+		{name: "nothing to commit", cmd: CommitCmd{Group: "g", MemberID: "m2", Generation: 3}},
+		{name: "an older generation, the queue still owned", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 1, Offsets: []Offset{{"a", 0, 9}}},
+			want: map[TQ]uint64{{"a", 0}: 9}},
 		{name: "generation zero", cmd: CommitCmd{Group: "g", MemberID: "m1", Offsets: []Offset{{"a", 0, 9}}}, err: ErrIllegalGeneration},
-		{name: "a future generation", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 3, Offsets: []Offset{{"a", 0, 9}}}, err: ErrIllegalGeneration},
-		{name: "a stale generation with nothing to commit", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 1}, err: ErrIllegalGeneration},
-		{name: "another member's queue", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 2, Offsets: []Offset{{"a", 1, 9}}}, err: ErrNotAssigned},
-		{name: "own and foreign queues: none is committed", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 2, Offsets: []Offset{{"a", 0, 9}, {"a", 3, 9}}}, err: ErrNotAssigned},
-		{name: "a queue that does not exist", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 2, Offsets: []Offset{{"a", 4, 9}}}, err: ErrNotAssigned},
-		{name: "a topic the member does not read", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 2, Offsets: []Offset{{"b", 0, 9}}}, err: ErrNotAssigned},
-		{name: "a member of another group", cmd: CommitCmd{Group: "g", MemberID: "m3", Generation: 2, Offsets: []Offset{{"a", 0, 9}}}, err: ErrUnknownMember},
-		{name: "an unknown group", cmd: CommitCmd{Group: "nope", MemberID: "m1", Generation: 2, Offsets: []Offset{{"a", 0, 9}}}, err: ErrGroupNotFound},
+		{name: "a future generation", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 4, Offsets: []Offset{{"a", 0, 9}}}, err: ErrIllegalGeneration},
+		{name: "another member's queue", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 3, Offsets: []Offset{{"a", 2, 9}}}, err: ErrNotAssigned},
+		{name: "own and foreign queues: none is committed", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 3, Offsets: []Offset{{"a", 0, 9}, {"a", 3, 9}}}, err: ErrNotAssigned},
+		{name: "a queue that does not exist", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 3, Offsets: []Offset{{"a", 4, 9}}}, err: ErrNotAssigned},
+		{name: "a topic the member does not read", cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 3, Offsets: []Offset{{"b", 0, 9}}}, err: ErrNotAssigned},
+		{name: "a member of another group", cmd: CommitCmd{Group: "g", MemberID: "m3", Generation: 3, Offsets: []Offset{{"a", 0, 9}}}, err: ErrUnknownMember},
+		{name: "an unknown group", cmd: CommitCmd{Group: "nope", MemberID: "m1", Generation: 3, Offsets: []Offset{{"a", 0, 9}}}, err: ErrGroupNotFound},
 		{name: "a member that left", prep: func(t *testing.T, s *State) {
 			if err := s.Leave(LeaveCmd{Group: "g", MemberID: "m2"}); err != nil {
 				t.Fatal(err)
 			}
-		}, cmd: CommitCmd{Group: "g", MemberID: "m2", Generation: 3, Offsets: []Offset{{"a", 1, 9}}}, err: ErrUnknownMember},
-		{name: "a queue lost in a rebalance", prep: func(t *testing.T, s *State) {
-			join(t, s, 0, "g", "", "a") // m4 takes a/2 from m1
-		}, cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 3, Offsets: []Offset{{"a", 2, 9}}}, err: ErrNotAssigned},
+		}, cmd: CommitCmd{Group: "g", MemberID: "m2", Generation: 4, Offsets: []Offset{{"a", 2, 9}}}, err: ErrUnknownMember},
+		{name: "a queue moving away: its owner commits until it releases it", prep: func(t *testing.T, s *State) {
+			join(t, s, 0, "g", "", "a") // m3's share is a/3, which m2 must release first
+		}, cmd: CommitCmd{Group: "g", MemberID: "m2", Generation: 4, Offsets: []Offset{{"a", 3, 9}}}, want: map[TQ]uint64{{"a", 3}: 9}},
+		{name: "a queue moving away: its next owner cannot commit it yet", prep: func(t *testing.T, s *State) {
+			join(t, s, 0, "g", "", "a")
+		}, cmd: CommitCmd{Group: "g", MemberID: "m3", Generation: 4, Offsets: []Offset{{"a", 3, 9}}}, err: ErrNotAssigned},
+		{name: "a queue released: its old owner cannot commit it", prep: func(t *testing.T, s *State) {
+			join(t, s, 0, "g", "", "a")
+			settle(t, s, "g")
+		}, cmd: CommitCmd{Group: "g", MemberID: "m2", Generation: 5, Offsets: []Offset{{"a", 3, 9}}}, err: ErrNotAssigned},
 		{name: "a queue gained in a rebalance", prep: func(t *testing.T, s *State) {
 			if err := s.Leave(LeaveCmd{Group: "g", MemberID: "m2"}); err != nil {
 				t.Fatal(err)
 			}
-		}, cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 3, Offsets: []Offset{{"a", 3, 9}}}, want: map[TQ]uint64{{"a", 3}: 9}},
+		}, cmd: CommitCmd{Group: "g", MemberID: "m1", Generation: 4, Offsets: []Offset{{"a", 3, 9}}}, want: map[TQ]uint64{{"a", 3}: 9}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := fencingFixture(t)
@@ -194,14 +203,15 @@ func TestTopicChanged(t *testing.T) {
 		s := New(counter(topics))
 		join(t, s, 0, "g", "", "a", "b", "a.x")
 		join(t, s, 0, "g", "", "a", "b")
+		settle(t, s, "g")
 		join(t, s, 0, "h", "", "b")
 		join(t, s, 0, "k", "", "c")
 		if err := s.Reset(ResetCmd{Group: "z", Offsets: []Offset{{"a", 0, 4}, {"b", 1, 4}}}); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range []CommitCmd{
-			{Group: "g", MemberID: "m1", Generation: 2, Offsets: []Offset{{"a", 0, 1}, {"a.x", 0, 1}}},
-			{Group: "g", MemberID: "m2", Generation: 2, Offsets: []Offset{{"a", 1, 1}, {"b", 0, 1}}},
+			{Group: "g", MemberID: "m1", Generation: 3, Offsets: []Offset{{"a", 0, 1}, {"a.x", 0, 1}}},
+			{Group: "g", MemberID: "m2", Generation: 3, Offsets: []Offset{{"a", 1, 1}, {"b", 1, 1}}},
 			{Group: "h", MemberID: "m1", Generation: 1, Offsets: []Offset{{"b", 0, 3}, {"b", 1, 3}}},
 		} {
 			if err := s.Commit(c); err != nil {
@@ -221,9 +231,9 @@ func TestTopicChanged(t *testing.T) {
 		{name: "a topic created that k reads", change: func(m map[string]int) { m["c"] = 3 }, topic: "c", bumped: []string{"k"}},
 		{name: "a topic created that nobody reads", change: func(m map[string]int) { m["d"] = 3 }, topic: "d"},
 		{name: "a deleted topic's offsets are forgotten", change: func(m map[string]int) { delete(m, "a") }, topic: "a", bumped: []string{"g"},
-			offsets: map[string]map[TQ]uint64{"g": {{"a.x", 0}: 1, {"b", 0}: 1}, "z": {{"b", 1}: 4}}},
+			offsets: map[string]map[TQ]uint64{"g": {{"a.x", 0}: 1, {"b", 1}: 1}, "z": {{"b", 1}: 4}}},
 		{name: "a deleted topic no member reads", change: func(m map[string]int) { delete(m, "a.x") }, topic: "a.x", bumped: []string{"g"},
-			offsets: map[string]map[TQ]uint64{"g": {{"a", 0}: 1, {"a", 1}: 1, {"b", 0}: 1}}},
+			offsets: map[string]map[TQ]uint64{"g": {{"a", 0}: 1, {"a", 1}: 1, {"b", 1}: 1}}},
 		{name: "a topic deleted that two groups read", change: func(m map[string]int) { delete(m, "b") }, topic: "b", bumped: []string{"g", "h"},
 			offsets: map[string]map[TQ]uint64{"g": {{"a", 0}: 1, {"a", 1}: 1, {"a.x", 0}: 1}, "h": {}, "z": {{"a", 0}: 4}}},
 	} {

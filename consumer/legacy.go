@@ -16,6 +16,16 @@ type legacyGroup struct {
 	Offsets    map[string]uint64
 }
 
+// assigned sets owners and targets from an assignment written before
+// queues had both (every queue then was with its one owner).
+func (g *Group) assigned(a map[string][]TQ) {
+	for id, qs := range a {
+		for _, q := range qs {
+			g.Owners[q.key()], g.Targets[q.key()] = id, id
+		}
+	}
+}
+
 // DecodeLegacy replaces the state with a version-0 (JSON) groups snapshot,
 // so that nodes whose newest snapshot an earlier version wrote can start.
 // On error the state is unchanged.
@@ -26,13 +36,11 @@ func (s *State) DecodeLegacy(b []byte) error {
 	}
 	groups := map[string]*Group{}
 	for _, lg := range gs {
-		g := &Group{Name: lg.Name, Generation: lg.Generation, nextMember: lg.NextMember,
-			Members: map[string]*Member{}, Assignment: lg.Assignment, Offsets: lg.Offsets}
-		if g.Assignment == nil {
-			g.Assignment = map[string][]TQ{}
-		}
-		if g.Offsets == nil {
-			g.Offsets = map[string]uint64{}
+		g := newGroup(lg.Name)
+		g.Generation, g.nextMember = lg.Generation, lg.NextMember
+		g.assigned(lg.Assignment)
+		if lg.Offsets != nil {
+			g.Offsets = lg.Offsets
 		}
 		for i := range lg.Members {
 			m := lg.Members[i]
@@ -42,6 +50,7 @@ func (s *State) DecodeLegacy(b []byte) error {
 	}
 	s.mu.Lock()
 	s.groups = groups
+	s.notify()
 	s.mu.Unlock()
 	return nil
 }

@@ -11,9 +11,11 @@ import (
 type GroupView struct {
 	Name       string
 	Generation uint64
-	Members    []Member // by id
-	Assignment map[string][]TQ
-	Offsets    map[TQ]uint64 // committed next offsets
+	Members    []Member        // by id
+	Assignment map[string][]TQ // member -> queues it owns and delivers
+	Revoking   map[string][]TQ // member -> queues it owns and must release
+	Targets    map[TQ]string   // where each queue is going (its owner when it stays)
+	Offsets    map[TQ]uint64   // committed next offsets
 }
 
 // Describe returns a copy of a group.
@@ -28,13 +30,22 @@ func (s *State) Describe(name string) (GroupView, error) {
 }
 
 func view(g *Group) GroupView {
-	v := GroupView{Name: g.Name, Generation: g.Generation, Assignment: map[string][]TQ{}, Offsets: map[TQ]uint64{}}
-	for _, m := range g.Members {
-		v.Members = append(v.Members, Member{ID: m.ID, Topics: append([]string(nil), m.Topics...), SessionTimeoutMs: m.SessionTimeoutMs})
+	v := GroupView{Name: g.Name, Generation: g.Generation, Assignment: map[string][]TQ{}, Revoking: map[string][]TQ{},
+		Targets: map[TQ]string{}, Offsets: map[TQ]uint64{}}
+	for _, id := range g.sortedMembers() {
+		m := g.Members[id]
+		v.Members = append(v.Members, Member{ID: m.ID, InstanceID: m.InstanceID, Topics: append([]string(nil), m.Topics...),
+			SessionTimeoutMs: m.SessionTimeoutMs})
+		ms := g.membership(id)
+		if ms.Assignment != nil {
+			v.Assignment[id] = ms.Assignment
+		}
+		if ms.Revoking != nil {
+			v.Revoking[id] = ms.Revoking
+		}
 	}
-	sort.Slice(v.Members, func(i, j int) bool { return v.Members[i].ID < v.Members[j].ID })
-	for id, qs := range g.Assignment {
-		v.Assignment[id] = append([]TQ(nil), qs...)
+	for k, t := range g.Targets {
+		v.Targets[parseKey(k)] = t
 	}
 	for k, off := range g.Offsets {
 		v.Offsets[parseKey(k)] = off
@@ -75,7 +86,7 @@ func (s *State) Membership(group, member string) (Membership, error) {
 	if _, ok := g.Members[member]; !ok {
 		return Membership{}, fmt.Errorf("%w: %s", ErrUnknownMember, member)
 	}
-	return Membership{MemberID: member, Generation: g.Generation, Assignment: append([]TQ(nil), g.Assignment[member]...)}, nil
+	return g.membership(member), nil
 }
 
 // Members returns (group, member, session timeout) for every member, for
@@ -85,17 +96,27 @@ func (s *State) Members() []MemberRef {
 	defer s.mu.RUnlock()
 	var out []MemberRef
 	for _, n := range s.sortedGroups() {
-		for _, m := range s.groups[n].Members {
-			out = append(out, MemberRef{Group: n, MemberID: m.ID, SessionTimeoutMs: m.SessionTimeoutMs})
+		g := s.groups[n]
+		revoking := map[string]bool{}
+		for k, owner := range g.Owners {
+			if g.Targets[k] != owner {
+				revoking[owner] = true
+			}
+		}
+		for _, id := range g.sortedMembers() {
+			m := g.Members[id]
+			out = append(out, MemberRef{Group: n, MemberID: m.ID, SessionTimeoutMs: m.SessionTimeoutMs, Revoking: revoking[id]})
 		}
 	}
 	return out
 }
 
-// MemberRef identifies a member.
+// MemberRef identifies a member, with its session timeout and whether it
+// owns queues it must release.
 type MemberRef struct {
 	Group, MemberID  string
 	SessionTimeoutMs int64
+	Revoking         bool
 }
 
 // Snap is a point-in-time copy of every group.
@@ -106,8 +127,12 @@ type snapGroup struct {
 	generation uint64
 	nextMember uint64
 	members    []Member // by id
-	assignment [][]TQ   // per member, in members' order
+	queues     []snapQueue
 	offsets    []snapOffset
+}
+
+type snapQueue struct {
+	key, owner, target string // TQ.key(); owner or target may be ""
 }
 
 type snapOffset struct {
@@ -123,10 +148,9 @@ func (s *State) Snapshot() *Snap {
 	sn := &Snap{}
 	for _, n := range s.sortedGroups() {
 		g := s.groups[n]
-		sg := snapGroup{name: g.Name, generation: g.Generation, nextMember: g.nextMember}
-		for _, m := range view(g).Members {
-			sg.members = append(sg.members, m)
-			sg.assignment = append(sg.assignment, append([]TQ(nil), g.Assignment[m.ID]...))
+		sg := snapGroup{name: g.Name, generation: g.Generation, nextMember: g.nextMember, members: view(g).Members}
+		for _, k := range g.sortedQueueKeys() {
+			sg.queues = append(sg.queues, snapQueue{key: k, owner: g.Owners[k], target: g.Targets[k]})
 		}
 		keys := make([]string, 0, len(g.Offsets))
 		for k := range g.Offsets {
@@ -141,9 +165,10 @@ func (s *State) Snapshot() *Snap {
 	return sn
 }
 
-// Encode writes the snapshot in its binary form: groups by name, each with
-// members by id (with their assignments) and committed offsets by queue.
-// The same state always encodes to the same bytes.
+// Encode writes the snapshot in its binary form (version 2): groups by
+// name, each with its members by id, every queue's owner and target by
+// queue, and committed offsets by queue. The same state always encodes to
+// the same bytes.
 func (sn *Snap) Encode(w *enc.Writer) {
 	w.Uvarint(uint64(len(sn.groups)))
 	for _, g := range sn.groups {
@@ -151,18 +176,20 @@ func (sn *Snap) Encode(w *enc.Writer) {
 		w.Uvarint(g.generation)
 		w.Uvarint(g.nextMember)
 		w.Uvarint(uint64(len(g.members)))
-		for i, m := range g.members {
+		for _, m := range g.members {
 			w.String(m.ID)
+			w.String(m.InstanceID)
 			w.Varint(m.SessionTimeoutMs)
 			w.Uvarint(uint64(len(m.Topics)))
 			for _, t := range m.Topics {
 				w.String(t)
 			}
-			w.Uvarint(uint64(len(g.assignment[i])))
-			for _, q := range g.assignment[i] {
-				w.String(q.Topic)
-				w.Uvarint(uint64(q.Queue))
-			}
+		}
+		w.Uvarint(uint64(len(g.queues)))
+		for _, q := range g.queues {
+			w.String(q.key)
+			w.String(q.owner)
+			w.String(q.target)
 		}
 		w.Uvarint(uint64(len(g.offsets)))
 		for _, o := range g.offsets {
@@ -172,12 +199,19 @@ func (sn *Snap) Encode(w *enc.Writer) {
 	}
 }
 
-// Decode replaces the state with an encoded snapshot. On error the state
+// Decode replaces the state with a snapshot Encode wrote. On error the
+// state is unchanged.
+func (s *State) Decode(r *enc.Reader) error { return s.decode(r, decodeGroup) }
+
+// DecodeV1 replaces the state with a snapshot of format version 1 (one
+// assignment per member, before owners and targets). On error the state
 // is unchanged.
-func (s *State) Decode(r *enc.Reader) error {
+func (s *State) DecodeV1(r *enc.Reader) error { return s.decode(r, decodeGroupV1) }
+
+func (s *State) decode(r *enc.Reader, one func(*enc.Reader) *Group) error {
 	groups := map[string]*Group{}
 	for i, n := 0, r.Count(4); i < n && r.Err() == nil; i++ {
-		g := decodeGroup(r)
+		g := one(r)
 		if _, dup := groups[g.Name]; dup && r.Err() == nil {
 			r.Fail("group %s twice", g.Name)
 		}
@@ -188,30 +222,56 @@ func (s *State) Decode(r *enc.Reader) error {
 	}
 	s.mu.Lock()
 	s.groups = groups
+	s.notify()
 	s.mu.Unlock()
 	return nil
 }
 
 func decodeGroup(r *enc.Reader) *Group {
-	g := &Group{Name: r.String(), Generation: r.Uvarint(), nextMember: r.Uvarint(),
-		Members: map[string]*Member{}, Assignment: map[string][]TQ{}, Offsets: map[string]uint64{}}
+	g := newGroup(r.String())
+	g.Generation, g.nextMember = r.Uvarint(), r.Uvarint()
+	for i, n := 0, r.Count(4); i < n && r.Err() == nil; i++ {
+		m := &Member{ID: r.String(), InstanceID: r.String(), SessionTimeoutMs: r.Varint()}
+		for j, nt := 0, r.Count(1); j < nt && r.Err() == nil; j++ {
+			m.Topics = append(m.Topics, r.String())
+		}
+		g.Members[m.ID] = m
+	}
+	for i, n := 0, r.Count(3); i < n && r.Err() == nil; i++ {
+		k, owner, target := r.String(), r.String(), r.String()
+		if owner != "" {
+			g.Owners[k] = owner
+		}
+		if target != "" {
+			g.Targets[k] = target
+		}
+	}
+	decodeOffsets(r, g)
+	return g
+}
+
+func decodeGroupV1(r *enc.Reader) *Group {
+	g := newGroup(r.String())
+	g.Generation, g.nextMember = r.Uvarint(), r.Uvarint()
+	assignment := map[string][]TQ{}
 	for i, n := 0, r.Count(4); i < n && r.Err() == nil; i++ {
 		m := &Member{ID: r.String(), SessionTimeoutMs: r.Varint()}
 		for j, nt := 0, r.Count(1); j < nt && r.Err() == nil; j++ {
 			m.Topics = append(m.Topics, r.String())
 		}
-		var qs []TQ
 		for j, nq := 0, r.Count(2); j < nq && r.Err() == nil; j++ {
-			qs = append(qs, TQ{Topic: r.String(), Queue: int(r.Uvarint())})
+			assignment[m.ID] = append(assignment[m.ID], TQ{Topic: r.String(), Queue: int(r.Uvarint())})
 		}
 		g.Members[m.ID] = m
-		if qs != nil {
-			g.Assignment[m.ID] = qs
-		}
 	}
+	g.assigned(assignment)
+	decodeOffsets(r, g)
+	return g
+}
+
+func decodeOffsets(r *enc.Reader, g *Group) {
 	for i, n := 0, r.Count(2); i < n && r.Err() == nil; i++ {
 		k := r.String()
 		g.Offsets[k] = r.Uvarint()
 	}
-	return g
 }

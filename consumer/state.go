@@ -32,30 +32,50 @@ type TQ struct {
 
 func (q TQ) key() string { return q.Topic + "/" + strconv.Itoa(q.Queue) }
 
-// Member is one group member.
+// Member is one group member. InstanceID, when set, makes it static: a
+// join with the same instance id replaces it (see JoinCmd).
 type Member struct {
 	ID               string
+	InstanceID       string
 	Topics           []string
 	SessionTimeoutMs int64
 }
 
-// Group is one consumer group.
+// Group is one consumer group. Every queue of its members' topics has a
+// target (the member the assignor gives it to) and at most one owner (the
+// member that may deliver it). A queue whose target moves keeps its owner
+// until the owner releases it (or leaves); only then does the target
+// become the owner. So no two members ever own a queue at once.
 type Group struct {
 	Name       string
-	Generation uint64
+	Generation uint64 // bumped by every change of members, targets or owners
 	Members    map[string]*Member
-	Assignment map[string][]TQ   // member id -> queues
+	Owners     map[string]string // TQ.key() -> owning member
+	Targets    map[string]string // TQ.key() -> target member
 	Offsets    map[string]uint64 // TQ.key() -> committed next offset
 	nextMember uint64
 }
 
 // Command payloads (JSON after the type byte).
 type (
+	// JoinCmd adds a member, or updates one (MemberID set). With an
+	// InstanceID that a current member has, the new member replaces that
+	// one: it gets a new id and the old member's queues, owned and
+	// targeted, and the old id is gone (fenced).
 	JoinCmd struct {
 		Group            string   `json:"group"`
 		MemberID         string   `json:"member_id"`
+		InstanceID       string   `json:"instance_id,omitempty"`
 		Topics           []string `json:"topics"`
 		SessionTimeoutMs int64    `json:"session_timeout_ms"`
+	}
+	// ReleaseCmd gives up queues the member owns, committing Offsets for
+	// them in the same step; queues it does not own are skipped.
+	ReleaseCmd struct {
+		Group    string   `json:"group"`
+		MemberID string   `json:"member_id"`
+		Queues   []TQ     `json:"queues"`
+		Offsets  []Offset `json:"offsets,omitempty"`
 	}
 	LeaveCmd struct {
 		Group    string `json:"group"`
@@ -81,13 +101,13 @@ type (
 
 // AppendPayload appends a command payload (JSON); the command registry
 // (package fsm) frames it behind the command's code.
-func AppendPayload[C JoinCmd | LeaveCmd | CommitCmd | ResetCmd](dst []byte, c C) []byte {
+func AppendPayload[C JoinCmd | LeaveCmd | CommitCmd | ResetCmd | ReleaseCmd](dst []byte, c C) []byte {
 	b, _ := json.Marshal(c)
 	return append(dst, b...)
 }
 
 // DecodePayload decodes a command payload.
-func DecodePayload[C JoinCmd | LeaveCmd | CommitCmd | ResetCmd](b []byte) (C, error) {
+func DecodePayload[C JoinCmd | LeaveCmd | CommitCmd | ResetCmd | ReleaseCmd](b []byte) (C, error) {
 	var c C
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -98,22 +118,39 @@ func DecodePayload[C JoinCmd | LeaveCmd | CommitCmd | ResetCmd](b []byte) (C, er
 // State is all groups. Apply is called from one goroutine; the read methods
 // are safe alongside it.
 type State struct {
-	mu     sync.RWMutex
-	groups map[string]*Group
-	queues QueueCounter
+	mu      sync.RWMutex
+	groups  map[string]*Group
+	queues  QueueCounter
+	changed chan struct{} // closed and replaced when a group changes
 }
 
 // New returns an empty state reading queue counts from queues.
 func New(queues QueueCounter) *State {
-	return &State{groups: map[string]*Group{}, queues: queues}
+	return &State{groups: map[string]*Group{}, queues: queues, changed: make(chan struct{})}
 }
 
-// Membership is the result of a join: the member's id, generation and
-// queues.
+// Changed returns a channel closed at the next change of any group's
+// members, targets or owners (for long-polled heartbeats).
+func (s *State) Changed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changed
+}
+
+// notify wakes the waiters of Changed; s.mu held.
+func (s *State) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Membership is a member's view: its id, the group's generation, the
+// queues it owns and may deliver (Assignment) and the queues it owns but
+// must release (Revoking: their target is another member).
 type Membership struct {
 	MemberID   string
 	Generation uint64
 	Assignment []TQ
+	Revoking   []TQ
 }
 
 // The methods below apply committed commands, called by the command
@@ -125,6 +162,7 @@ type Membership struct {
 func (s *State) Join(c JoinCmd) (Membership, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.notify()
 	return s.join(c)
 }
 
@@ -132,6 +170,7 @@ func (s *State) Join(c JoinCmd) (Membership, error) {
 func (s *State) Leave(c LeaveCmd) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.notify()
 	return s.leave(c)
 }
 
@@ -141,6 +180,14 @@ func (s *State) Commit(c CommitCmd) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.commit(c)
+}
+
+// Release gives up queues a member owns (see ReleaseCmd).
+func (s *State) Release(c ReleaseCmd) (Membership, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.notify()
+	return s.release(c)
 }
 
 // Reset sets an empty group's committed offsets.
@@ -153,10 +200,15 @@ func (s *State) Reset(c ResetCmd) error {
 func (s *State) group(name string) *Group {
 	g := s.groups[name]
 	if g == nil {
-		g = &Group{Name: name, Members: map[string]*Member{}, Assignment: map[string][]TQ{}, Offsets: map[string]uint64{}}
+		g = newGroup(name)
 		s.groups[name] = g
 	}
 	return g
+}
+
+func newGroup(name string) *Group {
+	return &Group{Name: name, Members: map[string]*Member{}, Owners: map[string]string{}, Targets: map[string]string{},
+		Offsets: map[string]uint64{}}
 }
 
 func (s *State) join(c JoinCmd) (Membership, error) {
@@ -176,11 +228,33 @@ func (s *State) join(c JoinCmd) (Membership, error) {
 	} else if _, ok := g.Members[id]; !ok {
 		return Membership{}, fmt.Errorf("%w: %s in group %s (join without an id to get a new one)", ErrUnknownMember, id, c.Group)
 	}
+	if c.InstanceID != "" {
+		for _, old := range g.sortedMembers() {
+			if m := g.Members[old]; old != id && m.InstanceID == c.InstanceID {
+				g.handOver(old, id) // the restarted instance takes its queues back
+				delete(g.Members, old)
+			}
+		}
+	}
 	topics := append([]string(nil), c.Topics...)
 	sort.Strings(topics)
-	g.Members[id] = &Member{ID: id, Topics: topics, SessionTimeoutMs: c.SessionTimeoutMs}
+	g.Members[id] = &Member{ID: id, InstanceID: c.InstanceID, Topics: topics, SessionTimeoutMs: c.SessionTimeoutMs}
 	s.rebalance(g)
-	return Membership{MemberID: id, Generation: g.Generation, Assignment: append([]TQ(nil), g.Assignment[id]...)}, nil
+	return g.membership(id), nil
+}
+
+// handOver renames member from's ownerships and targets to member to.
+func (g *Group) handOver(from, to string) {
+	for k, m := range g.Owners {
+		if m == from {
+			g.Owners[k] = to
+		}
+	}
+	for k, m := range g.Targets {
+		if m == from {
+			g.Targets[k] = to
+		}
+	}
 }
 
 func (s *State) leave(c LeaveCmd) error {
@@ -204,15 +278,14 @@ func (s *State) commit(c CommitCmd) error {
 	if _, ok := g.Members[c.MemberID]; !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownMember, c.MemberID)
 	}
-	if c.Generation != g.Generation {
+	// Ownership fences a commit: a queue has one owner at a time, so an
+	// owner with an older view of the group may still commit it. A
+	// generation the group never had is a client's bug.
+	if c.Generation == 0 || c.Generation > g.Generation {
 		return fmt.Errorf("%w: commit for generation %d, the group is at %d", ErrIllegalGeneration, c.Generation, g.Generation)
 	}
-	owned := map[TQ]bool{}
-	for _, q := range g.Assignment[c.MemberID] {
-		owned[q] = true
-	}
 	for _, o := range c.Offsets {
-		if !owned[TQ{o.Topic, o.Queue}] {
+		if g.Owners[TQ{o.Topic, o.Queue}.key()] != c.MemberID {
 			return fmt.Errorf("%w: %s/%d", ErrNotAssigned, o.Topic, o.Queue)
 		}
 	}
@@ -220,6 +293,38 @@ func (s *State) commit(c CommitCmd) error {
 		g.Offsets[TQ{o.Topic, o.Queue}.key()] = o.Offset
 	}
 	return nil
+}
+
+func (s *State) release(c ReleaseCmd) (Membership, error) {
+	g := s.groups[c.Group]
+	if g == nil {
+		return Membership{}, fmt.Errorf("%w: %s", ErrGroupNotFound, c.Group)
+	}
+	if _, ok := g.Members[c.MemberID]; !ok {
+		return Membership{}, fmt.Errorf("%w: %s", ErrUnknownMember, c.MemberID)
+	}
+	for _, o := range c.Offsets { // offsets first, while the member still owns the queues
+		if k := (TQ{o.Topic, o.Queue}).key(); g.Owners[k] == c.MemberID {
+			g.Offsets[k] = o.Offset
+		}
+	}
+	changed := false
+	for _, q := range c.Queues {
+		k := q.key()
+		if g.Owners[k] != c.MemberID || g.Targets[k] == c.MemberID {
+			continue // not its own, or not moving: nothing to give up
+		}
+		changed = true
+		if t := g.Targets[k]; t != "" {
+			g.Owners[k] = t
+		} else {
+			delete(g.Owners, k)
+		}
+	}
+	if changed {
+		g.Generation++
+	}
+	return g.membership(c.MemberID), nil
 }
 
 func (s *State) reset(c ResetCmd) error {
@@ -240,6 +345,7 @@ func (s *State) reset(c ResetCmd) error {
 func (s *State) TopicChanged(topic string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.notify()
 	if _, exists := s.queues(topic); !exists {
 		prefix := topic + "/"
 		for _, g := range s.groups {
@@ -261,30 +367,50 @@ func (s *State) TopicChanged(topic string) {
 	}
 }
 
-// rebalance recomputes the assignment and bumps the generation. Queues of
-// each topic go round-robin to the members subscribed to it, members in id
-// order: deterministic, and each queue has exactly one owner.
+// rebalance recomputes the targets, hands every queue without a live
+// owner to its target, and bumps the generation. A queue whose owner is a
+// member and whose target is another stays with its owner until it is
+// released (Release) or the owner leaves.
 func (s *State) rebalance(g *Group) {
 	g.Generation++
-	g.Assignment = map[string][]TQ{}
-	ids := make([]string, 0, len(g.Members))
+	g.Targets = s.assign(g)
+	for k, owner := range g.Owners {
+		if _, live := g.Members[owner]; !live || g.Targets[k] == "" {
+			delete(g.Owners, k)
+		}
+	}
+	for k, t := range g.Targets {
+		if g.Owners[k] == "" {
+			g.Owners[k] = t
+		}
+	}
+}
+
+// assign is the assignor: per topic (in name order), the queues are
+// spread over the members subscribed to it as evenly as possible (member
+// counts differ by at most one; a topic's odd queues go to the members
+// with the fewest queues of the topics before, so totals stay even too),
+// and a queue stays with its current target while that member is under
+// its share (sticky: a join or a leave moves only the queues it must).
+// Deterministic: members in id order.
+func (s *State) assign(g *Group) map[string]string {
+	targets := map[string]string{}
 	topicSet := map[string]bool{}
-	for id, m := range g.Members {
-		ids = append(ids, id)
+	for _, m := range g.Members {
 		for _, t := range m.Topics {
 			topicSet[t] = true
 		}
 	}
-	sort.Strings(ids)
 	topics := make([]string, 0, len(topicSet))
 	for t := range topicSet {
 		topics = append(topics, t)
 	}
 	sort.Strings(topics)
-	turn := 0
+	ids := g.sortedMembers()
+	load := map[string]int{} // queues given so far, over the topics before
 	for _, t := range topics {
 		n, ok := s.queues(t)
-		if !ok {
+		if !ok || n == 0 {
 			continue
 		}
 		var subs []string
@@ -293,12 +419,105 @@ func (s *State) rebalance(g *Group) {
 				subs = append(subs, id)
 			}
 		}
-		for q := 0; q < n; q++ {
-			id := subs[turn%len(subs)]
-			turn++
-			g.Assignment[id] = append(g.Assignment[id], TQ{t, q})
+		held := map[string][]int{}
+		for q := range n {
+			if prev := g.Targets[TQ{t, q}.key()]; prev != "" && containsString(subs, prev) {
+				held[prev] = append(held[prev], q)
+			}
+		}
+		// Shares: n/len(subs) each; the remainder goes to the members with
+		// the least load so far, then to those holding the most now (which
+		// keeps queues in place), then by id.
+		order := append([]string(nil), subs...)
+		sort.SliceStable(order, func(i, j int) bool {
+			a, b := order[i], order[j]
+			if load[a] != load[b] {
+				return load[a] < load[b]
+			}
+			return len(held[a]) > len(held[b])
+		})
+		share := map[string]int{}
+		for i, id := range order {
+			share[id] = n / len(subs)
+			if i < n%len(subs) {
+				share[id]++
+			}
+		}
+		count := map[string]int{}
+		taken := make([]bool, n)
+		for _, id := range subs {
+			for _, q := range held[id] {
+				if count[id] < share[id] {
+					targets[TQ{t, q}.key()] = id
+					count[id]++
+					taken[q] = true
+				}
+			}
+		}
+		next := 0
+		for q := range n {
+			if taken[q] {
+				continue
+			}
+			for count[subs[next]] >= share[subs[next]] {
+				next++
+			}
+			targets[TQ{t, q}.key()] = subs[next]
+			count[subs[next]]++
+		}
+		for id, c := range count {
+			load[id] += c
 		}
 	}
+	return targets
+}
+
+// membership is member id's view; id must be a member.
+func (g *Group) membership(id string) Membership {
+	m := Membership{MemberID: id, Generation: g.Generation}
+	for _, k := range g.sortedQueueKeys() {
+		if g.Owners[k] != id {
+			continue
+		}
+		if g.Targets[k] == id {
+			m.Assignment = append(m.Assignment, parseKey(k))
+		} else {
+			m.Revoking = append(m.Revoking, parseKey(k))
+		}
+	}
+	return m
+}
+
+// sortedQueueKeys returns the keys of every owned or targeted queue, by
+// topic and queue number.
+func (g *Group) sortedQueueKeys() []string {
+	seen := map[string]bool{}
+	var tqs []TQ
+	for _, m := range []map[string]string{g.Owners, g.Targets} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				tqs = append(tqs, parseKey(k))
+			}
+		}
+	}
+	sort.Slice(tqs, func(i, j int) bool {
+		return tqs[i].Topic < tqs[j].Topic || tqs[i].Topic == tqs[j].Topic && tqs[i].Queue < tqs[j].Queue
+	})
+	keys := make([]string, len(tqs))
+	for i, q := range tqs {
+		keys[i] = q.key()
+	}
+	return keys
+}
+
+func (g *Group) sortedMembers() []string {
+	ids := make([]string, 0, len(g.Members))
+	for id := range g.Members {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 func containsString(ss []string, s string) bool {

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,7 +34,8 @@ func TestRegistry(t *testing.T) {
 	}
 	ops := map[Code]string{CreateTopic.Code(): CreateTopic.Name(), DeleteTopic.Code(): DeleteTopic.Name(),
 		Produce.Code(): Produce.Name(), InitProducer.Code(): InitProducer.Name(), JoinGroup.Code(): JoinGroup.Name(),
-		LeaveGroup.Code(): LeaveGroup.Name(), CommitOffsets.Code(): CommitOffsets.Name(), ResetOffsets.Code(): ResetOffsets.Name()}
+		LeaveGroup.Code(): LeaveGroup.Name(), CommitOffsets.Code(): CommitOffsets.Name(), ResetOffsets.Code(): ResetOffsets.Name(),
+		ReleaseQueues.Code(): ReleaseQueues.Name()}
 	if len(ops) != len(seen) {
 		t.Fatalf("%d ops, %d registry rows", len(ops), len(seen))
 	}
@@ -156,7 +158,15 @@ func randomCommands(t testing.TB, rng *rand.Rand, n int) [][]byte {
 			if rng.IntN(2) == 0 {
 				member = fmt.Sprintf("m%d", 1+rng.IntN(3))
 			}
-			cmds = append(cmds, JoinGroup.Encode(consumer.JoinCmd{Group: "g" + topic, MemberID: member, Topics: []string{topic}, SessionTimeoutMs: 1000}))
+			instance := ""
+			if rng.IntN(4) == 0 {
+				instance = fmt.Sprintf("i%d", rng.IntN(2))
+			}
+			cmds = append(cmds, JoinGroup.Encode(consumer.JoinCmd{Group: "g" + topic, MemberID: member, InstanceID: instance,
+				Topics: []string{topic}, SessionTimeoutMs: 1000}))
+		case k < 79:
+			cmds = append(cmds, ReleaseQueues.Encode(consumer.ReleaseCmd{Group: "g" + topic, MemberID: fmt.Sprintf("m%d", 1+rng.IntN(3)),
+				Queues: []consumer.TQ{{Topic: topic, Queue: rng.IntN(3)}}, Offsets: []consumer.Offset{{Topic: topic, Queue: rng.IntN(3), Offset: uint64(rng.IntN(50))}}}))
 		case k < 82:
 			cmds = append(cmds, LeaveGroup.Encode(consumer.LeaveCmd{Group: "g" + topic, MemberID: fmt.Sprintf("m%d", 1+rng.IntN(3))}))
 		case k < 95:
@@ -254,6 +264,32 @@ func TestGoldenSnapshot(t *testing.T) {
 	}
 	if len(m.Topics().List()) < 2 || len(m.Groups().List()) < 2 || stored < 20 {
 		t.Fatalf("the golden state (%d topics, %d groups, %d messages) exercises too little", len(m.Topics().List()), len(m.Groups().List()), stored)
+	}
+}
+
+// TestGoldenV1Restores: a snapshot of format version 1 (written before
+// queues had owners and targets; testdata/golden-v1.snap) still restores,
+// each member keeping the queues it had, and is written again as version 2.
+func TestGoldenV1Restores(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "golden-v1.snap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := restore(t, old)
+	if len(m.Groups().List()) < 2 {
+		t.Fatalf("%d groups restored", len(m.Groups().List()))
+	}
+	for _, g := range m.Groups().List() {
+		if len(g.Revoking) != 0 {
+			t.Fatalf("group %s restored with queues moving: %v", g.Name, g.Revoking)
+		}
+	}
+	again := persist(t, m)
+	if binary.LittleEndian.Uint16(again[8:]) != SnapshotVersion {
+		t.Fatal("a restored version-1 snapshot was not written as the current version")
+	}
+	if !bytes.Equal(persist(t, restore(t, again)), again) {
+		t.Fatal("round trip after the upgrade changed the state")
 	}
 }
 

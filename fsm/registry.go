@@ -28,6 +28,7 @@ const (
 	CodeLeaveGroup    Code = 17
 	CodeCommitOffsets Code = 18
 	CodeResetOffsets  Code = 19
+	CodeReleaseQueues Code = 20
 )
 
 // Op is a command with request type Req and result type Res.
@@ -59,6 +60,7 @@ var (
 	LeaveGroup    = Op[consumer.LeaveCmd, Done]{CodeLeaveGroup, "leave_group", consumer.AppendPayload[consumer.LeaveCmd]}
 	CommitOffsets = Op[consumer.CommitCmd, Done]{CodeCommitOffsets, "commit_offsets", consumer.AppendPayload[consumer.CommitCmd]}
 	ResetOffsets  = Op[consumer.ResetCmd, Done]{CodeResetOffsets, "reset_offsets", consumer.AppendPayload[consumer.ResetCmd]}
+	ReleaseQueues = Op[consumer.ReleaseCmd, consumer.Membership]{CodeReleaseQueues, "release_queues", consumer.AppendPayload[consumer.ReleaseCmd]}
 )
 
 // command is one row of the registry: how to decode and apply a code.
@@ -99,6 +101,9 @@ func (m *Machine) commands() []command {
 		handle(LeaveGroup, consumer.DecodePayload[consumer.LeaveCmd], done(m.groups.Leave)),
 		handle(CommitOffsets, consumer.DecodePayload[consumer.CommitCmd], done(m.groups.Commit)),
 		handle(ResetOffsets, consumer.DecodePayload[consumer.ResetCmd], done(m.groups.Reset)),
+		handle(ReleaseQueues, consumer.DecodePayload[consumer.ReleaseCmd], func(_ uint64, c consumer.ReleaseCmd) (consumer.Membership, error) {
+			return m.groups.Release(c)
+		}),
 	}
 }
 

@@ -18,13 +18,15 @@ import (
 //	header:  magic "LMQSTATE" | version u16 | section count u16
 //	section: kind u16 | length u64 | CRC-32C of the payload u32 | payload
 //
-// Version 1 has two sections, each written once and in this order:
-// topics (kind 1, topics.Snap.Encode) and consumer groups (kind 2,
-// consumer.Snap.Encode). A later version may add kinds; a reader refuses
-// versions it does not know.
+// Versions 1 and 2 have two sections, each written once and in this
+// order: topics (kind 1, topics.Snap.Encode) and consumer groups (kind 2,
+// consumer.Snap.Encode). Version 2 changed the groups section (every
+// queue's owner and target, members' instance ids); version 1 is still
+// read (consumer.State.DecodeV1). A later version may add kinds; a reader
+// refuses versions it does not know.
 const (
 	snapMagic       = "LMQSTATE"
-	SnapshotVersion = 1
+	SnapshotVersion = 2
 	sectionTopics   = 1
 	sectionGroups   = 2
 	maxSection      = 1 << 36 // refuse absurd lengths before allocating
@@ -90,20 +92,24 @@ func (m *Machine) Restore(r io.Reader, _ replication.RestoreInfo) error {
 	if head, err := br.Peek(len(snapMagic)); err == nil && string(head) != snapMagic {
 		return m.restoreLegacy(br)
 	}
-	secs, err := readContainer(br)
+	version, secs, err := readContainer(br)
 	if err != nil {
 		return err
 	}
 	if len(secs) != 2 || secs[0].kind != sectionTopics || secs[1].kind != sectionGroups {
-		return fmt.Errorf("%w: version %d wants sections topics, groups", replication.ErrBadSnapshot, SnapshotVersion)
+		return fmt.Errorf("%w: version %d wants sections topics, groups", replication.ErrBadSnapshot, version)
 	}
-	if err := consumer.New(nil).Decode(enc.NewReader(secs[1].payload)); err != nil {
+	decodeGroups := (*consumer.State).Decode
+	if version == 1 {
+		decodeGroups = (*consumer.State).DecodeV1
+	}
+	if err := decodeGroups(consumer.New(nil), enc.NewReader(secs[1].payload)); err != nil {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
 	if err := m.topics.Decode(enc.NewReader(secs[0].payload)); err != nil {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
-	if err := m.groups.Decode(enc.NewReader(secs[1].payload)); err != nil {
+	if err := decodeGroups(m.groups, enc.NewReader(secs[1].payload)); err != nil {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
 	return nil
@@ -141,43 +147,44 @@ func (m *Machine) restoreLegacy(r io.Reader) error {
 	return nil
 }
 
-func readContainer(r io.Reader) ([]section, error) {
+func readContainer(r io.Reader) (uint16, []section, error) {
 	var hdr [12]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, fmt.Errorf("%w: header: %w", replication.ErrBadSnapshot, err)
+		return 0, nil, fmt.Errorf("%w: header: %w", replication.ErrBadSnapshot, err)
 	}
 	if string(hdr[:8]) != snapMagic {
-		return nil, fmt.Errorf("%w: not a LedgerMQ state snapshot", replication.ErrBadSnapshot)
+		return 0, nil, fmt.Errorf("%w: not a LedgerMQ state snapshot", replication.ErrBadSnapshot)
 	}
-	if v := binary.LittleEndian.Uint16(hdr[8:]); v != SnapshotVersion {
-		return nil, fmt.Errorf("%w: format version %d, this build reads %d", replication.ErrBadSnapshot, v, SnapshotVersion)
+	version := binary.LittleEndian.Uint16(hdr[8:])
+	if version != 1 && version != SnapshotVersion {
+		return 0, nil, fmt.Errorf("%w: format version %d, this build reads 1 and %d", replication.ErrBadSnapshot, version, SnapshotVersion)
 	}
 	n := int(binary.LittleEndian.Uint16(hdr[10:]))
 	secs := make([]section, 0, min(n, 16))
 	for i := 0; i < n; i++ {
 		var h [14]byte
 		if _, err := io.ReadFull(r, h[:]); err != nil {
-			return nil, fmt.Errorf("%w: section %d header: %w", replication.ErrBadSnapshot, i, err)
+			return 0, nil, fmt.Errorf("%w: section %d header: %w", replication.ErrBadSnapshot, i, err)
 		}
 		sec := section{kind: binary.LittleEndian.Uint16(h[0:])}
 		size := binary.LittleEndian.Uint64(h[2:])
 		if size > maxSection {
-			return nil, fmt.Errorf("%w: section %d of %d bytes", replication.ErrBadSnapshot, sec.kind, size)
+			return 0, nil, fmt.Errorf("%w: section %d of %d bytes", replication.ErrBadSnapshot, sec.kind, size)
 		}
 		payload, err := readN(r, int64(size))
 		if err != nil {
-			return nil, fmt.Errorf("%w: section %d: %w", replication.ErrBadSnapshot, sec.kind, err)
+			return 0, nil, fmt.Errorf("%w: section %d: %w", replication.ErrBadSnapshot, sec.kind, err)
 		}
 		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(h[10:]) {
-			return nil, fmt.Errorf("%w: section %d: CRC mismatch", replication.ErrBadSnapshot, sec.kind)
+			return 0, nil, fmt.Errorf("%w: section %d: CRC mismatch", replication.ErrBadSnapshot, sec.kind)
 		}
 		sec.payload = payload
 		secs = append(secs, sec)
 	}
 	if _, err := r.Read(make([]byte, 1)); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the last section", replication.ErrBadSnapshot)
+		return 0, nil, fmt.Errorf("%w: data after the last section", replication.ErrBadSnapshot)
 	}
-	return secs, nil
+	return version, secs, nil
 }
 
 // readN reads exactly n bytes, growing its buffer as data arrives so a

@@ -12,8 +12,12 @@ import (
 
 func membership(group string, m service.Membership) wire.Membership {
 	ms := m.SessionTimeout.Milliseconds()
-	return wire.Membership{Group: group, MemberID: m.MemberID, Generation: m.Generation,
+	out := wire.Membership{Group: group, MemberID: m.MemberID, Generation: m.Generation,
 		Assignment: service.WireQueues(m.Assignment), HeartbeatIntervalMs: ms / 3, SessionTimeoutMs: ms}
+	if len(m.Revoking) > 0 {
+		out.Revoking = service.WireQueues(m.Revoking)
+	}
+	return out
 }
 
 // joinGroup is POST /v1/groups/{group}/members.
@@ -23,21 +27,52 @@ func (s *Server) joinGroup(c *call) error {
 		return err
 	}
 	g := c.param("group")
-	m, err := s.svc.JoinGroup(context.Background(), g, req.MemberID, req.Topics, time.Duration(req.SessionTimeoutMs)*time.Millisecond)
+	m, err := s.svc.JoinGroup(context.Background(), g, service.JoinRequest{MemberID: req.MemberID, InstanceID: req.InstanceID,
+		Topics: req.Topics, SessionTimeout: time.Duration(req.SessionTimeoutMs) * time.Millisecond})
 	if err != nil {
 		return err
 	}
 	return s.writeJSON(c.ctx, http.StatusOK, membership(g, m))
 }
 
-// heartbeat is POST /v1/groups/{group}/members/{member}/heartbeat.
+// heartbeat is POST /v1/groups/{group}/members/{member}/heartbeat; the
+// body (HeartbeatRequest) is optional.
 func (s *Server) heartbeat(c *call) error {
+	var req wire.HeartbeatRequest
+	if body := c.ctx.PostBody(); len(body) > 0 {
+		if err := decodeStrict(body, &req); err != nil {
+			return err
+		}
+	}
+	if req.WaitMs < 0 {
+		return service.Errorf(wire.CodeInvalidArgument, "wait_ms must not be negative")
+	}
 	g := c.param("group")
-	m, err := s.svc.Heartbeat(g, c.param("member"))
+	m, err := s.svc.Heartbeat(context.Background(), g, c.param("member"), req.Generation, time.Duration(req.WaitMs)*time.Millisecond)
 	if err != nil {
 		return err
 	}
 	return s.writeJSON(c.ctx, http.StatusOK, membership(g, m))
+}
+
+// release is POST /v1/groups/{group}/members/{member}/release.
+func (s *Server) release(c *call) error {
+	var req wire.ReleaseRequest
+	if err := decodeStrict(c.ctx.PostBody(), &req); err != nil {
+		return err
+	}
+	cmd := consumer.ReleaseCmd{Group: c.param("group"), MemberID: c.param("member")}
+	for _, q := range req.Queues {
+		cmd.Queues = append(cmd.Queues, consumer.TQ{Topic: q.Topic, Queue: q.Queue})
+	}
+	for _, o := range req.Offsets {
+		cmd.Offsets = append(cmd.Offsets, consumer.Offset{Topic: o.Topic, Queue: o.Queue, Offset: o.Offset})
+	}
+	m, err := s.svc.ReleaseQueues(context.Background(), cmd)
+	if err != nil {
+		return err
+	}
+	return s.writeJSON(c.ctx, http.StatusOK, membership(cmd.Group, m))
 }
 
 // leaveGroup is DELETE /v1/groups/{group}/members/{member}.

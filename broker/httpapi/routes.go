@@ -46,6 +46,7 @@ func (s *Server) table() []route {
 		{"POST", "/v1/groups/{group}/members", "group_join", true, s.joinGroup},
 		{"DELETE", "/v1/groups/{group}/members/{member}", "group_leave", true, s.leaveGroup},
 		{"POST", "/v1/groups/{group}/members/{member}/heartbeat", "group_heartbeat", true, s.heartbeat},
+		{"POST", "/v1/groups/{group}/members/{member}/release", "group_release", true, s.release},
 		{"POST", "/v1/groups/{group}/offsets", "group_commit", false, s.commitOffsets},
 		{"POST", "/v1/groups/{group}/reset-offsets", "group_reset", false, s.resetOffsets},
 	}

@@ -22,9 +22,19 @@ type Membership struct {
 	SessionTimeout time.Duration
 }
 
-// JoinGroup adds a member to group (a new one when memberID is empty) and
-// rebalances; sessionTimeout 0 takes the default.
-func (s *Service) JoinGroup(ctx context.Context, group, memberID string, topicNames []string, sessionTimeout time.Duration) (Membership, error) {
+// JoinRequest is a join: memberID "" asks for a new member; instanceID
+// makes the member static (a join with a current member's instance id
+// replaces that member and takes over its queues); SessionTimeout 0 takes
+// the default.
+type JoinRequest struct {
+	MemberID, InstanceID string
+	Topics               []string
+	SessionTimeout       time.Duration
+}
+
+// JoinGroup adds a member to group and rebalances.
+func (s *Service) JoinGroup(ctx context.Context, group string, req JoinRequest) (Membership, error) {
+	memberID, topicNames, sessionTimeout := req.MemberID, req.Topics, req.SessionTimeout
 	if err := s.RequireLeader(); err != nil {
 		return Membership{}, err
 	}
@@ -44,8 +54,11 @@ func (s *Service) JoinGroup(ctx context.Context, group, memberID string, topicNa
 			return Membership{}, Errorf(wire.CodeUnknownMember, "%s in group %s (join without an id to get a new one)", memberID, group)
 		}
 	}
-	m, err := propose(s, ctx, fsm.JoinGroup, consumer.JoinCmd{Group: group, MemberID: memberID, Topics: topicNames,
-		SessionTimeoutMs: sessionTimeout.Milliseconds()})
+	if len(req.InstanceID) > 255 {
+		return Membership{}, Errorf(wire.CodeInvalidArgument, "an instance id has at most 255 bytes")
+	}
+	m, err := propose(s, ctx, fsm.JoinGroup, consumer.JoinCmd{Group: group, MemberID: memberID, InstanceID: req.InstanceID,
+		Topics: topicNames, SessionTimeoutMs: sessionTimeout.Milliseconds()})
 	if err != nil {
 		return Membership{}, err
 	}
@@ -53,24 +66,64 @@ func (s *Service) JoinGroup(ctx context.Context, group, memberID string, topicNa
 	return Membership{Membership: m, SessionTimeout: sessionTimeout}, nil
 }
 
-// Heartbeat keeps a member's session alive and returns its current
-// generation and queues.
-func (s *Service) Heartbeat(group, member string) (Membership, error) {
-	if err := s.requireLeaderRole(); err != nil { // a draining leader still keeps sessions until it hands over
+// Heartbeat keeps a member's session alive and returns its current view.
+// With wait > 0 it is a long poll: while the group is still at generation
+// known it waits for a change, at most wait (capped at a third of the
+// member's session timeout), and answers the view of then.
+func (s *Service) Heartbeat(ctx context.Context, group, member string, known uint64, wait time.Duration) (Membership, error) {
+	for {
+		if err := s.requireLeaderRole(); err != nil { // a draining leader still keeps sessions until it hands over
+			return Membership{}, err
+		}
+		changed := s.groups.Changed() // before the read: a change after it closes this
+		m, err := s.groups.Membership(group, member)
+		if err != nil {
+			return Membership{}, err
+		}
+		s.sess.beat(group, member, s.cfg.Clock())
+		timeout := s.sessionTimeout(group, member)
+		wait = min(wait, timeout/3)
+		if wait <= 0 || m.Generation != known {
+			return Membership{Membership: m, SessionTimeout: timeout}, nil
+		}
+		start := time.Now()
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+		case <-s.stop:
+		}
+		t.Stop()
+		wait -= time.Since(start)
+		if ctx.Err() != nil || s.isStopped() {
+			wait = 0 // answer what there is
+		}
+	}
+}
+
+func (s *Service) sessionTimeout(group, member string) time.Duration {
+	for _, r := range s.groups.Members() {
+		if r.Group == group && r.MemberID == member {
+			return time.Duration(r.SessionTimeoutMs) * time.Millisecond
+		}
+	}
+	return DefaultSessionTimeout
+}
+
+// ReleaseQueues gives up queues a member owns and must release, with the
+// offsets it commits for them, and returns its view. Queues it does not
+// own are skipped (a resent release changes nothing).
+func (s *Service) ReleaseQueues(ctx context.Context, c consumer.ReleaseCmd) (Membership, error) {
+	if err := s.RequireLeader(); err != nil {
 		return Membership{}, err
 	}
-	m, err := s.groups.Membership(group, member)
+	m, err := propose(s, ctx, fsm.ReleaseQueues, c)
 	if err != nil {
 		return Membership{}, err
 	}
-	s.sess.beat(group, member, s.cfg.Clock())
-	timeout := DefaultSessionTimeout
-	for _, r := range s.groups.Members() {
-		if r.Group == group && r.MemberID == member {
-			timeout = time.Duration(r.SessionTimeoutMs) * time.Millisecond
-		}
-	}
-	return Membership{Membership: m, SessionTimeout: timeout}, nil
+	s.sess.beat(c.Group, c.MemberID, s.cfg.Clock())
+	return Membership{Membership: m, SessionTimeout: s.sessionTimeout(c.Group, c.MemberID)}, nil
 }
 
 // LeaveGroup removes a member and rebalances its queues to the others.
@@ -155,9 +208,9 @@ func (s *Service) groupInfo(g consumer.GroupView) wire.GroupInfo {
 	owner := map[consumer.TQ]string{}
 	topicSet := map[string]bool{}
 	for _, m := range g.Members {
-		info.Members = append(info.Members, wire.GroupMember{MemberID: m.ID, Topics: m.Topics,
-			SessionTimeoutMs: m.SessionTimeoutMs, Assignment: WireQueues(g.Assignment[m.ID])})
-		for _, q := range g.Assignment[m.ID] {
+		info.Members = append(info.Members, wire.GroupMember{MemberID: m.ID, InstanceID: m.InstanceID, Topics: m.Topics,
+			SessionTimeoutMs: m.SessionTimeoutMs, Assignment: WireQueues(g.Assignment[m.ID]), Revoking: nilIfEmpty(WireQueues(g.Revoking[m.ID]))})
+		for _, q := range append(g.Assignment[m.ID], g.Revoking[m.ID]...) {
 			owner[q] = m.ID
 		}
 		for _, t := range m.Topics {
@@ -176,6 +229,9 @@ func (s *Service) groupInfo(g consumer.GroupView) wire.GroupInfo {
 			next, _ := q.Bounds()
 			tq := consumer.TQ{Topic: t.Name, Queue: i}
 			gq := wire.GroupQueue{Topic: t.Name, Queue: i, Owner: owner[tq], Next: next, Lag: next}
+			if target := g.Targets[tq]; target != gq.Owner {
+				gq.Target = target
+			}
 			if off, ok := g.Offsets[tq]; ok {
 				c := off
 				gq.Committed = &c
@@ -185,6 +241,22 @@ func (s *Service) groupInfo(g consumer.GroupView) wire.GroupInfo {
 		}
 	}
 	return info
+}
+
+// removeMember proposes a member's leave, which hands its queues on.
+func (s *Service) removeMember(r consumer.MemberRef, reason string) {
+	s.logger.Info("removing group member", "group", r.Group, "member", r.MemberID, "reason", reason)
+	_, err := propose(s, context.Background(), fsm.LeaveGroup, consumer.LeaveCmd{Group: r.Group, MemberID: r.MemberID, Reason: reason})
+	if err != nil {
+		s.logger.Warn("remove group member", "group", r.Group, "member", r.MemberID, "err", err)
+	}
+}
+
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 // WireQueues converts queue names to their wire form.
@@ -213,12 +285,12 @@ func (s *Service) expireMembers() {
 			s.sess.clear()
 			continue
 		}
-		for _, r := range s.sess.expired(s.groups.Members(), s.cfg.Clock()) {
-			s.logger.Info("group member session expired", "group", r.Group, "member", r.MemberID)
-			_, err := propose(s, context.Background(), fsm.LeaveGroup, consumer.LeaveCmd{Group: r.Group, MemberID: r.MemberID, Reason: "session expired"})
-			if err != nil {
-				s.logger.Warn("expire group member", "group", r.Group, "member", r.MemberID, "err", err)
-			}
+		members, now := s.groups.Members(), s.cfg.Clock()
+		for _, r := range s.sess.expired(members, now) {
+			s.removeMember(r, "session expired")
+		}
+		for _, r := range s.sess.stuck(members, now) {
+			s.removeMember(r, "did not release its revoked queues within its session timeout")
 		}
 	}
 }

@@ -19,26 +19,49 @@ func TestGroupLifecycle(t *testing.T) {
 		{Message: wire.Message{Value: []byte("b")}, Queue: queue(0)}, {Message: wire.Message{Value: []byte("c")}, Queue: queue(1)}}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := svc.JoinGroup(ctx, "g", "", []string{"orders"}, 0)
+	a, err := svc.JoinGroup(ctx, "g", service.JoinRequest{Topics: []string{"orders"}})
 	if err != nil || len(a.Assignment) != 2 || a.SessionTimeout != service.DefaultSessionTimeout {
 		t.Fatalf("first join: %+v, %v", a, err)
 	}
-	b, err := svc.JoinGroup(ctx, "g", "", []string{"orders"}, 2*time.Second)
-	if err != nil || len(b.Assignment) != 1 || b.Generation != a.Generation+1 || b.SessionTimeout != 2*time.Second {
-		t.Fatalf("second join: %+v, %v", b, err)
+	b, err := svc.JoinGroup(ctx, "g", service.JoinRequest{Topics: []string{"orders"}, SessionTimeout: 2 * time.Second})
+	if err != nil || len(b.Assignment) != 0 || b.Generation != a.Generation+1 || b.SessionTimeout != 2*time.Second {
+		t.Fatalf("second join (its queue is still a's): %+v, %v", b, err)
 	}
-	hb, err := svc.Heartbeat("g", a.MemberID)
-	if err != nil || hb.Generation != b.Generation || len(hb.Assignment) != 1 {
+	// a learns at once, from its long-polled heartbeat, that it must give
+	// one queue up; b gets it only once a released it.
+	hb, err := svc.Heartbeat(ctx, "g", a.MemberID, a.Generation, time.Minute)
+	if err != nil || hb.Generation != b.Generation || len(hb.Assignment) != 1 || len(hb.Revoking) != 1 {
 		t.Fatalf("heartbeat after the rebalance: %+v, %v", hb, err)
 	}
-	mine, theirs := hb.Assignment[0], b.Assignment[0]
+	moving := hb.Revoking[0]
+	if err := svc.CommitOffsets(ctx, consumer.CommitCmd{Group: "g", MemberID: b.MemberID, Generation: b.Generation,
+		Offsets: []consumer.Offset{{Topic: moving.Topic, Queue: moving.Queue, Offset: 1}}}); svc.AsError(err).Code != wire.CodeNotAssigned {
+		t.Fatalf("commit by the next owner before the release: %v", err)
+	}
+	waiter := make(chan service.Membership, 1)
+	go func() {
+		m, err := svc.Heartbeat(ctx, "g", b.MemberID, b.Generation, time.Minute)
+		if err != nil {
+			t.Error(err)
+		}
+		waiter <- m
+	}()
+	rel, err := svc.ReleaseQueues(ctx, consumer.ReleaseCmd{Group: "g", MemberID: a.MemberID, Queues: []consumer.TQ{moving},
+		Offsets: []consumer.Offset{{Topic: moving.Topic, Queue: moving.Queue, Offset: 0}}})
+	if err != nil || len(rel.Revoking) != 0 || len(rel.Assignment) != 1 {
+		t.Fatalf("release: %+v, %v", rel, err)
+	}
+	if bm := <-waiter; len(bm.Assignment) != 1 || bm.Assignment[0] != moving {
+		t.Fatalf("the next owner's long poll answered %+v, want %v", bm, moving)
+	}
+	mine, theirs := hb.Assignment[0], moving
 	for _, tc := range []struct {
 		name string
 		cmd  consumer.CommitCmd
 		code string // "" for success
 	}{
-		{"stale generation", consumer.CommitCmd{MemberID: a.MemberID, Generation: a.Generation, Offsets: []consumer.Offset{{Topic: mine.Topic, Queue: mine.Queue, Offset: 1}}}, wire.CodeIllegalGeneration},
-		{"another member's queue", consumer.CommitCmd{MemberID: a.MemberID, Generation: hb.Generation, Offsets: []consumer.Offset{{Topic: theirs.Topic, Queue: theirs.Queue, Offset: 1}}}, wire.CodeNotAssigned},
+		{"a generation the group never had", consumer.CommitCmd{MemberID: a.MemberID, Generation: 99, Offsets: []consumer.Offset{{Topic: mine.Topic, Queue: mine.Queue, Offset: 1}}}, wire.CodeIllegalGeneration},
+		{"a queue released", consumer.CommitCmd{MemberID: a.MemberID, Generation: hb.Generation, Offsets: []consumer.Offset{{Topic: theirs.Topic, Queue: theirs.Queue, Offset: 1}}}, wire.CodeNotAssigned},
 		{"unknown member", consumer.CommitCmd{MemberID: "ghost", Generation: hb.Generation}, wire.CodeUnknownMember},
 		{"own queue", consumer.CommitCmd{MemberID: a.MemberID, Generation: hb.Generation, Offsets: []consumer.Offset{{Topic: mine.Topic, Queue: mine.Queue, Offset: 1}}}, ""},
 	} {
@@ -74,7 +97,7 @@ func TestGroupLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := svc.Heartbeat("g", a.MemberID); svc.AsError(err).Code != wire.CodeUnknownMember {
+	if _, err := svc.Heartbeat(ctx, "g", a.MemberID, 0, 0); svc.AsError(err).Code != wire.CodeUnknownMember {
 		t.Fatalf("heartbeat after leaving: %v", err)
 	}
 	for _, tc := range []struct {
@@ -184,7 +207,7 @@ func TestRecordBudget(t *testing.T) {
 // refused before it is proposed, so it creates no group.
 func TestRejoinUnknownMember(t *testing.T) {
 	svc := single(t)
-	_, err := svc.JoinGroup(context.Background(), "typo", "m7", []string{"orders"}, 0)
+	_, err := svc.JoinGroup(context.Background(), "typo", service.JoinRequest{MemberID: "m7", Topics: []string{"orders"}})
 	if ae := svc.AsError(err); ae.Code != wire.CodeUnknownMember || !ae.NotApplied {
 		t.Fatalf("rejoin: %v", err)
 	}

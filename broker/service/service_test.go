@@ -95,13 +95,16 @@ func TestErrorCodes(t *testing.T) {
 			_, err := svc.Fetch(ctx, service.FetchRequest{Topic: "orders", Queue: 0, Offset: 5, MaxBytes: 1})
 			return err
 		}, wire.CodeOffsetOutOfRange},
-		{"join without topics", func() error { _, err := svc.JoinGroup(ctx, "g", "", nil, 0); return err }, wire.CodeInvalidArgument},
-		{"join unknown topic", func() error { _, err := svc.JoinGroup(ctx, "g", "", []string{"nope"}, 0); return err }, wire.CodeTopicNotFound},
+		{"join without topics", func() error { _, err := svc.JoinGroup(ctx, "g", service.JoinRequest{}); return err }, wire.CodeInvalidArgument},
+		{"join unknown topic", func() error {
+			_, err := svc.JoinGroup(ctx, "g", service.JoinRequest{Topics: []string{"nope"}})
+			return err
+		}, wire.CodeTopicNotFound},
 		{"join short session", func() error {
-			_, err := svc.JoinGroup(ctx, "g", "", []string{"orders"}, time.Millisecond)
+			_, err := svc.JoinGroup(ctx, "g", service.JoinRequest{Topics: []string{"orders"}, SessionTimeout: time.Millisecond})
 			return err
 		}, wire.CodeInvalidArgument},
-		{"heartbeat unknown group", func() error { _, err := svc.Heartbeat("nope", "m1"); return err }, wire.CodeGroupNotFound},
+		{"heartbeat unknown group", func() error { _, err := svc.Heartbeat(ctx, "nope", "m1", 0, 0); return err }, wire.CodeGroupNotFound},
 		{"leave unknown group", func() error { return svc.LeaveGroup(ctx, "nope", "m1") }, wire.CodeGroupNotFound},
 		{"commit unknown group", func() error { return svc.CommitOffsets(ctx, consumer.CommitCmd{Group: "nope", MemberID: "m1"}) }, wire.CodeGroupNotFound},
 		{"reset to nowhere", func() error {

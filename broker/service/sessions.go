@@ -10,11 +10,14 @@ import (
 // sessions are the leader's record of member heartbeats. They are not
 // replicated: a new leader starts every member's session afresh.
 type sessions struct {
-	mu   sync.Mutex
-	last map[string]time.Time // group + "\x00" + member
+	mu       sync.Mutex
+	last     map[string]time.Time // group + "\x00" + member
+	revoking map[string]time.Time // since when a member has had queues to release
 }
 
-func newSessions() *sessions { return &sessions{last: map[string]time.Time{}} }
+func newSessions() *sessions {
+	return &sessions{last: map[string]time.Time{}, revoking: map[string]time.Time{}}
+}
 
 func sessionKey(group, member string) string { return group + "\x00" + member }
 
@@ -27,7 +30,40 @@ func (s *sessions) beat(group, member string, now time.Time) {
 func (s *sessions) clear() {
 	s.mu.Lock()
 	clear(s.last)
+	clear(s.revoking)
 	s.mu.Unlock()
+}
+
+// stuck returns the members that have had queues to release for longer
+// than their session timeout (counted from the first time stuck saw
+// them so, on this leader): a member that stops delivering a queue only
+// once it is asked cannot keep it from its next owner for longer.
+func (s *sessions) stuck(members []consumer.MemberRef, now time.Time) []consumer.MemberRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	current := map[string]bool{}
+	var out []consumer.MemberRef
+	for _, r := range members {
+		if !r.Revoking {
+			continue
+		}
+		k := sessionKey(r.Group, r.MemberID)
+		current[k] = true
+		since, ok := s.revoking[k]
+		switch {
+		case !ok:
+			s.revoking[k] = now
+		case now.Sub(since) > time.Duration(r.SessionTimeoutMs)*time.Millisecond:
+			out = append(out, r)
+			delete(s.revoking, k)
+		}
+	}
+	for k := range s.revoking {
+		if !current[k] {
+			delete(s.revoking, k)
+		}
+	}
+	return out
 }
 
 // expired returns the members whose last heartbeat (or, for a member not

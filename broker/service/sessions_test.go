@@ -120,3 +120,38 @@ func TestSessions(t *testing.T) {
 		})
 	}
 }
+
+// TestStuckReleases: a member that has had queues to release for longer
+// than its session timeout is reported once; one that released (no longer
+// revoking) is forgotten; clear starts the count afresh.
+func TestStuckReleases(t *testing.T) {
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	const ms = time.Millisecond
+	m1 := consumer.MemberRef{Group: "g", MemberID: "m1", SessionTimeoutMs: 1000, Revoking: true}
+	m2 := consumer.MemberRef{Group: "g", MemberID: "m2", SessionTimeoutMs: 1000, Revoking: true}
+	m2done := m2
+	m2done.Revoking = false
+	s := newSessions()
+	steps := []struct {
+		at      time.Duration
+		members []consumer.MemberRef
+		want    []consumer.MemberRef
+	}{
+		{0, []consumer.MemberRef{m1, m2}, nil},
+		{600 * ms, []consumer.MemberRef{m1, m2done}, nil}, // m2 released
+		{900 * ms, []consumer.MemberRef{m1, m2}, nil},     // m2 revoking again: a new count
+		{1001 * ms, []consumer.MemberRef{m1, m2}, []consumer.MemberRef{m1}},
+		{1500 * ms, []consumer.MemberRef{m2}, nil},
+		{1901 * ms, []consumer.MemberRef{m2}, []consumer.MemberRef{m2}},
+	}
+	for i, st := range steps {
+		if got := s.stuck(st.members, t0.Add(st.at)); !reflect.DeepEqual(got, st.want) {
+			t.Fatalf("step %d at +%v: stuck %v, want %v", i, st.at, got, st.want)
+		}
+	}
+	s.stuck([]consumer.MemberRef{m1}, t0)
+	s.clear()
+	if got := s.stuck([]consumer.MemberRef{m1}, t0.Add(time.Hour)); got != nil {
+		t.Fatalf("after clear: %v", got)
+	}
+}
