@@ -177,6 +177,9 @@ func (g *member) heartbeats() {
 			m, err = g.heartbeat(ctx, id, gen, wait)
 			cancel()
 		}
+		if c.testHang.Load() { // a hung process does not see the answer
+			continue
+		}
 		if !g.opMu.lock(c.ctx) {
 			return
 		}
