@@ -54,19 +54,48 @@ var (
 //
 // # Groups
 //
-// A member joins when it is created, sends heartbeats every third of its
-// session timeout, and applies every answer: when the group's generation
-// changes it stops delivering the queues it no longer owns (discarding
-// what it fetched of them) and starts the ones it gained at the group's
-// committed offset (WithStartWhenNoCommit when there is none). A member
-// the group expired joins again as a new member. Group writes go to the
-// leader and follow its changes; the committed offsets are replicated, so
-// a new leader has them all. The group refuses commits from members that
-// no longer own a queue, so delivery is at least once: the records a
-// member returned but had not committed when it lost a queue are returned
-// again by the queue's next owner. Commit after processing (Commit, or
-// auto-commit, which counts records as processed once Poll is called
-// again) and a record is only returned again after a failure.
+// A member joins when it is created and keeps its session alive with
+// heartbeats that are long polls: each names the group generation the
+// member knows, and the group's leader answers as soon as the group
+// changes (or after a third of the session timeout), so a member learns
+// of a rebalance within milliseconds. A member the group removed (its
+// session expired, or a static member of its instance id replaced it)
+// joins again as a new member. Group writes go to the leader and follow
+// its changes; the committed offsets are replicated, so a new leader has
+// them all.
+//
+// # Rebalances
+//
+// A queue moves from one member to another in two steps, never being
+// delivered by both (like Kafka's cooperative incremental protocol). The
+// group first lists it as revoked at its owner, which at once stops
+// fetching it and discards what it fetched ahead; Poll returns no record
+// of it from then on. When the application has processed what Poll
+// returned of the queue — at the start of the next Poll call, or at once
+// when nothing of the queue was returned since the latest Poll call began
+// (Poll is waiting, say) — the owner calls OnRevoked
+// (WithRebalanceCallbacks), commits the position after the last record
+// Poll returned (with auto-commit) and releases the queue, in one
+// request. Only then does the group assign it to its next owner, which
+// starts at that committed offset (WithStartWhenNoCommit when there is
+// none) and calls OnAssigned. Queues that stay with a member keep flowing
+// untouched. A member that does not release a revoked queue within its
+// session timeout (its application does not call Poll) is removed from
+// the group.
+//
+// Delivery is at least once, and exactly once while no member fails: a
+// member that crashes has its queues given to others after its session
+// timeout, from the last committed offsets, so the records it returned
+// but had not committed are returned again. The group accepts a commit
+// only from the current owner of every queue in it. Commit after
+// processing (Commit, or auto-commit, which counts records as processed
+// once Poll is called again).
+//
+// Close commits (with auto-commit) what Poll returned, releases revoked
+// queues and leaves the group, whose other members get its queues at
+// once; a static member (WithInstanceID) does not leave, and its restart
+// within the session timeout takes its queues back without moving any
+// other.
 //
 // Each assigned queue has a goroutine that fetches ahead of Poll
 // (WithPrefetch); a group member has one more for heartbeats, and one for

@@ -313,8 +313,8 @@ func WithInstanceID(id string) ConsumerOpt {
 // while the application was processing the records of the previous Poll
 // is handed over at the start of the next Poll, before Poll returns
 // anything), of Commit (a refused commit refreshes the membership) or of
-// Close. They may call Commit, CommitOffsets, Assignment and Lag, but not
-// Poll, Seek or Close, and should return quickly: the group waits for the
+// Close. They may call Commit, CommitOffsets, Seek, Assignment and Lag,
+// but not Poll or Close, and should return quickly: the group waits for the
 // hand-over, and a member that does not release a revoked queue within its
 // session timeout is removed from the group. Group mode only.
 func WithRebalanceCallbacks(onAssigned, onRevoked func(queues []TopicQueue)) ConsumerOpt {
