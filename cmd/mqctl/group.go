@@ -184,7 +184,11 @@ func writeGroup(w io.Writer, g *wire.GroupInfo) error {
 			if q.Committed != nil {
 				committed = strconv.FormatUint(*q.Committed, 10)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\n", q.Topic, q.Queue, orDash(q.Owner), committed, q.Next, q.Lag)
+			owner := orDash(q.Owner)
+			if q.Target != "" { // moving: the owner releases it, then the target owns it
+				owner += "->" + q.Target
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\n", q.Topic, q.Queue, owner, committed, q.Next, q.Lag)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -197,8 +201,14 @@ func writeGroup(w io.Writer, g *wire.GroupInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tTOPICS\tSESSION TIMEOUT\tQUEUES")
 	for _, m := range g.Members {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.MemberID, orDash(strings.Join(m.Topics, ",")), formatMs(m.SessionTimeoutMs),
-			formatAssignment(m.Assignment))
+		id, queues := m.MemberID, formatAssignment(m.Assignment)
+		if m.InstanceID != "" {
+			id += " (" + m.InstanceID + ")"
+		}
+		if len(m.Revoking) > 0 {
+			queues += ", releasing " + formatAssignment(m.Revoking)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, orDash(strings.Join(m.Topics, ",")), formatMs(m.SessionTimeoutMs), queues)
 	}
 	return tw.Flush()
 }

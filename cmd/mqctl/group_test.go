@@ -19,9 +19,12 @@ func TestWriteGroup(t *testing.T) {
 			{MemberID: "m1", Topics: []string{"orders"}, SessionTimeoutMs: 10000,
 				Assignment: []wire.TopicQueue{{Topic: "orders", Queue: 2}, {Topic: "orders", Queue: 0}, {Topic: "audit", Queue: 0}}},
 			{MemberID: "m2", Topics: []string{"audit", "orders"}, SessionTimeoutMs: 90000},
+			{MemberID: "m3", InstanceID: "web-1", Topics: []string{"orders"}, SessionTimeoutMs: 10000,
+				Assignment: []wire.TopicQueue{{Topic: "orders", Queue: 3}}, Revoking: []wire.TopicQueue{{Topic: "orders", Queue: 4}}},
 		},
 		Queues: []wire.GroupQueue{
 			{Topic: "orders", Queue: 1, Next: 7, Lag: 7},
+			{Topic: "orders", Queue: 4, Owner: "m3", Target: "m2", Next: 3, Lag: 3},
 			{Topic: "orders", Queue: 0, Owner: "m1", Committed: c(10), Next: 12, Lag: 2},
 			{Topic: "audit", Queue: 0, Owner: "m1", Committed: c(0), Next: 0},
 		}}
@@ -29,16 +32,18 @@ func TestWriteGroup(t *testing.T) {
 	if err := writeGroup(&b, &g); err != nil {
 		t.Fatal(err)
 	}
-	want := `Group billing, generation 3, 2 members.
+	want := `Group billing, generation 3, 3 members.
 
-TOPIC   QUEUE  OWNER  COMMITTED  NEXT  LAG
-audit   0      m1     0          0     0
-orders  0      m1     10         12    2
-orders  1      -      -          7     7
+TOPIC   QUEUE  OWNER   COMMITTED  NEXT  LAG
+audit   0      m1      0          0     0
+orders  0      m1      10         12    2
+orders  1      -       -          7     7
+orders  4      m3->m2  -          3     3
 
-MEMBER  TOPICS        SESSION TIMEOUT  QUEUES
-m1      orders        10s              audit/0 orders/0,2
-m2      audit,orders  1m30s            -
+MEMBER      TOPICS        SESSION TIMEOUT  QUEUES
+m1          orders        10s              audit/0 orders/0,2
+m2          audit,orders  1m30s            -
+m3 (web-1)  orders        10s              orders/3, releasing orders/4
 `
 	if b.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
@@ -53,7 +58,7 @@ m2      audit,orders  1m30s            -
 	writeGroupList(&b, []wire.GroupInfo{g, {Group: "aaa", Generation: 1, Members: g.Members[:1]}})
 	want = `GROUP    GENERATION  MEMBERS  TOPICS        LAG
 aaa      1           1        -             0
-billing  3           2        audit,orders  9
+billing  3           3        audit,orders  12
 `
 	if b.String() != want {
 		t.Fatalf("list: got\n%s\nwant\n%s", b.String(), want)
