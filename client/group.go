@@ -149,7 +149,7 @@ func transient(err error) bool {
 // leaves at once. A failed heartbeat is resent after a backoff.
 func (g *member) heartbeats() {
 	c := g.c
-	failures := 0
+	failures, early := 0, 0
 	for c.ctx.Err() == nil {
 		if c.testHang.Load() {
 			if sleep(c.ctx, 10*time.Millisecond) != nil {
@@ -183,17 +183,25 @@ func (g *member) heartbeats() {
 		if !g.opMu.lock(c.ctx) {
 			return
 		}
-		ok := g.settle(c.ctx, id, m, err, sent, false)
-		g.handover(c.ctx)
+		// Bounded: joins and releases are resent while they fail, and
+		// the membership lock must not be held for ever.
+		octx, cancel := context.WithTimeout(c.ctx, c.cfg.sessionTimeout)
+		ok := g.settle(octx, id, m, err, sent, false)
+		g.handover(octx)
+		cancel()
 		g.opMu.unlock()
 		if ok {
 			failures = 0
 			// A broker that does not long-poll (an older one) answers at
-			// once: pace the heartbeats as before then.
-			if id != "" && m.Generation == gen && time.Since(sent) < wait/2 {
-				if sleep(c.ctx, time.Until(sent.Add(wait))) != nil {
-					return
-				}
+			// once: pace the heartbeats as before then. (A broker shutting
+			// down answers early once.)
+			if id != "" && err == nil && m.Generation == gen && time.Since(sent) < wait/2 {
+				early++
+			} else {
+				early = 0
+			}
+			if early > 1 && sleep(c.ctx, time.Until(sent.Add(wait))) != nil {
+				return
 			}
 			continue
 		}
