@@ -277,7 +277,10 @@ func WithStartWhenNoCommit(s Start) ConsumerOpt {
 // commits (with auto-commit) but does not leave: its queues wait for its
 // restart under the same id, up to its session timeout
 // (WithSessionTimeout), and only then go to the other members. A restart
-// within the session timeout thus costs no rebalance.
+// within the session timeout thus costs no rebalance. A static member the
+// group removed (its session expired, or another consumer joined with its
+// id) joins again under the same id, so two live consumers sharing an id
+// keep replacing each other: ids must be unique among running instances.
 //
 // Default "": a dynamic member, which leaves its group in Close, its
 // queues going to the other members at once. Group mode only.
