@@ -249,12 +249,14 @@ type load struct {
 	// holds the time of each delivery, for the consumers' outage.
 	consumer  *client.Consumer
 	delivered []time.Time
+	seen      map[[2]uint64]int // (queue, offset) -> deliveries
+	redeliver int               // deliveries of a (queue, offset) seen before
 	cancel    context.CancelFunc
 	readErrs  []error
 }
 
 func startLoad(t *testing.T, lab *faultLab) *load {
-	l := &load{failed: map[string]error{}, stop: make(chan struct{})}
+	l := &load{failed: map[string]error{}, stop: make(chan struct{}), seen: map[[2]uint64]int{}}
 	for w := range faultWriters {
 		opts := []client.ProducerOpt{client.WithHTTPClient(lab.hc)}
 		if os.Getenv("LEDGERMQ_TEST_SDKLOG") != "" {
@@ -293,8 +295,12 @@ func (l *load) read(ctx context.Context) {
 			continue
 		}
 		l.mu.Lock()
-		for range recs {
+		for _, r := range recs {
 			l.delivered = append(l.delivered, now)
+			k := [2]uint64{uint64(r.Queue), r.Offset}
+			if l.seen[k]++; l.seen[k] > 1 {
+				l.redeliver++
+			}
 		}
 		l.mu.Unlock()
 	}
@@ -356,6 +362,11 @@ func (l *load) finish(t *testing.T) {
 	l.consumer.Close()
 	for _, err := range l.readErrs {
 		t.Logf("the reading consumer reported: %v", err)
+	}
+	// The reading consumer has its queues assigned (no group): it must
+	// deliver each stored message once, whatever the brokers go through.
+	if l.redeliver > 0 {
+		t.Errorf("the reading consumer delivered %d messages more than once (%d distinct)", l.redeliver, len(l.seen))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/ledgermq/ledgermq/bench/omb/driver"
+	"github.com/ledgermq/ledgermq/internal/netlab"
 	"github.com/ledgermq/ledgermq/internal/proc"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,6 +38,21 @@ import (
 // that reached the stream while it had no leader get no answer, so this
 // bounds how quickly a producer recovers.
 var AckTimeout = 2 * time.Second
+
+// Client connection settings of every connection the driver opens (see
+// docs/benchmarks.md, "Failover under real faults", for how they were
+// chosen). PingInterval × MaxPingsOut bounds how long a client stays on
+// a server it no longer hears (nats.go's defaults: 2 min × 2);
+// ConnectTimeout bounds each reconnect attempt to a silent server (default
+// 2 s); ReconnectWait is the pause between attempts; RetryWait the pause
+// before a failed publish is resent.
+var (
+	PingInterval   = 2 * time.Minute
+	MaxPingsOut    = 2
+	ConnectTimeout = 2 * time.Second
+	ReconnectWait  = 50 * time.Millisecond
+	RetryWait      = 50 * time.Millisecond
+)
 
 // keyHeader carries the message key (base64) since NATS has no key field.
 const keyHeader = "Omb-Key"
@@ -51,15 +67,34 @@ type Driver struct {
 	mu   sync.Mutex // guards nodes' proc and topics
 	node []*natsNode
 
+	lab *netlab.Lab // with Options.Netns
+
 	nc     *nats.Conn // admin connection
 	js     jetstream.JetStream
 	topics []string
+
+	resends     atomic.Int64 // over every closed producer
+	disconnects atomic.Int64 // of every client connection
 }
+
+// Disconnects returns how often a client connection lost its server.
+func (d *Driver) Disconnects() int64 { return d.disconnects.Load() }
+
+// Resends returns how many publishes the closed producers sent again
+// (after an error or AckTimeout without an ack).
+func (d *Driver) Resends() int64 { return d.resends.Load() }
 
 type natsNode struct {
 	name, client, conf, logPath string
 	proc                        *proc.Process // nil while down
 }
+
+// Ports of every node in the namespace lab (Options.Netns), each on its
+// own address.
+const (
+	netnsClientPort  = 4222
+	netnsClusterPort = 6222
+)
 
 var _ driver.Driver = (*Driver)(nil)
 
@@ -124,17 +159,34 @@ func (d *Driver) Start(ctx context.Context, o driver.Options) error {
 	if o.BaseDir == "" {
 		return errors.New("nats: Options.BaseDir is required")
 	}
-	ports, err := freePorts(6)
-	if err != nil {
-		return err
+	ids := []string{"n1", "n2", "n3"}
+	// clients[i], clusters[i]: node i's client and cluster listen addresses.
+	var clients, clusters []string
+	if o.Netns {
+		if d.lab, err = netlab.New(ids); err != nil {
+			return fmt.Errorf("nats: %w", err)
+		}
+		for _, id := range ids {
+			clients = append(clients, fmt.Sprintf("%s:%d", d.lab.IP(id), netnsClientPort))
+			clusters = append(clusters, fmt.Sprintf("%s:%d", d.lab.IP(id), netnsClusterPort))
+		}
+	} else {
+		ports, err := freePorts(6)
+		if err != nil {
+			return err
+		}
+		for i := range 3 {
+			clients = append(clients, fmt.Sprintf("127.0.0.1:%d", ports[i]))
+			clusters = append(clusters, fmt.Sprintf("127.0.0.1:%d", ports[3+i]))
+		}
 	}
 	var routes []string
 	for i := range 3 {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+i]))
+		routes = append(routes, "nats-route://"+clusters[i])
 	}
 	var urls []string
 	for i := range 3 {
-		n := &natsNode{name: fmt.Sprintf("n%d", i+1), client: fmt.Sprintf("127.0.0.1:%d", ports[i])}
+		n := &natsNode{name: ids[i], client: clients[i]}
 		dir := filepath.Join(o.BaseDir, n.name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
@@ -148,10 +200,10 @@ jetstream {
 %s}
 cluster {
   name: omb
-  listen: 127.0.0.1:%d
+  listen: %s
   routes: [%s]
 }
-`, n.name, n.client, dir, sync, ports[3+i], strings.Join(routes, ", "))
+`, n.name, n.client, dir, sync, clusters[i], strings.Join(routes, ", "))
 		if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
 			return err
 		}
@@ -197,7 +249,16 @@ func (d *Driver) connect(name string) (*nats.Conn, error) {
 	// The servers may need a moment to open their client port.
 	for range 100 {
 		nc, err = nats.Connect(d.urls(), nats.Name(name), nats.MaxReconnects(-1),
-			nats.ReconnectWait(50*time.Millisecond), nats.RetryOnFailedConnect(false))
+			nats.ReconnectWait(ReconnectWait), nats.RetryOnFailedConnect(false),
+			nats.PingInterval(PingInterval), nats.MaxPingsOutstanding(MaxPingsOut),
+			nats.Timeout(ConnectTimeout),
+			nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+				if err == nil {
+					return // closed by us
+				}
+				d.disconnects.Add(1)
+				d.log.Info("nats client disconnected", "conn", name, "server", c.ConnectedUrlRedacted(), "err", err)
+			}))
 		if err == nil {
 			return nc, nil
 		}
@@ -228,7 +289,11 @@ func (d *Driver) waitMeta(ctx context.Context, timeout time.Duration) error {
 }
 
 func (d *Driver) start(n *natsNode) error {
-	p, err := proc.Start(proc.Spec{Path: d.bin, Args: []string{"-c", n.conf}, LogPath: n.logPath})
+	spec := proc.Spec{Path: d.bin, Args: []string{"-c", n.conf}, LogPath: n.logPath}
+	if d.lab != nil {
+		spec.Path, spec.Args = d.lab.Command(n.name, d.bin, spec.Args...)
+	}
+	p, err := proc.Start(spec)
 	if err != nil {
 		return fmt.Errorf("nats: start %s: %w", n.name, err)
 	}
@@ -255,8 +320,15 @@ func (d *Driver) Stop() error {
 		d.nc.Close()
 		d.nc = nil
 	}
+	if d.log != nil {
+		d.log.Info("nats driver stopping", "resends", d.resends.Load(), "client_disconnects", d.disconnects.Load())
+	}
 	for _, n := range d.node {
 		d.kill(n)
+	}
+	if d.lab != nil {
+		d.lab.Close()
+		d.lab = nil
 	}
 	return nil
 }
@@ -395,6 +467,7 @@ func (d *Driver) NewProducer(ctx context.Context, topic string, batchBytes int, 
 		prefix: nuid.Next(),
 		sem:    make(chan struct{}, MaxInFlight),
 		log:    d.log,
+		d:      d,
 	}
 	p.js, err = jetstream.New(nc,
 		// Our own semaphore bounds in-flight messages; keep the library's
@@ -421,6 +494,9 @@ type producer struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 	log    *slog.Logger
+	// resends counts publishes sent again after an error or ack timeout.
+	resends atomic.Int64
+	d       *Driver
 }
 
 // retryFor is how long a message is resent (with the same Nats-Msg-Id)
@@ -486,7 +562,8 @@ func (p *producer) retry(m *nats.Msg, deadline time.Time, finish func(error), er
 		return
 	}
 	p.log.Debug("nats publish failed, resending", "subject", m.Subject, "err", err)
-	time.AfterFunc(50*time.Millisecond, func() { p.publish(m, deadline, finish) })
+	p.resends.Add(1)
+	time.AfterFunc(RetryWait, func() { p.publish(m, deadline, finish) })
 }
 
 // Flush implements driver.Producer: it waits until every sent message has
@@ -500,6 +577,8 @@ func (p *producer) Close() error {
 	err := p.Flush(ctx)
 	p.closed.Store(true)
 	p.nc.Close()
+	p.d.resends.Add(p.resends.Load())
+	p.log.Info("nats producer closed", "resends", p.resends.Load())
 	return err
 }
 

@@ -30,6 +30,8 @@ func RunWorkload(ctx context.Context, args []string, stdout, stderr io.Writer, d
 	drv := fs.String("driver", defaultDriver, "driver")
 	out := fs.String("out", "results", "directory for the JSON result")
 	dur := fs.Duration("duration", 0, "override the workload's test duration")
+	fault := fs.String("fault", "", "override the workload's leader fault: kill, stall, blackhole or partition (needs root: network namespaces)")
+	hold := fs.Duration("fault-hold", 0, "override how long each fault lasts before it is healed (default: the workload's, else kill 1s, stall 3s, blackhole 5s, partition 5s)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -42,6 +44,18 @@ func RunWorkload(ctx context.Context, args []string, stdout, stderr io.Writer, d
 	}
 	if *dur > 0 {
 		w.Test.Duration = *dur
+	}
+	if *fault != "" || *hold != 0 {
+		f, h := *fault, *hold
+		if f == "" {
+			f = w.Fault
+		}
+		if h == 0 && f == w.Fault { // another fault gets its own default hold
+			h = w.FaultHold.Duration
+		}
+		if err := w.SetFault(f, h); err != nil {
+			return err
+		}
 	}
 	d, err := drivers(*drv)
 	if err != nil {
@@ -76,17 +90,34 @@ func PrintSummary(w io.Writer, res *runner.Result) {
 		res.Workload.Name, res.System, api, res.PublishRate, res.PublishMBps, res.ConsumeRate, res.PublishLatency.P50, res.PublishLatency.P99,
 		res.E2ELatency.P99, res.Acked, res.Lost, res.Duplicates, res.PublishErrors)
 	for _, k := range res.Kills {
+		if k.Fault != "" {
+			fmt.Fprintf(w, "%s %s at %.1fs (healed after %.0f ms): first ack after %.0f ms, max ack gap %.0f ms, healthy %.0f ms after the heal\n",
+				k.Fault, k.Node, k.AtS, k.HealMs, k.FirstAckMs, k.MaxGapMs, k.CatchUpMs)
+			continue
+		}
 		fmt.Fprintf(w, "kill %s at %.1fs: first ack after %.0f ms, max ack gap %.0f ms, caught up after %.0f ms\n", k.Node, k.AtS, k.FirstAckMs, k.MaxGapMs, k.CatchUpMs)
 	}
-	if s := res.FirstAck; s != nil {
-		fmt.Fprintf(w, "first ack after a kill: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", s.P50, s.P99, s.Max)
+	event := "a kill"
+	if res.Workload.Fault != "" {
+		event = "a " + res.Workload.Fault
 	}
-	if s := res.CatchUp; s != nil && s.Count > 0 {
+	if s := res.FirstAck; s != nil {
+		fmt.Fprintf(w, "first ack after %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d events)\n", event, s.P50, s.P99, s.Max, len(res.Kills))
+	}
+	if l := res.Leadership; l != nil {
+		fmt.Fprintf(w, "leadership in the window: %d leader changes (most seen by one node), term +%d\n", l.LeaderChanges, l.TermChange)
+	}
+	if s := res.CatchUp; s != nil && s.Count > 0 && res.Workload.Fault != "" {
+		fmt.Fprintf(w, "healthy after the heal: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", s.P50, s.P99, s.Max)
+	} else if s != nil && s.Count > 0 {
 		fmt.Fprintf(w, "catch-up after a restart: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", s.P50, s.P99, s.Max)
 	}
 	if f := res.Fsync; f != nil {
 		fmt.Fprintf(w, "raw write(100 KiB)+fsync: %.1f MB/s, p50 %.2f ms, p99 %.2f ms; published MB/s ÷ raw = %.3f (×3 replicas on this disk: %.3f)\n",
 			f.MBps, f.Latency.P50, f.Latency.P99, res.PublishOverFsync, 3*res.PublishOverFsync)
+	}
+	if rb := res.ReadBack; rb != nil {
+		fmt.Fprintf(w, "second read-back by fresh consumers: received %d, lost %d, duplicates stored %d\n", rb.Received, rb.Lost, rb.Duplicates)
 	}
 	if len(res.Kills) > 0 || res.Lost > 0 || res.Duplicates > 0 {
 		verdict := "OK: every acknowledged message read back, none twice"

@@ -18,6 +18,11 @@ type Options struct {
 	Durability string // "fsync" (fsync every batch before ack) or "default"
 	BaseDir    string // fresh dir for the cluster's data
 	Log        *slog.Logger
+	// Netns asks for every node in a network namespace of its own
+	// (internal/netlab) reached by the clients at its own address, so that
+	// FaultInjector can drop packets. Set by the runner for fault
+	// workloads, and only for drivers that implement FaultInjector.
+	Netns bool
 }
 
 // Msg is one consumed message.
@@ -29,7 +34,7 @@ type Msg struct {
 // Driver controls one messaging system.
 type Driver interface {
 	Name() string
-	Start(ctx context.Context, o Options) error // bring up a 3-node cluster on 127.0.0.1 with fresh data dirs; return when it accepts writes
+	Start(ctx context.Context, o Options) error // bring up a 3-node cluster on 127.0.0.1 (Options.Netns: in network namespaces) with fresh data dirs; return when it accepts writes
 	Stop() error
 	CreateTopic(ctx context.Context, name string, queues int) error
 	NewProducer(ctx context.Context, topic string, batchBytes int, linger time.Duration) (Producer, error)
@@ -63,6 +68,54 @@ type ProduceAPISetter interface {
 // the time from the restart until WaitCaughtUp returned.
 type CatchUpWaiter interface {
 	WaitCaughtUp(ctx context.Context, node string) error
+}
+
+// Fault is a leader fault of a fault workload (workload field fault).
+type Fault string
+
+// The faults. Each lasts a hold time (workload field faultHold) and is
+// then healed.
+const (
+	FaultKill      Fault = "kill"      // SIGKILL; heal: restart the process
+	FaultStall     Fault = "stall"     // SIGSTOP; heal: SIGCONT
+	FaultBlackhole Fault = "blackhole" // every packet to and from the node dropped, clients' too; heal: drop nothing
+	FaultPartition Fault = "partition" // the node cut from its peers, clients still reach it; heal: drop nothing
+)
+
+// Faults lists every Fault.
+var Faults = []Fault{FaultKill, FaultStall, FaultBlackhole, FaultPartition}
+
+// FaultInjector is implemented by drivers that can inject every Fault into
+// one node. The runner starts such a driver with Options.Netns (network
+// faults are nftables drops in the nodes' namespaces, equal for every
+// system) and, per event: Leader, Inject, hold, Heal, then WaitHealthy
+// before the next event.
+type FaultInjector interface {
+	// Leader returns the node that leads the (first) topic's writes.
+	Leader(ctx context.Context) (node string, err error)
+	// Inject applies fault to node and returns once it is in effect (the
+	// process stopped or gone, the drop rules installed).
+	Inject(ctx context.Context, fault Fault, node string) error
+	// Heal ends fault on node (restart, SIGCONT, rules removed).
+	Heal(ctx context.Context, fault Fault, node string) error
+	// WaitHealthy waits until node is back in the cluster and caught up.
+	WaitHealthy(ctx context.Context, node string) error
+}
+
+// LeaderStats is implemented by drivers that can count leader changes;
+// the runner reads it at the start and at the end of the measurement
+// window and reports the differences (Result.Leadership).
+type LeaderStats interface {
+	// LeaderStats returns, per node, the leader changes it has observed
+	// and its current term (or its equivalent).
+	LeaderStats(ctx context.Context) (map[string]NodeLeaderStats, error)
+}
+
+// NodeLeaderStats is one node's LeaderStats.
+type NodeLeaderStats struct {
+	LeaderChanges uint64 `json:"leaderChanges"`
+	Term          uint64 `json:"term"`
+	Leader        string `json:"leader"`
 }
 
 // Wait waits for wg or the end of ctx, for a Producer's Flush.

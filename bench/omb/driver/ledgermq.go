@@ -75,7 +75,7 @@ func (d *LedgerMQ) Start(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("ledgermq: %w", err)
 	}
-	d.g, err = cluster.Start(cluster.Options{Bin: bin, Nodes: 3, Dir: o.BaseDir, Args: []string{"--sync", "every-append"}})
+	d.g, err = cluster.Start(cluster.Options{Bin: bin, Nodes: 3, Dir: o.BaseDir, Args: []string{"--sync", "every-append"}, Netns: o.Netns})
 	if err != nil {
 		return fmt.Errorf("ledgermq: %w", err)
 	}
@@ -87,7 +87,7 @@ func (d *LedgerMQ) Start(ctx context.Context, o Options) error {
 		d.g.Tail(os.Stderr, 20)
 		return fmt.Errorf("ledgermq: %w", err)
 	}
-	d.log.Info("ledgermq group up", "leader", l)
+	d.log.Info("ledgermq group up", "leader", l, "netns", o.Netns, "apis", d.g.APIs())
 	return nil
 }
 

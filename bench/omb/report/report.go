@@ -24,11 +24,12 @@ func Write(dir string, rs []*runner.Result) ([]string, error) {
 	byWL := map[string]map[string]*runner.Result{}
 	var wls []string
 	for _, r := range rs {
-		m := byWL[r.Workload.Name]
+		id := r.Workload.ID()
+		m := byWL[id]
 		if m == nil {
 			m = map[string]*runner.Result{}
-			byWL[r.Workload.Name] = m
-			wls = append(wls, r.Workload.Name)
+			byWL[id] = m
+			wls = append(wls, id)
 		}
 		if old := m[r.System]; old == nil || r.StartedAt.After(old.StartedAt) {
 			m[r.System] = r
@@ -57,6 +58,11 @@ func Write(dir string, rs []*runner.Result) ([]string, error) {
 		}
 		files = append(files, fs...)
 	}
+	fs, err := faultsSection(&md, dir, rs)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, fs...)
 	return files, os.WriteFile(filepath.Join(dir, "README.md"), []byte(md.String()), 0o644)
 }
 
@@ -84,7 +90,13 @@ var rows = []row{
 	{"acknowledged / lost / duplicates", func(r *runner.Result) string {
 		return fmt.Sprintf("%d / %d / %d", r.Acked, r.Lost, r.Duplicates)
 	}},
-	{"leader kills: outage ms (each)", func(r *runner.Result) string {
+	{"leadership: leader changes / term change in the window", func(r *runner.Result) string {
+		if r.Leadership == nil {
+			return "–"
+		}
+		return fmt.Sprintf("%d / %d", r.Leadership.LeaderChanges, r.Leadership.TermChange)
+	}},
+	{"leader kills or faults: outage ms (each)", func(r *runner.Result) string {
 		if len(r.Kills) == 0 {
 			return "–"
 		}
@@ -94,7 +106,7 @@ var rows = []row{
 		}
 		return strings.Join(s, ", ")
 	}},
-	{"leader kills: max ack gap ms (each)", func(r *runner.Result) string {
+	{"leader kills or faults: max ack gap ms (each)", func(r *runner.Result) string {
 		if len(r.Kills) == 0 {
 			return "–"
 		}
@@ -115,6 +127,9 @@ func section(md *strings.Builder, dir, wl string, systems []string, res []*runne
 		wl, w.Topics, w.QueuesPerTopic, w.MessageSize, w.ProducersPerTopic, rateStr(w.ProducerRate), w.Warmup, w.Test, w.BatchBytes, w.LingerMs, w.Durability)
 	if w.KillLeaderEvery.Duration > 0 {
 		fmt.Fprintf(md, ", leader killed every %s", w.KillLeaderEvery)
+	}
+	if w.Fault != "" {
+		fmt.Fprintf(md, ", leader fault %s every %s, healed after %s (nodes in network namespaces)", w.Fault, w.FaultEvery, w.FaultHold)
 	}
 	md.WriteString(".\n\n| metric | " + strings.Join(systems, " | ") + " |\n|---|" + strings.Repeat("---|", len(systems)) + "\n")
 	for _, rw := range rows {
@@ -176,8 +191,14 @@ func section(md *strings.Builder, dir, wl string, systems []string, res []*runne
 				vals[i] = append(vals[i], k.FirstAckMs)
 			}
 		}
-		name := wl + "-failover.png"
-		if err := barChart(filepath.Join(dir, name), wl+": outage per leader kill (kill -> first ack)", "ms", groups, systems, vals); err != nil {
+		name, what := wl+"-failover.png", "leader kill (kill -> first ack)"
+		if w.Fault != "" {
+			what = "leader " + w.Fault + " (injection -> first ack)"
+			for i := range groups {
+				groups[i] = fmt.Sprintf("%s %d", w.Fault, i+1)
+			}
+		}
+		if err := barChart(filepath.Join(dir, name), wl+": outage per "+what, "ms", groups, systems, vals); err != nil {
 			return nil, err
 		}
 		add(name, "outage per leader kill")

@@ -3,6 +3,7 @@ package report
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,5 +44,42 @@ func TestWrite(t *testing.T) {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+}
+
+// TestWriteFaults renders two systems under two faults: the side-by-side
+// table and the strip chart.
+func TestWriteFaults(t *testing.T) {
+	var rs []*runner.Result
+	for _, f := range []string{"stall", "kill"} {
+		for i, sys := range []string{"ledgermq", "nats"} {
+			w := workload.Workload{Name: "faults-1kb", Topics: 1, QueuesPerTopic: 2, MessageSize: 1024, Test: workload.Duration{Duration: 10 * time.Second}}
+			if err := w.SetFault(f, 0); err != nil {
+				t.Fatal(err)
+			}
+			r := &runner.Result{System: sys, Workload: w, StartedAt: time.Now(), Acked: 100,
+				Kills: []runner.Kill{{Fault: f, Node: "n1", FirstAckMs: float64(300 * (i + 1)), MaxGapMs: 400}, {Fault: f, Node: "n2", FirstAckMs: -1}}}
+			rs = append(rs, r)
+		}
+	}
+	dir := t.TempDir()
+	files, err := Write(dir, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(files, "faults-outage.png") || !slices.Contains(files, "faults-1kb-stall-failover.png") {
+		t.Errorf("files %v: want faults-outage.png and per-fault charts", files)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Leader faults side by side", "**kill** (1s)", "**stall** (3s)", "300 / 300 (1 without an ack)", "600, -1"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("README lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Index(string(md), "**kill**") > strings.Index(string(md), "**stall**") {
+		t.Error("faults not in the documented order (kill first)")
 	}
 }

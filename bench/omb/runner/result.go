@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ledgermq/ledgermq/bench/omb/driver"
 	"github.com/ledgermq/ledgermq/bench/omb/workload"
 	"github.com/ledgermq/ledgermq/internal/stats"
 )
@@ -36,16 +37,35 @@ type Result struct {
 	Lost       int64 `json:"lost"`       // acknowledged, never received
 	Duplicates int64 `json:"duplicates"` // receptions beyond the first
 
+	// ReadBack is a second read of everything by fresh consumers after the
+	// run (failover and fault runs): it tells duplicates stored in the log
+	// from messages the live consumer received twice.
+	ReadBack *ReadBack `json:"readBack,omitempty"`
+
+	// Kills are the leader kills (killLeaderEvery) or, for a fault
+	// workload, the fault events (Kill.Fault set).
 	Kills []Kill `json:"kills,omitempty"`
 	// FirstAck and CatchUp summarize the kills' FirstAckMs (kills without
 	// one left out) and CatchUpMs.
 	FirstAck *stats.Summary `json:"firstAck,omitempty"`
 	CatchUp  *stats.Summary `json:"catchUp,omitempty"`
 
+	// Leadership compares the nodes' leader changes and terms at the start
+	// and the end of the window (drivers with driver.LeaderStats).
+	Leadership *Leadership `json:"leadership,omitempty"`
+
 	// Fsync is the raw write+fsync baseline (workload fsyncBaseline), and
 	// PublishOverFsync publishMBps ÷ its MB/s.
 	Fsync            *Fsync  `json:"fsync,omitempty"`
 	PublishOverFsync float64 `json:"publishOverFsync,omitempty"`
+}
+
+// ReadBack is the second read-back: acknowledged messages it did not
+// find, and receptions beyond the first (copies stored in the log).
+type ReadBack struct {
+	Received   int64 `json:"received"`
+	Lost       int64 `json:"lost"`
+	Duplicates int64 `json:"duplicates"`
 }
 
 // Machine describes where the run happened.
@@ -66,10 +86,27 @@ type Sample struct {
 	PublishP99Ms float64 `json:"publishP99Ms"`
 }
 
-// Kill is one leader kill of a failover run.
+// Leadership is LeaderStats read at the start and at the end of the
+// measurement window.
+type Leadership struct {
+	Start map[string]driver.NodeLeaderStats `json:"start"`
+	End   map[string]driver.NodeLeaderStats `json:"end"`
+	// LeaderChanges: the most leader changes any node observed in the
+	// window; TermChange: highest term at the end − highest at the start.
+	LeaderChanges uint64 `json:"leaderChanges"`
+	TermChange    uint64 `json:"termChange"`
+}
+
+// Kill is one leader kill of a failover run, or one fault event of a fault
+// workload: then the times count from the injection (when
+// FaultInjector.Inject returned), MaxGapMs covers 1 s before the injection
+// to 1 s after the later of the first acknowledgement and the heal, and
+// CatchUpMs runs from the heal until FaultInjector.WaitHealthy returned.
 type Kill struct {
-	Node string  `json:"node"`
-	AtS  float64 `json:"atS"` // seconds since the window started
+	Fault  string  `json:"fault,omitempty"`
+	HealMs float64 `json:"healMs,omitempty"` // injection → heal (the hold, plus the heal's own time)
+	Node   string  `json:"node"`
+	AtS    float64 `json:"atS"` // seconds since the window started
 	// FirstAckMs: from the kill to the first acknowledgement of a message
 	// sent after the kill (-1: none within the timeout).
 	FirstAckMs float64 `json:"firstAckMs"`
@@ -90,6 +127,6 @@ func WriteResult(dir string, r *Result) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.json", r.Workload.Name, r.System, r.StartedAt.UTC().Format("20060102T150405")))
+	path := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.json", r.Workload.ID(), r.System, r.StartedAt.UTC().Format("20060102T150405")))
 	return path, os.WriteFile(path, append(data, '\n'), 0o644)
 }

@@ -29,6 +29,22 @@
 // a working leader); max gap = longest interval between consecutive
 // acknowledgements from 1 s before the kill to 1 s after that first one.
 // The killed node is restarted right after that first acknowledgement.
+//
+// Faults (workload field fault; driver.FaultInjector): the driver runs
+// every node in a network namespace of its own (internal/netlab), and
+// every faultEvery inside the window the runner asks the driver for the
+// leader, injects the fault (SIGKILL, SIGSTOP, every packet to and from the
+// node dropped, or the node cut from its peers only) and heals it (restart,
+// SIGCONT, rules removed) faultHold after the injection, whatever the
+// clients saw. Outage = injection (when Inject returned) → first
+// acknowledgement of a message sent after the injection; max gap = longest
+// interval between consecutive acknowledgements from 1 s before the
+// injection to 1 s after the later of that first acknowledgement and the
+// heal; healthy = heal → the driver reports the node back and caught up
+// (WaitHealthy), which the runner awaits before the next event.
+//
+// Leadership (driver.LeaderStats): every node's leader-change counter and
+// term at the start and the end of the window.
 package runner
 
 import (
@@ -48,6 +64,7 @@ import (
 
 	"github.com/ledgermq/ledgermq/bench/omb/driver"
 	"github.com/ledgermq/ledgermq/bench/omb/workload"
+	"github.com/ledgermq/ledgermq/internal/netlab"
 	"github.com/ledgermq/ledgermq/internal/stats"
 )
 
@@ -89,6 +106,26 @@ type run struct {
 
 type ackAfter struct{ sent, acked time.Time }
 
+// ErrNoFaults is returned (wrapped) by FaultsAvailable.
+var ErrNoFaults = errors.New("fault workloads unavailable")
+
+// FaultsAvailable reports why a fault workload cannot run with d here: d
+// does not implement driver.FaultInjector, or network namespaces are not
+// available (internal/netlab: root, ip, nft).
+func FaultsAvailable(d driver.Driver) error {
+	if _, ok := d.(driver.FaultInjector); !ok {
+		return fmt.Errorf("%w: driver %s cannot inject faults", ErrNoFaults, d.Name())
+	}
+	if err := netlab.Available(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNoFaults, err)
+	}
+	return nil
+}
+
+// tracksAcks reports whether every acknowledgement's time is kept (for
+// outages and gaps).
+func (r *run) tracksAcks() bool { return r.w.KillLeaderEvery.Duration > 0 || r.w.Fault != "" }
+
 // Run brings the system up, runs w and tears the system down.
 func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) (res *Result, err error) {
 	log := o.Log
@@ -108,8 +145,13 @@ func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) 
 		}
 	}
 
-	log.Info("starting cluster", "driver", d.Name(), "durability", w.Durability, "dir", o.BaseDir)
-	if err := d.Start(ctx, driver.Options{Durability: w.Durability, BaseDir: o.BaseDir, Log: log}); err != nil {
+	if w.Fault != "" {
+		if err := FaultsAvailable(d); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("starting cluster", "driver", d.Name(), "durability", w.Durability, "dir", o.BaseDir, "netns", w.Fault != "")
+	if err := d.Start(ctx, driver.Options{Durability: w.Durability, BaseDir: o.BaseDir, Log: log, Netns: w.Fault != ""}); err != nil {
 		d.Stop()
 		return nil, fmt.Errorf("start %s: %w", d.Name(), err)
 	}
@@ -126,6 +168,10 @@ func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) 
 	}
 	kills := r.measure(ctx, res, cons, prods, o.Progress)
 	r.summarize(res, kills)
+	if r.tracksAcks() {
+		res.ReadBack = r.readBack(ctx)
+		log.Info("second read-back", "received", res.ReadBack.Received, "lost", res.ReadBack.Lost, "duplicates", res.ReadBack.Duplicates)
+	}
 	if w.FsyncBaseline {
 		log.Info("raw write+fsync baseline", "dir", o.BaseDir)
 		if res.Fsync, err = fsyncBaseline(ctx, o.BaseDir, min(w.Test.Duration, maxBaseline)); err != nil {
@@ -204,9 +250,31 @@ func (r *run) measure(ctx context.Context, res *Result, cons []driver.Consumer, 
 	if w.KillLeaderEvery.Duration > 0 {
 		killWG.Go(func() { kills = r.failover(prodCtx) })
 	}
+	if w.Fault != "" {
+		killWG.Go(func() { kills = r.faults(prodCtx) })
+	}
+	ls, hasLS := r.d.(driver.LeaderStats)
+	var lsStart map[string]driver.NodeLeaderStats
+	if hasLS {
+		if d := time.Until(r.winS); d > 0 {
+			time.Sleep(d)
+		}
+		var err error
+		if lsStart, err = ls.LeaderStats(ctx); err != nil {
+			r.log.Warn("leader stats", "err", err)
+		}
+	}
 
 	prodWG.Wait()
 	killWG.Wait()
+	if hasLS && lsStart != nil {
+		if end, err := ls.LeaderStats(ctx); err != nil {
+			r.log.Warn("leader stats", "err", err)
+		} else {
+			res.Leadership = leadership(lsStart, end)
+			r.log.Info("leadership in the window", "leader_changes", res.Leadership.LeaderChanges, "term_change", res.Leadership.TermChange)
+		}
+	}
 	stopProg()
 	res.Series = <-progDone
 	r.log.Info("window over; flushing producers")
@@ -315,7 +383,7 @@ func (r *run) onAck(id uint64, sent time.Time, err error) {
 		r.pubH.Record(lat)
 	}
 	r.pubTick.Record(lat)
-	if r.w.KillLeaderEvery.Duration > 0 {
+	if r.tracksAcks() {
 		r.ackTimes = append(r.ackTimes, now)
 		r.firstSent = append(r.firstSent, ackAfter{sent, now})
 	}
@@ -360,6 +428,49 @@ func (r *run) consume(ctx context.Context, c driver.Consumer) {
 			r.conWin.Add(int64(len(msgs)))
 		}
 	}
+}
+
+// readBack reads every topic again with fresh consumers, until every
+// acknowledged message was seen or nothing arrived for 5 s.
+func (r *run) readBack(ctx context.Context) *ReadBack {
+	t2 := newTracker(len(r.tr.per))
+	rb := &ReadBack{}
+	acked, _, _ := r.tr.counts()
+	for i := range r.w.Topics {
+		c, err := r.d.NewConsumer(ctx, fmt.Sprintf("omb-%s-%d", r.w.Name, i), r.w.QueuesPerTopic)
+		if err != nil {
+			r.log.Warn("second read-back", "err", err)
+			continue
+		}
+		for ctx.Err() == nil {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			msgs, err := c.Receive(rctx)
+			cancel()
+			for _, m := range msgs {
+				if len(m.Value) >= 16 && t2.received(binary.BigEndian.Uint64(m.Value[8:])) {
+					rb.Received++
+				}
+			}
+			if len(msgs) == 0 && err != nil {
+				break
+			}
+			if lost, _ := r.tr.stored(t2); lost == 0 && rb.Received >= acked {
+				// everything seen; one more short read for trailing copies
+				rctx, cancel := context.WithTimeout(ctx, time.Second)
+				msgs, _ := c.Receive(rctx)
+				cancel()
+				for _, m := range msgs {
+					if len(m.Value) >= 16 && t2.received(binary.BigEndian.Uint64(m.Value[8:])) {
+						rb.Received++
+					}
+				}
+				break
+			}
+		}
+		c.Close()
+	}
+	rb.Lost, rb.Duplicates = r.tr.stored(t2)
+	return rb
 }
 
 // drain waits until every acknowledged message was received, nothing
@@ -447,6 +558,88 @@ func (r *run) failover(ctx context.Context) []Kill {
 		kills = append(kills, k)
 	}
 	return kills
+}
+
+// leadership compares two LeaderStats readings.
+func leadership(start, end map[string]driver.NodeLeaderStats) *Leadership {
+	l := &Leadership{Start: start, End: end}
+	var t0, t1 uint64
+	for id, e := range end {
+		if s, ok := start[id]; ok && e.LeaderChanges >= s.LeaderChanges {
+			l.LeaderChanges = max(l.LeaderChanges, e.LeaderChanges-s.LeaderChanges)
+		}
+		t1 = max(t1, e.Term)
+	}
+	for _, s := range start {
+		t0 = max(t0, s.Term)
+	}
+	if t1 > t0 {
+		l.TermChange = t1 - t0
+	}
+	return l
+}
+
+// faults injects the workload's fault into the leader every faultEvery
+// until ctx ends (see the package comment).
+func (r *run) faults(ctx context.Context) []Kill {
+	fi := r.d.(driver.FaultInjector)
+	fault, hold, every := driver.Fault(r.w.Fault), r.w.FaultHold.Duration, r.w.FaultEvery.Duration
+	bg := context.WithoutCancel(ctx)
+	var events []Kill
+	// An event is injected only if it is healed inside the window.
+	for at := r.winS.Add(every); at.Add(hold).Before(r.winE); at = at.Add(every) {
+		t := time.NewTimer(time.Until(at))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return events
+		case <-t.C:
+		}
+		lctx, cancel := context.WithTimeout(bg, 30*time.Second)
+		node, err := fi.Leader(lctx)
+		cancel()
+		if err != nil {
+			r.log.Error("fault: no leader", "err", err)
+			continue
+		}
+		if err := fi.Inject(bg, fault, node); err != nil {
+			r.log.Error("fault: inject", "fault", fault, "node", node, "err", err)
+			fi.Heal(bg, fault, node)
+			continue
+		}
+		injAt := time.Now()
+		k := Kill{Fault: string(fault), Node: node, AtS: injAt.Sub(r.winS).Seconds(), FirstAckMs: -1}
+		healed := make(chan time.Time, 1)
+		go func() {
+			time.Sleep(time.Until(injAt.Add(hold)))
+			if err := fi.Heal(bg, fault, node); err != nil {
+				r.log.Error("fault: heal", "fault", fault, "node", node, "err", err)
+			}
+			healed <- time.Now()
+		}()
+		first := r.firstAckAfter(injAt)
+		healAt := <-healed
+		k.HealMs = stats.Millis(healAt.Sub(injAt))
+		if !first.IsZero() {
+			k.FirstAckMs = stats.Millis(first.Sub(injAt))
+			end := first
+			if healAt.After(end) {
+				end = healAt
+			}
+			time.Sleep(time.Until(end.Add(gapSlack)))
+			k.MaxGapMs = stats.Millis(r.maxGap(injAt.Add(-gapSlack), end.Add(gapSlack)))
+		}
+		hctx, cancel := context.WithTimeout(bg, outageTimeout)
+		if err := fi.WaitHealthy(hctx, node); err != nil {
+			r.log.Error("fault: node not healthy again", "node", node, "err", err)
+		} else {
+			k.CatchUpMs = stats.Millis(time.Since(healAt))
+		}
+		cancel()
+		r.log.Info("fault event", "fault", fault, "node", node, "first_ack_ms", k.FirstAckMs, "max_gap_ms", k.MaxGapMs, "heal_ms", k.HealMs, "healthy_ms", k.CatchUpMs)
+		events = append(events, k)
+	}
+	return events
 }
 
 // restart restarts node and, when the driver can tell, returns the

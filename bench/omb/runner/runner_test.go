@@ -61,3 +61,39 @@ func TestSmoke(t *testing.T) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// TestFaultSmoke runs ci-smoke with one blackhole of the leader, every node
+// in a network namespace of its own; skipped without root, ip and nft
+// (internal/netlab) and with -short. No timing assertions: an event was
+// recorded and nothing acknowledged was lost or duplicated.
+func TestFaultSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three broker processes")
+	}
+	d := driver.NewLedgerMQ()
+	if err := runner.FaultsAvailable(d); err != nil {
+		t.Skipf("fault workloads need network namespaces: %v", err)
+	}
+	w, err := workload.Load("../workloads/ci-smoke.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Test.Duration, w.FaultEvery.Duration = 6*time.Second, 2*time.Second
+	if err := w.SetFault("blackhole", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	res, err := runner.Run(ctx, d, w, runner.Options{BaseDir: t.TempDir(), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("events %+v; acked %d lost %d dups %d", res.Kills, res.Acked, res.Lost, res.Duplicates)
+	if len(res.Kills) == 0 || res.Kills[0].Fault != "blackhole" {
+		t.Errorf("events %+v: want at least one blackhole", res.Kills)
+	}
+	if res.Acked == 0 || res.Lost != 0 || res.Duplicates != 0 {
+		t.Errorf("acked %d, lost %d, duplicates %d: want > 0, 0, 0", res.Acked, res.Lost, res.Duplicates)
+	}
+}

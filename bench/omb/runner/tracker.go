@@ -72,3 +72,31 @@ func (t *tracker) counts() (acked, lost, dups int64) {
 	}
 	return
 }
+
+// stored compares a second read-back (other, receptions only) with t's
+// acknowledgements: acknowledged ids other never received, and
+// receptions beyond the first in other.
+func (t *tracker) stored(other *tracker) (lost, dups int64) {
+	for p, s := range t.per {
+		o := other.per[p]
+		s.mu.Lock()
+		o.mu.Lock()
+		for seq, v := range s.st {
+			var n int64
+			if seq < len(o.st) {
+				n = int64(o.st[seq] & 0x7f)
+			}
+			if v&ackedBit != 0 && n == 0 {
+				lost++
+			}
+		}
+		for _, v := range o.st {
+			if n := int64(v & 0x7f); n > 1 {
+				dups += n - 1
+			}
+		}
+		o.mu.Unlock()
+		s.mu.Unlock()
+	}
+	return
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -32,6 +33,15 @@ type Workload struct {
 	// ProduceAPI picks one of a driver's client APIs (driver.ProduceAPISetter;
 	// LedgerMQ: sdk, json, binary); "" = the driver's default.
 	ProduceAPI string `yaml:"produceAPI" json:"produceAPI,omitempty"`
+	// Fault names a leader fault (kill, stall, blackhole, partition;
+	// driver.Fault) injected every FaultEvery inside the window and healed
+	// after FaultHold (defaults: DefaultHold). A fault workload runs every
+	// node in a network namespace of its own (needs root) and needs a
+	// driver that implements driver.FaultInjector. killLeaderEvery is the
+	// older, namespace-free kill loop; it cannot be combined with fault.
+	Fault      string   `yaml:"fault" json:"fault,omitempty"`
+	FaultHold  Duration `yaml:"faultHold" json:"faultHold,omitempty"`
+	FaultEvery Duration `yaml:"faultEvery" json:"faultEvery,omitempty"`
 	// FsyncBaseline: after the run, time write+fsync of 100 KiB chunks in
 	// the cluster's directory for the test duration (at most 10 s).
 	FsyncBaseline bool `yaml:"fsyncBaseline" json:"fsyncBaseline,omitempty"`
@@ -91,6 +101,9 @@ func Parse(data []byte) (*Workload, error) {
 	if w.Durability == "" {
 		w.Durability = "fsync"
 	}
+	if err := w.SetFault(w.Fault, w.FaultHold.Duration); err != nil {
+		return nil, err
+	}
 	switch {
 	case w.Test.Duration <= 0:
 		return nil, errors.New("workload: testDuration or testDurationMinutes must be positive")
@@ -102,7 +115,61 @@ func Parse(data []byte) (*Workload, error) {
 	return w, nil
 }
 
+// ID names the workload in results and reports: its name, with "-<fault>"
+// appended for a fault workload whose name does not end with the fault.
+func (w *Workload) ID() string {
+	if w.Fault == "" || strings.HasSuffix(w.Name, "-"+w.Fault) {
+		return w.Name
+	}
+	return w.Name + "-" + w.Fault
+}
+
 // Linger is LingerMs as a duration.
 func (w *Workload) Linger() time.Duration {
 	return time.Duration(w.LingerMs * float64(time.Millisecond))
+}
+
+// DefaultHold is how long each fault lasts unless faultHold says otherwise.
+var DefaultHold = map[string]time.Duration{
+	"kill":      1 * time.Second, // restart after
+	"stall":     3 * time.Second, // SIGCONT after
+	"blackhole": 5 * time.Second,
+	"partition": 5 * time.Second,
+}
+
+// defaultFaultEvery is the fault period when neither faultEvery nor
+// killLeaderEvery gives one.
+const defaultFaultEvery = 12 * time.Second
+
+// SetFault makes w a fault workload of the given fault ("" leaves w
+// without one) held for hold (0: DefaultHold). A killLeaderEvery period
+// becomes the fault period.
+func (w *Workload) SetFault(fault string, hold time.Duration) error {
+	if fault == "" {
+		if w.FaultHold.Duration != 0 || w.FaultEvery.Duration != 0 {
+			return errors.New("workload: faultHold and faultEvery need a fault")
+		}
+		return nil
+	}
+	def, ok := DefaultHold[fault]
+	if !ok {
+		return fmt.Errorf("workload: unknown fault %q (want kill, stall, blackhole or partition)", fault)
+	}
+	if hold < 0 || w.FaultEvery.Duration < 0 {
+		return errors.New("workload: faultHold and faultEvery must not be negative")
+	}
+	if hold == 0 {
+		hold = def
+	}
+	if w.FaultEvery.Duration == 0 {
+		w.FaultEvery.Duration = w.KillLeaderEvery.Duration
+	}
+	if w.FaultEvery.Duration == 0 {
+		w.FaultEvery.Duration = defaultFaultEvery
+	}
+	if hold >= w.FaultEvery.Duration {
+		return fmt.Errorf("workload: faultHold %s must be shorter than the fault period %s", hold, w.FaultEvery.Duration)
+	}
+	w.Fault, w.FaultHold.Duration, w.KillLeaderEvery.Duration = fault, hold, 0
+	return nil
 }

@@ -40,3 +40,29 @@ func TestParse(t *testing.T) {
 		t.Error("bad duration: want an error")
 	}
 }
+
+func TestFault(t *testing.T) {
+	w, err := Parse([]byte("name: f\ntestDuration: 30s\nfault: stall\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Fault != "stall" || w.FaultHold.Duration != 3*time.Second || w.FaultEvery.Duration != 12*time.Second || w.ID() != "f-stall" {
+		t.Fatalf("got %+v, id %s", w, w.ID())
+	}
+	// -fault on a killLeaderEvery workload: the period carries over.
+	w, err = Parse([]byte("name: k\ntestDuration: 30s\nkillLeaderEvery: 15s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.SetFault("blackhole", 0); err != nil {
+		t.Fatal(err)
+	}
+	if w.KillLeaderEvery.Duration != 0 || w.FaultEvery.Duration != 15*time.Second || w.FaultHold.Duration != 5*time.Second {
+		t.Fatalf("got %+v", w)
+	}
+	for _, bad := range []string{"fault: crash\n", "fault: kill\nfaultHold: 20s\n", "faultHold: 2s\n"} {
+		if _, err := Parse([]byte("name: b\ntestDuration: 30s\n" + bad)); err == nil {
+			t.Errorf("%q: want an error", bad)
+		}
+	}
+}

@@ -14,6 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"time"
 
 	"github.com/ledgermq/ledgermq/bench/nats/natsdriver"
 	"github.com/ledgermq/ledgermq/bench/omb/cli"
@@ -23,12 +26,48 @@ import (
 
 func main() { command.Main("ombnats", run) }
 
+// tuning reads the NATS client settings from the environment
+// (OMB_NATS_ACK_TIMEOUT, OMB_NATS_PING_INTERVAL, OMB_NATS_MAX_PINGS,
+// OMB_NATS_CONNECT_TIMEOUT, OMB_NATS_RECONNECT_WAIT, OMB_NATS_RETRY_WAIT),
+// for finding the lowest settings that work.
+func tuning() error {
+	durs := map[string]*time.Duration{
+		"OMB_NATS_ACK_TIMEOUT":     &natsdriver.AckTimeout,
+		"OMB_NATS_PING_INTERVAL":   &natsdriver.PingInterval,
+		"OMB_NATS_CONNECT_TIMEOUT": &natsdriver.ConnectTimeout,
+		"OMB_NATS_RECONNECT_WAIT":  &natsdriver.ReconnectWait,
+		"OMB_NATS_RETRY_WAIT":      &natsdriver.RetryWait,
+	}
+	for k, p := range durs {
+		if v := os.Getenv(k); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+			*p = d
+		}
+	}
+	if v := os.Getenv("OMB_NATS_MAX_PINGS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("OMB_NATS_MAX_PINGS: %w", err)
+		}
+		natsdriver.MaxPingsOut = n
+	}
+	return nil
+}
+
 const usage = "usage: ombnats run -workload FILE -driver nats|ledgermq -out DIR [-duration D] | ombnats smoke [-n N]"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
+	if err := tuning(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "nats client: ack timeout %s, ping interval %s x %d, connect timeout %s, reconnect wait %s, retry wait %s\n",
+		natsdriver.AckTimeout, natsdriver.PingInterval, natsdriver.MaxPingsOut, natsdriver.ConnectTimeout, natsdriver.ReconnectWait, natsdriver.RetryWait)
 	switch args[0] {
 	case "run":
 		return cli.RunWorkload(ctx, args[1:], stdout, stderr, newDriver, "nats")
