@@ -54,19 +54,48 @@ var (
 //
 // # Groups
 //
-// A member joins when it is created, sends heartbeats every third of its
-// session timeout, and applies every answer: when the group's generation
-// changes it stops delivering the queues it no longer owns (discarding
-// what it fetched of them) and starts the ones it gained at the group's
-// committed offset (WithStartWhenNoCommit when there is none). A member
-// the group expired joins again as a new member. Group writes go to the
-// leader and follow its changes; the committed offsets are replicated, so
-// a new leader has them all. The group refuses commits from members that
-// no longer own a queue, so delivery is at least once: the records a
-// member returned but had not committed when it lost a queue are returned
-// again by the queue's next owner. Commit after processing (Commit, or
-// auto-commit, which counts records as processed once Poll is called
-// again) and a record is only returned again after a failure.
+// A member joins when it is created and keeps its session alive with
+// heartbeats that are long polls: each names the group generation the
+// member knows, and the group's leader answers as soon as the group
+// changes (or after a third of the session timeout), so a member learns
+// of a rebalance within milliseconds. A member the group removed (its
+// session expired, or a static member of its instance id replaced it)
+// joins again as a new member. Group writes go to the leader and follow
+// its changes; the committed offsets are replicated, so a new leader has
+// them all.
+//
+// # Rebalances
+//
+// A queue moves from one member to another in two steps, never being
+// delivered by both (like Kafka's cooperative incremental protocol). The
+// group first lists it as revoked at its owner, which at once stops
+// fetching it and discards what it fetched ahead; Poll returns no record
+// of it from then on. When the application has processed what Poll
+// returned of the queue — at the start of the next Poll call, or at once
+// when nothing of the queue was returned since the latest Poll call began
+// (Poll is waiting, say) — the owner calls OnRevoked
+// (WithRebalanceCallbacks), commits the position after the last record
+// Poll returned (with auto-commit) and releases the queue, in one
+// request. Only then does the group assign it to its next owner, which
+// starts at that committed offset (WithStartWhenNoCommit when there is
+// none) and calls OnAssigned. Queues that stay with a member keep flowing
+// untouched. A member that does not release a revoked queue within its
+// session timeout (its application does not call Poll) is removed from
+// the group.
+//
+// Delivery is at least once, and exactly once while no member fails: a
+// member that crashes has its queues given to others after its session
+// timeout, from the last committed offsets, so the records it returned
+// but had not committed are returned again. The group accepts a commit
+// only from the current owner of every queue in it. Commit after
+// processing (Commit, or auto-commit, which counts records as processed
+// once Poll is called again).
+//
+// Close commits (with auto-commit) what Poll returned, releases revoked
+// queues and leaves the group, whose other members get its queues at
+// once; a static member (WithInstanceID) does not leave, and its restart
+// within the session timeout takes its queues back without moving any
+// other.
 //
 // Each assigned queue has a goroutine that fetches ahead of Poll
 // (WithPrefetch); a group member has one more for heartbeats, and one for
@@ -101,8 +130,12 @@ type Consumer struct {
 	mu     sync.Mutex
 	closed bool
 	queues map[TopicQueue]*queueState // the queues Poll delivers
-	order  []TopicQueue               // the keys of queues, sorted
-	rr     int                        // where Poll starts in order
+	// revoking: queues the group takes away that are not handed over yet
+	// (see member.handover). Poll no longer delivers them; they may still
+	// be committed.
+	revoking map[TopicQueue]*queueState
+	order    []TopicQueue // the keys of queues, sorted
+	rr       int          // where Poll starts in order
 }
 
 // queueState is an assigned queue's delivery state. Guarded by
@@ -122,6 +155,10 @@ type queueState struct {
 	// committed is the group's committed offset as last known.
 	committed    uint64
 	hasCommitted bool
+	// Revoked queues: pending while records Poll returned of the queue
+	// are not processed yet (Poll has not been called since); told once
+	// OnRevoked was called for it.
+	pending, told bool
 }
 
 // NewConsumer returns a consumer for the broker group reachable at
@@ -150,7 +187,7 @@ func NewConsumer(brokers []string, opts ...ConsumerOpt) (*Consumer, error) {
 		return nil, fmt.Errorf("ledgermq: NewConsumer: %w", err)
 	}
 	c := &Consumer{cfg: cfg, conn: cn, log: cfg.conn.logger, wakeCh: make(chan struct{}, 1),
-		closing: make(chan struct{}), queues: map[TopicQueue]*queueState{}}
+		closing: make(chan struct{}), queues: map[TopicQueue]*queueState{}, revoking: map[TopicQueue]*queueState{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.group == "" {
 		c.mu.Lock()
@@ -184,9 +221,21 @@ func NewConsumer(brokers []string, opts ...ConsumerOpt) (*Consumer, error) {
 // is returned, wrapped, alongside the records of the other queues.
 //
 // Calling Poll again marks the records returned before as processed, for
-// auto-commit (WithAutoCommit).
+// auto-commit (WithAutoCommit) and for the hand-over of revoked queues: a
+// queue the group took away while the application processed those
+// records is handed over (OnRevoked, commit, release) first, before Poll
+// returns anything.
 func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
-	c.markPolled()
+	if c.markPolled() && c.group != nil {
+		if !c.group.opMu.lockOr(ctx, c.closing) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, ErrConsumerClosed
+		}
+		c.group.handover(ctx)
+		c.group.opMu.unlock()
+	}
 	for {
 		recs, err, closed := c.take()
 		switch {
@@ -205,7 +254,9 @@ func (c *Consumer) Poll(ctx context.Context) ([]Record, error) {
 	}
 }
 
-func (c *Consumer) markPolled() {
+// markPolled marks the records Poll returned as processed. It reports
+// whether a revoked queue can be handed over now that could not before.
+func (c *Consumer) markPolled() (handover bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, qs := range c.queues {
@@ -213,6 +264,14 @@ func (c *Consumer) markPolled() {
 			qs.polled, qs.hasPolled = qs.next, true
 		}
 	}
+	for _, qs := range c.revoking {
+		if qs.delivered {
+			qs.polled, qs.hasPolled = qs.next, true
+		}
+		handover = handover || qs.pending
+		qs.pending = false
+	}
+	return handover
 }
 
 // take collects what the fetchers buffered: one answer per queue, queues
@@ -358,6 +417,9 @@ func (c *Consumer) CommitOffsets(ctx context.Context, offsets map[TopicQueue]uin
 	for tq := range offsets {
 		qs := c.queues[tq]
 		if qs == nil {
+			qs = c.revoking[tq]
+		}
+		if qs == nil {
 			c.mu.Unlock()
 			return clientError(wire.CodeNotAssigned, "queue %s/%d is not assigned to this consumer", tq.Topic, tq.Queue)
 		}
@@ -378,13 +440,21 @@ func (c *Consumer) commit(ctx context.Context, auto bool) error {
 	offsets := map[TopicQueue]uint64{}
 	fs := map[TopicQueue]*fetcher{}
 	c.mu.Lock()
-	for tq, qs := range c.queues {
+	add := func(tq TopicQueue, qs *queueState) {
 		pos, ok := qs.next, qs.delivered
 		if auto {
 			pos, ok = qs.polled, qs.hasPolled
 		}
 		if ok && (!qs.hasCommitted || pos != qs.committed) {
 			offsets[tq], fs[tq] = pos, qs.f
+		}
+	}
+	for tq, qs := range c.queues {
+		add(tq, qs)
+	}
+	if !auto { // the hand-over commits revoked queues with auto-commit
+		for tq, qs := range c.revoking {
+			add(tq, qs)
 		}
 	}
 	c.mu.Unlock()
@@ -400,7 +470,11 @@ func (c *Consumer) committed(offsets map[TopicQueue]uint64, fs map[TopicQueue]*f
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for tq, off := range offsets {
-		if qs := c.queues[tq]; qs != nil && qs.f == fs[tq] {
+		qs := c.queues[tq]
+		if qs == nil {
+			qs = c.revoking[tq]
+		}
+		if qs != nil && qs.f == fs[tq] {
 			qs.committed, qs.hasCommitted = off, true
 		}
 	}
@@ -424,11 +498,16 @@ func (c *Consumer) autoCommit() {
 	}
 }
 
-// Close stops the consumer: Poll returns ErrConsumerClosed, with
-// auto-commit the offsets after every record Poll returned are committed,
-// the goroutines stop, and the consumer leaves its group, whose other
-// members get its queues at once. It returns the failures of the commit
-// and of leaving. Later calls return the same.
+// Close stops the consumer: Poll returns ErrConsumerClosed and the
+// goroutines stop. In a group, it then calls OnRevoked
+// (WithRebalanceCallbacks) with every queue the consumer still owns,
+// commits — with auto-commit — the offsets after every record Poll
+// returned (Close counts them as processed), hands over the queues the
+// group was taking away, and leaves the group, whose other members get its
+// queues at once; a static member (WithInstanceID) does not leave: its
+// queues wait for its restart. Without auto-commit nothing is committed
+// (commit in OnRevoked, or before Close). It returns the failures of the
+// commit, the hand-over and of leaving. Later calls return the same.
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
@@ -438,17 +517,16 @@ func (c *Consumer) Close() error {
 		var errs []error
 		ctx, cancel := context.WithTimeout(context.Background(), c.conn.reqTimeout)
 		defer cancel()
-		if c.group != nil && c.cfg.autoCommit > 0 {
-			if err := c.commit(ctx, false); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		// Wait for a membership change under way (a hand-over), so that
+		// what the group has is known; then stop everything.
+		locked := c.group != nil && c.group.opMu.lock(ctx)
 		c.cancel()
 		c.wg.Wait()
 		if c.group != nil {
-			if err := c.group.leave(ctx); err != nil {
-				errs = append(errs, err)
-			}
+			errs = append(errs, c.group.close(ctx)...)
+		}
+		if locked {
+			c.group.opMu.unlock()
 		}
 		c.conn.close()
 		c.closeErr = errors.Join(errs...)

@@ -45,6 +45,9 @@ type consumerConfig struct {
 	prefetch       int
 	startNoCommit  Start
 	minIndex       uint64 // WithMinIndex
+	instanceID     string // WithInstanceID
+	onAssigned     func([]TopicQueue)
+	onRevoked      func([]TopicQueue)
 
 	errs []error // option errors found while applying, reported by validate
 }
@@ -73,6 +76,10 @@ func (c *consumerConfig) validate() error {
 		return errors.New("a consumer needs WithGroup or WithAssignment")
 	case c.group != "" && len(c.assignment) > 0:
 		return errors.New("WithGroup and WithAssignment exclude each other")
+	case c.group == "" && c.instanceID != "":
+		return errors.New("WithInstanceID needs WithGroup")
+	case c.group == "" && (c.onAssigned != nil || c.onRevoked != nil):
+		return errors.New("WithRebalanceCallbacks needs WithGroup")
 	case c.sessionTimeout < time.Second || c.sessionTimeout > 5*time.Minute:
 		// The brokers' bounds.
 		return fmt.Errorf("WithSessionTimeout: %v is not in [1s, 5m]", c.sessionTimeout)
@@ -190,9 +197,14 @@ func WithSessionTimeout(d time.Duration) ConsumerOpt {
 
 // WithAutoCommit commits, every interval, the offsets of the records that
 // Poll returned before its latest call: records an application received
-// are taken as processed once it asks for more. Close commits every record
-// Poll returned. 0 turns auto-commit off: the application commits with
-// Commit or CommitOffsets after processing.
+// are taken as processed once it asks for more. A queue the group takes
+// away is committed the same way when it is handed over (see Consumer,
+// "Rebalances"), and Close commits every record Poll returned. 0 turns
+// auto-commit off: the application commits with Commit or CommitOffsets
+// after processing, and the consumer commits nothing by itself, neither on
+// a rebalance nor in Close (commit in the OnRevoked callback of
+// WithRebalanceCallbacks, which runs before a queue is handed over and in
+// Close).
 //
 // Default 5s: after a crash at most a few seconds of messages are
 // delivered again, for one commit (a Raft write) per consumer every 5 s.
@@ -254,4 +266,60 @@ func WithMinIndex(index uint64) ConsumerOpt {
 // Default AtStart: a new group reads everything still stored.
 func WithStartWhenNoCommit(s Start) ConsumerOpt {
 	return consumerOpt{func(c *consumerConfig) { c.startNoCommit = s }}
+}
+
+// WithInstanceID makes the consumer a static member of its group, like
+// Kafka's group.instance.id: id names this instance of the application
+// (say, its host name or pod ordinal) and must be unique in the group. A
+// join with the instance id of a current member replaces that member at
+// once — it is fenced, its member id is gone — and takes over its queues
+// exactly, without moving any other queue. Close of a static member
+// commits (with auto-commit) but does not leave: its queues wait for its
+// restart under the same id, up to its session timeout
+// (WithSessionTimeout), and only then go to the other members. A restart
+// within the session timeout thus costs no rebalance. A static member the
+// group removed (its session expired, or another consumer joined with its
+// id) joins again under the same id, so two live consumers sharing an id
+// keep replacing each other: ids must be unique among running instances.
+//
+// Default "": a dynamic member, which leaves its group in Close, its
+// queues going to the other members at once. Group mode only.
+func WithInstanceID(id string) ConsumerOpt {
+	return consumerOpt{func(c *consumerConfig) {
+		if id == "" {
+			c.errs = append(c.errs, errors.New("WithInstanceID: empty id"))
+			return
+		}
+		c.instanceID = id
+	}}
+}
+
+// WithRebalanceCallbacks sets functions the consumer calls when the group
+// gives it queues and takes them away. Either may be nil.
+//
+// onAssigned gets the queues the consumer has just started delivering
+// (their fetchers started at the group's committed offsets). onRevoked
+// gets the queues the consumer is giving up, before it commits and hands
+// them over: from the moment the consumer learns a queue is revoked, Poll
+// returns no record of it, so when onRevoked runs the application has
+// every record of the queue it will get, and may finish and commit them
+// (Commit or CommitOffsets still accept a queue until it is handed over;
+// with auto-commit the consumer commits what Poll returned before its
+// latest call right after onRevoked returns). onRevoked is also called,
+// after the fact, for queues the consumer lost without handing them over
+// (its session expired: committing them then fails), and in Close for
+// every queue it still owns.
+//
+// The callbacks run one at a time, never concurrently, on whichever
+// goroutine applies the change: the consumer's heartbeat goroutine, the
+// caller of NewConsumer (the first assignment), of Poll (a queue revoked
+// while the application was processing the records of the previous Poll
+// is handed over at the start of the next Poll, before Poll returns
+// anything), of Commit (a refused commit refreshes the membership) or of
+// Close. They may call Commit, CommitOffsets, Seek, Assignment and Lag,
+// but not Poll or Close, and should return quickly: the group waits for the
+// hand-over, and a member that does not release a revoked queue within its
+// session timeout is removed from the group. Group mode only.
+func WithRebalanceCallbacks(onAssigned, onRevoked func(queues []TopicQueue)) ConsumerOpt {
+	return consumerOpt{func(c *consumerConfig) { c.onAssigned, c.onRevoked = onAssigned, onRevoked }}
 }

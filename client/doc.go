@@ -94,7 +94,7 @@
 //
 //	c, err := client.NewConsumer(brokers, client.WithGroup("billing", "orders"))
 //	if err != nil { ... }
-//	defer c.Close() // commits what Poll returned before the last Poll, then leaves
+//	defer c.Close() // commits what Poll returned, then leaves the group
 //	for {
 //		recs, err := c.Poll(ctx) // long-polls the brokers, prefetches per queue
 //		if err != nil { ... }
@@ -105,15 +105,34 @@
 // AtOffset, AtStart, AtEnd, AtTime) or joins a group (WithGroup). In a
 // group the brokers assign each queue to one member and rebalance when a
 // member joins, leaves or misses its session timeout (WithSessionTimeout,
-// default 10 s); the consumer heartbeats in the background, stops
-// delivering a queue as soon as it is no longer assigned (dropping what it
-// prefetched), and starts a newly assigned queue from the group's committed
-// offset. Commits are fenced by the group generation: a member that lost a
-// queue cannot move its offset. Offsets are committed automatically
-// (WithAutoCommit, default every 5 s; only records returned before the
-// latest Poll, i.e. already processed) or with Commit/CommitOffsets.
-// Delivery is at least once; with idempotent producers and
-// commit-after-process, a crash-free run delivers each message once.
+// default 10 s). Heartbeats are long polls, so a member learns of a
+// rebalance within milliseconds. A queue moves cooperatively, in two
+// steps: its owner stops delivering it, commits what the application
+// processed (the records Poll returned before its latest call) and
+// releases it; only then does its next owner start it, from that commit.
+// No two members deliver a queue at once, and queues that do not move
+// keep flowing. Offsets are committed automatically (WithAutoCommit,
+// default every 5 s, on every hand-over and in Close; only records
+// returned before the latest Poll, i.e. already processed) or with
+// Commit/CommitOffsets. Delivery is at least once; with idempotent
+// producers and commit-after-process, a run in which no member crashes
+// delivers each message once.
+//
+// Rebalance callbacks and static membership:
+//
+//	c, err := client.NewConsumer(brokers,
+//		client.WithGroup("billing", "orders"),
+//		client.WithInstanceID("billing-"+hostname), // static: a restart keeps the queues
+//		client.WithRebalanceCallbacks(
+//			func(qs []client.TopicQueue) { log.Println("assigned", qs) },
+//			func(qs []client.TopicQueue) { log.Println("revoked", qs) }, // no record of qs after this
+//		))
+//
+// The callbacks run one at a time on the goroutine that applies the change
+// (the heartbeat goroutine, or inside NewConsumer, Poll, Commit or Close);
+// they may commit but must not call Poll or Close. A static member's Close
+// commits but does not leave: its queues wait for its restart under the
+// same instance id, up to its session timeout.
 //
 // # Reading your writes
 //

@@ -66,8 +66,11 @@ func (c *conn) watch(ctx context.Context, cancel context.CancelFunc, base string
 	// bound; before that, a read from the believed leader asks the others
 	// every stall bound whether the leader moved (idle long polls send a
 	// probe or two per wait, not one per probeEvery).
+	// A long-polled write (a group heartbeat: it changes nothing durable)
+	// is watched like a read.
+	poll := !r.write || r.expect > 0
 	var giveUp time.Time
-	if !r.write {
+	if poll {
 		giveUp = time.Now().Add(r.expect + 2*c.stallAfter)
 	}
 	w.wg.Add(1)
@@ -83,7 +86,7 @@ func (c *conn) watch(ctx context.Context, cancel context.CancelFunc, base string
 				return
 			case <-t.C:
 			}
-			expired := !r.write && !time.Now().Before(giveUp)
+			expired := poll && !time.Now().Before(giveUp)
 			moved, silent := false, false
 			if !expired && (r.write || c.believedLeader(base)) {
 				moved, silent = c.leaderMovedFrom(ctx, base)
@@ -95,7 +98,7 @@ func (c *conn) watch(ctx context.Context, cancel context.CancelFunc, base string
 				return
 			}
 			next := probeEvery
-			if !r.write && !silent { // an idle long poll to a live leader
+			if poll && !silent { // an idle long poll to a live leader
 				next = min(c.stallAfter, max(time.Until(giveUp), 0))
 			}
 			t.Reset(next)
