@@ -8,8 +8,14 @@
 // proposes a leave when a member's session times out (a new leader gives
 // every member a fresh session timeout).
 //
-// Fencing: every membership change increments the group's generation and
-// recomputes the assignment. A commit is accepted only from a current
-// member, for its current generation, for queues assigned to it, so a
-// member that lost a queue (or was expired) cannot move its offsets.
+// Handover: every queue has a target (where the assignor puts it) and at
+// most one owner (who may deliver it). A queue whose target moves stays
+// with its owner until the owner releases it (committing its offset in the
+// same command), leaves or is removed; only then does the target own it.
+// So no two members own a queue at once.
+//
+// Fencing is by ownership: a commit is accepted only from a current member
+// for queues it owns now, so a member that lost a queue (or was expired)
+// cannot move its offsets. Logs of the first protocol (codes 16-18) replay
+// with that protocol's rules (Group.legacy).
 package consumer

@@ -107,3 +107,40 @@ func TestStaticMemberReplaced(t *testing.T) {
 		t.Fatal("the replaced member could still commit")
 	}
 }
+
+// TestFirstProtocolReplays: commands of the first group protocol (written
+// by earlier versions) apply with its rules: round-robin assignment, queues
+// handed over at once, commits fenced by exact generation; the group keeps
+// them through a snapshot, and moves to the two-step protocol at its next
+// membership change of this version.
+func TestFirstProtocolReplays(t *testing.T) {
+	s := New(counter(map[string]int{"a": 3}))
+	for range 2 {
+		if _, err := s.JoinV1(JoinCmd{Group: "g", Topics: []string{"a"}, SessionTimeoutMs: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, _ := s.Describe("g")
+	want := map[string][]TQ{"m1": {{"a", 0}, {"a", 2}}, "m2": {{"a", 1}}}
+	if !reflect.DeepEqual(g.Assignment, want) || len(g.Revoking) != 0 || g.Generation != 2 {
+		t.Fatalf("after two first-protocol joins: %v, revoking %v, generation %d", g.Assignment, g.Revoking, g.Generation)
+	}
+	if err := s.CommitV1(CommitCmd{Group: "g", MemberID: "m1", Generation: 1, Offsets: []Offset{{"a", 0, 3}}}); err == nil {
+		t.Fatal("a first-protocol commit with a stale generation was accepted")
+	}
+	if err := s.CommitV1(CommitCmd{Group: "g", MemberID: "m2", Generation: 2, Offsets: []Offset{{"a", 1, 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	r := restoredCopy(t, s)
+	if err := r.LeaveV1(LeaveCmd{Group: "g", MemberID: "m1"}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := r.Describe("g"); len(g.Assignment["m2"]) != 3 || len(g.Revoking) != 0 {
+		t.Fatalf("a first-protocol leave after a snapshot: %v, revoking %v", g.Assignment, g.Revoking)
+	}
+	// This version's join: the two-step protocol from now on.
+	join(t, s, 0, "g", "", "a")
+	if g, _ := s.Describe("g"); len(g.Revoking) == 0 {
+		t.Fatalf("a join of this version moved queues at once: %v", g.Assignment)
+	}
+}

@@ -37,7 +37,7 @@ func (s *State) DecodeLegacy(b []byte) error {
 	groups := map[string]*Group{}
 	for _, lg := range gs {
 		g := newGroup(lg.Name)
-		g.Generation, g.nextMember = lg.Generation, lg.NextMember
+		g.Generation, g.nextMember, g.legacy = lg.Generation, lg.NextMember, true
 		g.assigned(lg.Assignment)
 		if lg.Offsets != nil {
 			g.Offsets = lg.Offsets

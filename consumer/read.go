@@ -126,6 +126,7 @@ type snapGroup struct {
 	name       string
 	generation uint64
 	nextMember uint64
+	legacy     bool
 	members    []Member // by id
 	queues     []snapQueue
 	offsets    []snapOffset
@@ -148,7 +149,7 @@ func (s *State) Snapshot() *Snap {
 	sn := &Snap{}
 	for _, n := range s.sortedGroups() {
 		g := s.groups[n]
-		sg := snapGroup{name: g.Name, generation: g.Generation, nextMember: g.nextMember, members: view(g).Members}
+		sg := snapGroup{name: g.Name, generation: g.Generation, nextMember: g.nextMember, legacy: g.legacy, members: view(g).Members}
 		for _, k := range g.sortedQueueKeys() {
 			sg.queues = append(sg.queues, snapQueue{key: k, owner: g.Owners[k], target: g.Targets[k]})
 		}
@@ -166,8 +167,9 @@ func (s *State) Snapshot() *Snap {
 }
 
 // Encode writes the snapshot in its binary form (version 2): groups by
-// name, each with its members by id, every queue's owner and target by
-// queue, and committed offsets by queue. The same state always encodes to
+// name, each with its protocol (1: the first, see Group.legacy), its
+// members by id, every queue's owner and target by queue, and committed
+// offsets by queue. The same state always encodes to
 // the same bytes.
 func (sn *Snap) Encode(w *enc.Writer) {
 	w.Uvarint(uint64(len(sn.groups)))
@@ -175,6 +177,11 @@ func (sn *Snap) Encode(w *enc.Writer) {
 		w.String(g.name)
 		w.Uvarint(g.generation)
 		w.Uvarint(g.nextMember)
+		protocol := uint64(2)
+		if g.legacy {
+			protocol = 1
+		}
+		w.Uvarint(protocol)
 		w.Uvarint(uint64(len(g.members)))
 		for _, m := range g.members {
 			w.String(m.ID)
@@ -230,6 +237,13 @@ func (s *State) decode(r *enc.Reader, one func(*enc.Reader) *Group) error {
 func decodeGroup(r *enc.Reader) *Group {
 	g := newGroup(r.String())
 	g.Generation, g.nextMember = r.Uvarint(), r.Uvarint()
+	switch p := r.Uvarint(); p {
+	case 1:
+		g.legacy = true
+	case 2:
+	default:
+		r.Fail("group %s: unknown group protocol %d", g.Name, p)
+	}
 	for i, n := 0, r.Count(4); i < n && r.Err() == nil; i++ {
 		m := &Member{ID: r.String(), InstanceID: r.String(), SessionTimeoutMs: r.Varint()}
 		for j, nt := 0, r.Count(1); j < nt && r.Err() == nil; j++ {
@@ -252,7 +266,7 @@ func decodeGroup(r *enc.Reader) *Group {
 
 func decodeGroupV1(r *enc.Reader) *Group {
 	g := newGroup(r.String())
-	g.Generation, g.nextMember = r.Uvarint(), r.Uvarint()
+	g.Generation, g.nextMember, g.legacy = r.Uvarint(), r.Uvarint(), true
 	assignment := map[string][]TQ{}
 	for i, n := 0, r.Count(4); i < n && r.Err() == nil; i++ {
 		m := &Member{ID: r.String(), SessionTimeoutMs: r.Varint()}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,7 +15,7 @@ import (
 var (
 	ErrGroupNotFound     = errors.New("consumer: group not found")
 	ErrUnknownMember     = errors.New("consumer: unknown member")
-	ErrIllegalGeneration = errors.New("consumer: stale generation")
+	ErrIllegalGeneration = errors.New("consumer: illegal generation")
 	ErrNotAssigned       = errors.New("consumer: queue not assigned to this member")
 	ErrGroupActive       = errors.New("consumer: group has members")
 	ErrInvalid           = errors.New("consumer: invalid request")
@@ -54,6 +55,13 @@ type Group struct {
 	Targets    map[string]string // TQ.key() -> target member
 	Offsets    map[string]uint64 // TQ.key() -> committed next offset
 	nextMember uint64
+	// legacy: the group's membership last changed by a command of the
+	// first group protocol (codes 16-18, written before the two-step
+	// handover), or it was restored from a snapshot of that time. Such a
+	// group is rebalanced as it was then (round robin, queues handed over
+	// at once) and its commits fenced by exact generation, so that a log
+	// written by an earlier version replays to the offsets it acknowledged.
+	legacy bool
 }
 
 // Command payloads (JSON after the type byte).
@@ -163,7 +171,7 @@ func (s *State) Join(c JoinCmd) (Membership, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.notify()
-	return s.join(c)
+	return s.joinAs(c, false)
 }
 
 // Leave removes a member and rebalances the group.
@@ -171,7 +179,35 @@ func (s *State) Leave(c LeaveCmd) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.notify()
-	return s.leave(c)
+	return s.leave(c, false)
+}
+
+// JoinV1, LeaveV1 and CommitV1 apply the commands of the first group
+// protocol (see Group.legacy), for logs written by earlier versions.
+func (s *State) JoinV1(c JoinCmd) (Membership, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.notify()
+	c.InstanceID = ""
+	return s.joinAs(c, true)
+}
+
+// LeaveV1: see JoinV1.
+func (s *State) LeaveV1(c LeaveCmd) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.notify()
+	return s.leave(c, true)
+}
+
+// CommitV1: see JoinV1. The commit's generation must be the group's.
+func (s *State) CommitV1(c CommitCmd) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.groups[c.Group]; g != nil && g.Members[c.MemberID] != nil && c.Generation != g.Generation {
+		return fmt.Errorf("%w: commit for generation %d, the group is at %d", ErrIllegalGeneration, c.Generation, g.Generation)
+	}
+	return s.commit(c)
 }
 
 // Commit records a member's committed offsets, fenced by generation and
@@ -211,7 +247,7 @@ func newGroup(name string) *Group {
 		Offsets: map[string]uint64{}}
 }
 
-func (s *State) join(c JoinCmd) (Membership, error) {
+func (s *State) joinAs(c JoinCmd, legacy bool) (Membership, error) {
 	if c.Group == "" || len(c.Topics) == 0 {
 		return Membership{}, fmt.Errorf("%w: a join needs a group and topics", ErrInvalid)
 	}
@@ -239,6 +275,7 @@ func (s *State) join(c JoinCmd) (Membership, error) {
 	topics := append([]string(nil), c.Topics...)
 	sort.Strings(topics)
 	g.Members[id] = &Member{ID: id, InstanceID: c.InstanceID, Topics: topics, SessionTimeoutMs: c.SessionTimeoutMs}
+	g.legacy = legacy
 	s.rebalance(g)
 	return g.membership(id), nil
 }
@@ -257,7 +294,7 @@ func (g *Group) handOver(from, to string) {
 	}
 }
 
-func (s *State) leave(c LeaveCmd) error {
+func (s *State) leave(c LeaveCmd, legacy bool) error {
 	g := s.groups[c.Group]
 	if g == nil {
 		return fmt.Errorf("%w: %s", ErrGroupNotFound, c.Group)
@@ -266,6 +303,7 @@ func (s *State) leave(c LeaveCmd) error {
 		return fmt.Errorf("%w: %s", ErrUnknownMember, c.MemberID)
 	}
 	delete(g.Members, c.MemberID)
+	g.legacy = legacy
 	s.rebalance(g)
 	return nil
 }
@@ -373,6 +411,11 @@ func (s *State) TopicChanged(topic string) {
 // released (Release) or the owner leaves.
 func (s *State) rebalance(g *Group) {
 	g.Generation++
+	if g.legacy { // the first protocol: round robin, every queue with its target at once
+		g.Targets = s.assignRoundRobin(g)
+		g.Owners = maps.Clone(g.Targets)
+		return
+	}
 	g.Targets = s.assign(g)
 	for k, owner := range g.Owners {
 		if _, live := g.Members[owner]; !live || g.Targets[k] == "" {
@@ -467,6 +510,43 @@ func (s *State) assign(g *Group) map[string]string {
 		}
 		for id, c := range count {
 			load[id] += c
+		}
+	}
+	return targets
+}
+
+// assignRoundRobin is the first protocol's assignor: one turn counter
+// over the queues of every subscribed topic (topics by name, queues in
+// order), each queue to the next subscriber of its topic in id order.
+func (s *State) assignRoundRobin(g *Group) map[string]string {
+	targets := map[string]string{}
+	topicSet := map[string]bool{}
+	for _, m := range g.Members {
+		for _, t := range m.Topics {
+			topicSet[t] = true
+		}
+	}
+	topics := make([]string, 0, len(topicSet))
+	for t := range topicSet {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	ids := g.sortedMembers()
+	turn := 0
+	for _, t := range topics {
+		n, ok := s.queues(t)
+		if !ok {
+			continue
+		}
+		var subs []string
+		for _, id := range ids {
+			if containsString(g.Members[id].Topics, t) {
+				subs = append(subs, id)
+			}
+		}
+		for q := 0; q < n; q++ {
+			targets[TQ{t, q}.key()] = subs[turn%len(subs)]
+			turn++
 		}
 	}
 	return targets

@@ -35,7 +35,8 @@ func TestRegistry(t *testing.T) {
 	ops := map[Code]string{CreateTopic.Code(): CreateTopic.Name(), DeleteTopic.Code(): DeleteTopic.Name(),
 		Produce.Code(): Produce.Name(), InitProducer.Code(): InitProducer.Name(), JoinGroup.Code(): JoinGroup.Name(),
 		LeaveGroup.Code(): LeaveGroup.Name(), CommitOffsets.Code(): CommitOffsets.Name(), ResetOffsets.Code(): ResetOffsets.Name(),
-		ReleaseQueues.Code(): ReleaseQueues.Name()}
+		ReleaseQueues.Code(): ReleaseQueues.Name(), JoinGroupV1.Code(): JoinGroupV1.Name(), LeaveGroupV1.Code(): LeaveGroupV1.Name(),
+		CommitOffsetsV1.Code(): CommitOffsetsV1.Name()}
 	if len(ops) != len(seen) {
 		t.Fatalf("%d ops, %d registry rows", len(ops), len(seen))
 	}
@@ -162,7 +163,11 @@ func randomCommands(t testing.TB, rng *rand.Rand, n int) [][]byte {
 			if rng.IntN(4) == 0 {
 				instance = fmt.Sprintf("i%d", rng.IntN(2))
 			}
-			cmds = append(cmds, JoinGroup.Encode(consumer.JoinCmd{Group: "g" + topic, MemberID: member, InstanceID: instance,
+			join := JoinGroup
+			if rng.IntN(4) == 0 { // a log of an earlier version, replayed
+				join = JoinGroupV1
+			}
+			cmds = append(cmds, join.Encode(consumer.JoinCmd{Group: "g" + topic, MemberID: member, InstanceID: instance,
 				Topics: []string{topic}, SessionTimeoutMs: 1000}))
 		case k < 79:
 			cmds = append(cmds, ReleaseQueues.Encode(consumer.ReleaseCmd{Group: "g" + topic, MemberID: fmt.Sprintf("m%d", 1+rng.IntN(3)),

@@ -20,15 +20,22 @@ type Code byte
 
 // The commands. Topics use 1-15, consumer groups 16-31.
 const (
-	CodeCreateTopic   Code = 1
-	CodeDeleteTopic   Code = 2
-	CodeProduce       Code = 3
-	CodeInitProducer  Code = 4
-	CodeJoinGroup     Code = 16
-	CodeLeaveGroup    Code = 17
-	CodeCommitOffsets Code = 18
-	CodeResetOffsets  Code = 19
-	CodeReleaseQueues Code = 20
+	CodeCreateTopic  Code = 1
+	CodeDeleteTopic  Code = 2
+	CodeProduce      Code = 3
+	CodeInitProducer Code = 4
+	// Codes 16-18 are the first group protocol's join, leave and commit
+	// (before the two-step handover): still applied, with that protocol's
+	// rules, so that logs written by earlier versions replay to the state
+	// they acknowledged (consumer.State.JoinV1). This version writes 20-23.
+	CodeJoinGroupV1     Code = 16
+	CodeLeaveGroupV1    Code = 17
+	CodeCommitOffsetsV1 Code = 18
+	CodeResetOffsets    Code = 19
+	CodeReleaseQueues   Code = 20
+	CodeJoinGroup       Code = 21
+	CodeLeaveGroup      Code = 22
+	CodeCommitOffsets   Code = 23
 )
 
 // Op is a command with request type Req and result type Res.
@@ -61,6 +68,12 @@ var (
 	CommitOffsets = Op[consumer.CommitCmd, Done]{CodeCommitOffsets, "commit_offsets", consumer.AppendPayload[consumer.CommitCmd]}
 	ResetOffsets  = Op[consumer.ResetCmd, Done]{CodeResetOffsets, "reset_offsets", consumer.AppendPayload[consumer.ResetCmd]}
 	ReleaseQueues = Op[consumer.ReleaseCmd, consumer.Membership]{CodeReleaseQueues, "release_queues", consumer.AppendPayload[consumer.ReleaseCmd]}
+
+	// The first group protocol's commands: applied when replaying logs of
+	// earlier versions, never proposed by this one.
+	JoinGroupV1     = Op[consumer.JoinCmd, consumer.Membership]{CodeJoinGroupV1, "join_group_v1", consumer.AppendPayload[consumer.JoinCmd]}
+	LeaveGroupV1    = Op[consumer.LeaveCmd, Done]{CodeLeaveGroupV1, "leave_group_v1", consumer.AppendPayload[consumer.LeaveCmd]}
+	CommitOffsetsV1 = Op[consumer.CommitCmd, Done]{CodeCommitOffsetsV1, "commit_offsets_v1", consumer.AppendPayload[consumer.CommitCmd]}
 )
 
 // command is one row of the registry: how to decode and apply a code.
@@ -104,6 +117,11 @@ func (m *Machine) commands() []command {
 		handle(ReleaseQueues, consumer.DecodePayload[consumer.ReleaseCmd], func(_ uint64, c consumer.ReleaseCmd) (consumer.Membership, error) {
 			return m.groups.Release(c)
 		}),
+		handle(JoinGroupV1, consumer.DecodePayload[consumer.JoinCmd], func(_ uint64, c consumer.JoinCmd) (consumer.Membership, error) {
+			return m.groups.JoinV1(c)
+		}),
+		handle(LeaveGroupV1, consumer.DecodePayload[consumer.LeaveCmd], done(m.groups.LeaveV1)),
+		handle(CommitOffsetsV1, consumer.DecodePayload[consumer.CommitCmd], done(m.groups.CommitV1)),
 	}
 }
 

@@ -223,7 +223,7 @@ const FetchFrameHeader = 12
 const (
 	CodeGroupNotFound     = "GROUP_NOT_FOUND"
 	CodeUnknownMember     = "UNKNOWN_MEMBER"     // rejoin the group
-	CodeIllegalGeneration = "ILLEGAL_GENERATION" // the group rebalanced: rejoin
+	CodeIllegalGeneration = "ILLEGAL_GENERATION" // a commit names a generation the group never had: heartbeat
 	CodeNotAssigned       = "NOT_ASSIGNED"       // the queue belongs to another member
 	CodeGroupActive       = "GROUP_ACTIVE"       // offsets can be reset only with no members
 )

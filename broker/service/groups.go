@@ -123,6 +123,7 @@ func (s *Service) ReleaseQueues(ctx context.Context, c consumer.ReleaseCmd) (Mem
 		return Membership{}, err
 	}
 	s.sess.beat(c.Group, c.MemberID, s.cfg.Clock())
+	s.sess.released(c.Group, c.MemberID)
 	return Membership{Membership: m, SessionTimeout: s.sessionTimeout(c.Group, c.MemberID)}, nil
 }
 

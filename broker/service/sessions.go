@@ -34,9 +34,17 @@ func (s *sessions) clear() {
 	s.mu.Unlock()
 }
 
+// released restarts a member's count in stuck: it is releasing, if
+// perhaps never done (rebalances may keep giving it queues to let go).
+func (s *sessions) released(group, member string) {
+	s.mu.Lock()
+	delete(s.revoking, sessionKey(group, member))
+	s.mu.Unlock()
+}
+
 // stuck returns the members that have had queues to release for longer
 // than their session timeout (counted from the first time stuck saw
-// them so, on this leader): a member that stops delivering a queue only
+// them so on this leader, or from their last release): a member that stops delivering a queue only
 // once it is asked cannot keep it from its next owner for longer.
 func (s *sessions) stuck(members []consumer.MemberRef, now time.Time) []consumer.MemberRef {
 	s.mu.Lock()

@@ -149,6 +149,15 @@ func TestStuckReleases(t *testing.T) {
 			t.Fatalf("step %d at +%v: stuck %v, want %v", i, st.at, got, st.want)
 		}
 	}
+	// A release restarts the count, though the member is revoking again.
+	s.stuck([]consumer.MemberRef{m1}, t0)
+	s.released("g", "m1")
+	if got := s.stuck([]consumer.MemberRef{m1}, t0.Add(1500*ms)); got != nil {
+		t.Fatalf("right after a release: %v", got)
+	}
+	if got := s.stuck([]consumer.MemberRef{m1}, t0.Add(2501*ms)); len(got) != 1 {
+		t.Fatalf("a session timeout after the release: %v", got)
+	}
 	s.stuck([]consumer.MemberRef{m1}, t0)
 	s.clear()
 	if got := s.stuck([]consumer.MemberRef{m1}, t0.Add(time.Hour)); got != nil {
