@@ -438,30 +438,14 @@ func (s *State) rebalance(g *Group) {
 // Deterministic: members in id order.
 func (s *State) assign(g *Group) map[string]string {
 	targets := map[string]string{}
-	topicSet := map[string]bool{}
-	for _, m := range g.Members {
-		for _, t := range m.Topics {
-			topicSet[t] = true
-		}
-	}
-	topics := make([]string, 0, len(topicSet))
-	for t := range topicSet {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
-	ids := g.sortedMembers()
+	topics, ids := g.subscribedTopics(), g.sortedMembers()
 	load := map[string]int{} // queues given so far, over the topics before
 	for _, t := range topics {
 		n, ok := s.queues(t)
 		if !ok || n == 0 {
 			continue
 		}
-		var subs []string
-		for _, id := range ids {
-			if containsString(g.Members[id].Topics, t) {
-				subs = append(subs, id)
-			}
-		}
+		subs := g.subscribers(ids, t)
 		held := map[string][]int{}
 		for q := range n {
 			if prev := g.Targets[TQ{t, q}.key()]; prev != "" && containsString(subs, prev) {
@@ -520,30 +504,14 @@ func (s *State) assign(g *Group) map[string]string {
 // order), each queue to the next subscriber of its topic in id order.
 func (s *State) assignRoundRobin(g *Group) map[string]string {
 	targets := map[string]string{}
-	topicSet := map[string]bool{}
-	for _, m := range g.Members {
-		for _, t := range m.Topics {
-			topicSet[t] = true
-		}
-	}
-	topics := make([]string, 0, len(topicSet))
-	for t := range topicSet {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
-	ids := g.sortedMembers()
+	topics, ids := g.subscribedTopics(), g.sortedMembers()
 	turn := 0
 	for _, t := range topics {
 		n, ok := s.queues(t)
 		if !ok {
 			continue
 		}
-		var subs []string
-		for _, id := range ids {
-			if containsString(g.Members[id].Topics, t) {
-				subs = append(subs, id)
-			}
-		}
+		subs := g.subscribers(ids, t)
 		for q := 0; q < n; q++ {
 			targets[TQ{t, q}.key()] = subs[turn%len(subs)]
 			turn++
@@ -589,6 +557,33 @@ func (g *Group) sortedQueueKeys() []string {
 		keys[i] = q.key()
 	}
 	return keys
+}
+
+// subscribedTopics returns the topics any member subscribes to, sorted.
+func (g *Group) subscribedTopics() []string {
+	set := map[string]bool{}
+	for _, m := range g.Members {
+		for _, t := range m.Topics {
+			set[t] = true
+		}
+	}
+	topics := make([]string, 0, len(set))
+	for t := range set {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	return topics
+}
+
+// subscribers returns the members among ids subscribed to topic t.
+func (g *Group) subscribers(ids []string, t string) []string {
+	var subs []string
+	for _, id := range ids {
+		if containsString(g.Members[id].Topics, t) {
+			subs = append(subs, id)
+		}
+	}
+	return subs
 }
 
 func (g *Group) sortedMembers() []string {
