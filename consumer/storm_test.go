@@ -79,11 +79,13 @@ func TestRebalanceStorm(t *testing.T) {
 				if rng.IntN(3) > 0 {
 					cmd.Queues = append(cmd.Queues, q)
 					cmd.Offsets = append(cmd.Offsets, Offset{q.Topic, q.Queue, rng.Uint64N(1000)})
-					changed[g] = true
 				}
 			}
-			if rng.IntN(3) == 0 {
+			if rng.IntN(3) == 0 { // often not its own, sometimes one it is revoking after all
 				cmd.Queues = append(cmd.Queues, TQ{pick(names), rng.IntN(6)})
+			}
+			for _, q := range cmd.Queues {
+				changed[g] = changed[g] || containsTQ(cur.Revoking[id], q)
 			}
 			desc = fmt.Sprintf("release %+v", cmd)
 			apply = func(s *State) (any, error) { return s.Release(cmd) }
