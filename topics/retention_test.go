@@ -284,3 +284,38 @@ func TestReaderEmptyQueue(t *testing.T) {
 		t.Fatalf("OffsetForTime = %d", off)
 	}
 }
+
+// TestStampedZeroHidesNothing: a batch stamped 0 (a producer without a
+// clock) between newer ones neither hides them from time retention nor
+// makes FindTime skip back; a batch stamped far in the future counts at
+// most MaxFutureMs after the leader's clock, so what follows it expires.
+func TestStampedZeroHidesNothing(t *testing.T) {
+	s := New()
+	mustCreate(t, s, 1, Config{Name: "z", Queues: 1})
+	now := t0 + 10_000
+	for i, ms := range []int64{t0, t0 + 1000, 0, t0 + 2000, t0 + 3000} {
+		r := s.Produce(uint64(2+i), ProduceCmd{TimeMs: now, Parts: []Part{{Topic: "z", Batch: wireBatch(t, wire.Producer{}, 1, ms)}}})
+		if r[0].Err != nil {
+			t.Fatal(r[0].Err)
+		}
+	}
+	q := queueOf(t, restored(t, s), "z", 0)
+	// Retention keeping everything from t0 on: all five batches are visible.
+	if refs, earliest := q.Find(0, Horizon{MinTimeMs: t0}, 10); earliest != 0 || len(refs) != 5 {
+		t.Fatalf("retention from t0: earliest %d, %d batches; want 0 and 5", earliest, len(refs))
+	}
+	if got := q.FindTime(t0+1500, Horizon{}); got != 3 {
+		t.Fatalf("FindTime(t0+1.5s) = %d, want 3", got)
+	}
+
+	// A batch from the future: its index time is the leader's clock plus
+	// MaxFutureMs, so a later batch does not inherit a time years ahead.
+	f := New()
+	mustCreate(t, f, 1, Config{Name: "f", Queues: 1})
+	f.Produce(2, ProduceCmd{TimeMs: now, Parts: []Part{{Topic: "f", Batch: wireBatch(t, wire.Producer{}, 1, now+365*24*3600*1000)}}})
+	f.Produce(3, ProduceCmd{TimeMs: now, Parts: []Part{{Topic: "f", Batch: wireBatch(t, wire.Producer{}, 1, now)}}})
+	fq := queueOf(t, f, "f", 0)
+	if refs, _ := fq.Find(0, Horizon{MinTimeMs: now + MaxFutureMs + 1}, 10); len(refs) != 0 {
+		t.Fatalf("batches past the future bound are still retained: %+v", refs)
+	}
+}

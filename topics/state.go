@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ledgermq/ledgermq/wire"
 )
@@ -16,7 +17,7 @@ type BatchRef struct {
 	Count      uint32 // records in the batch
 	Part       uint16 // which part of the produce command at Index
 	Index      uint64 // commit-log index of the produce command
-	MaxTime    int64  // newest record time, Unix ms
+	MaxTime    int64  // index time, Unix ms: the newest record time, made monotonic (see append)
 	End        uint64 // bytes stored in the queue up to and including this batch
 }
 
@@ -166,7 +167,7 @@ func (s *State) Produce(index uint64, c ProduceCmd) []ProduceResult {
 				continue
 			}
 		}
-		ref := q.append(index, uint16(i), h, len(p.Batch))
+		ref := q.append(index, uint16(i), h, len(p.Batch), c.TimeMs)
 		res[i] = ProduceResult{BaseOffset: ref.BaseOffset, Count: h.Count}
 		if h.ProducerID != 0 {
 			s.recordSequence(h.ProducerID, key, sentBatch{Seq: h.Sequence, Count: h.Count, BaseOffset: ref.BaseOffset})
@@ -175,15 +176,31 @@ func (s *State) Produce(index uint64, c ProduceCmd) []ProduceResult {
 	return res
 }
 
-// append adds a batch at the queue's end and wakes its long polls.
-func (q *Queue) append(index uint64, part uint16, h wire.BatchHeader, size int) BatchRef {
+// MaxFutureMs bounds how far ahead of the leader's clock a batch's
+// timestamps count for the time index (Kafka's
+// message.timestamp.after.max.ms): a producer clock far ahead cannot keep
+// the batches after it from expiring.
+const MaxFutureMs = int64(time.Hour / time.Millisecond)
+
+// append adds a batch at the queue's end and wakes its long polls. The
+// batch's index time is its newest record time, at most MaxFutureMs after
+// the command's time (the leader's clock; 0 in logs that predate it), and
+// never before the previous batch's: index times are monotonic, so the
+// time horizon and FindTime can search them, and a batch stamped 0 (or
+// any old time) cannot hide the batches before it.
+func (q *Queue) append(index uint64, part uint16, h wire.BatchHeader, size int, nowMs int64) BatchRef {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var end uint64
+	t := h.MaxTimestamp
+	if nowMs > 0 {
+		t = min(t, nowMs+MaxFutureMs)
+	}
 	if n := len(q.batches); n > 0 {
 		end = q.batches[n-1].End
+		t = max(t, q.batches[n-1].MaxTime)
 	}
-	ref := BatchRef{BaseOffset: q.next, Count: h.Count, Part: part, Index: index, MaxTime: h.MaxTimestamp, End: end + uint64(size)}
+	ref := BatchRef{BaseOffset: q.next, Count: h.Count, Part: part, Index: index, MaxTime: t, End: end + uint64(size)}
 	q.batches = append(q.batches, ref)
 	q.next += uint64(h.Count)
 	close(q.wake)
@@ -242,9 +259,7 @@ func (q *Queue) visible(h Horizon) int {
 			lo = max(lo, sort.Search(len(q.batches), func(i int) bool { return q.batches[i].End > cut }))
 		}
 	}
-	if h.MinTimeMs != 0 {
-		// Batch times mostly grow (they are producer clocks, so not
-		// strictly); like Kafka's time index, treat them as ordered.
+	if h.MinTimeMs != 0 { // index times are monotonic (append)
 		lo = max(lo, sort.Search(len(q.batches), func(i int) bool { return q.batches[i].MaxTime >= h.MinTimeMs }))
 	}
 	return lo
@@ -277,14 +292,12 @@ func (q *Queue) Find(offset uint64, h Horizon, max int) (refs []BatchRef, earlie
 func (q *Queue) FindTime(ms int64, h Horizon) uint64 {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
-	// MaxTime is not monotonic across batches (producer clocks), so scan
-	// for the first batch that reaches ms.
-	for _, b := range q.batches[q.visible(h):] {
-		if b.MaxTime >= ms {
-			return b.BaseOffset
-		}
+	lo := q.visible(h)
+	i := lo + sort.Search(len(q.batches)-lo, func(i int) bool { return q.batches[lo+i].MaxTime >= ms })
+	if i == len(q.batches) {
+		return q.next
 	}
-	return q.next
+	return q.batches[i].BaseOffset
 }
 
 // NextOffsets returns each queue's next offset.
