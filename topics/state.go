@@ -308,3 +308,36 @@ func (t *Topic) NextOffsets() []uint64 {
 	}
 	return out
 }
+
+// Prune drops from every queue's index the batches stored in log entries
+// below firstIndex (the commit log's first retained index): their bytes
+// are gone, no read can reach them, and without pruning the index (and
+// every snapshot) would grow with all history. It returns how many
+// references it dropped. Offsets, byte ends and the producers' windows are
+// unaffected, so results of later commands do not depend on when a node
+// pruned: a node prunes by its own retention.
+func (s *State) Prune(firstIndex uint64) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	dropped := 0
+	for _, t := range s.topics {
+		for _, q := range t.queues {
+			dropped += q.prune(firstIndex)
+		}
+	}
+	return dropped
+}
+
+func (q *Queue) prune(firstIndex uint64) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := sort.Search(len(q.batches), func(i int) bool { return q.batches[i].Index >= firstIndex })
+	if k == 0 {
+		return 0
+	}
+	// A copy, not a reslice: the dropped prefix's memory is released (once
+	// no snapshot in progress shares the old array), and nobody holding
+	// the old slice sees it change.
+	q.batches = append(make([]BatchRef, 0, len(q.batches)-k+16), q.batches[k:]...)
+	return k
+}

@@ -74,10 +74,11 @@ func New(cfg Config, node *replication.Node, m *fsm.Machine) *Service {
 	s := &Service{cfg: cfg, logger: cfg.Logger, node: node, topics: m.Topics(), groups: m.Groups(),
 		reader: topics.NewReader(m.Topics(), fsm.ProduceLog(node), cfg.Clock),
 		peers:  newPeerBook(cfg.ID, node, cfg.Clock), sess: newSessions(), Metrics: newMetrics(), stop: make(chan struct{})}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.peers.refresh(s.stop, &s.wg)
 	go s.countLeaderChanges()
 	go s.expireMembers()
+	go s.pruneIndexes()
 	return s
 }
 
