@@ -283,7 +283,7 @@ func TestAPIErrorsAndRoundTrip(t *testing.T) {
 		t.Fatalf("readyz %d", r.status)
 	}
 	r = call(t, "GET", base+"/metrics", "", nil)
-	for _, want := range []string{"ledgermq_produced_messages_total", "ledgermq_commit_latency_seconds_bucket", `ledgermq_raft_role{role="leader"} 1`, "ledgermq_follower_lag_entries", "ledgermq_log_segments", `code="TOPIC_NOT_FOUND"`} {
+	for _, want := range []string{"ledgermq_produced_messages_total", "ledgermq_commit_latency_seconds_bucket", `ledgermq_raft_role{role="leader"} 1`, "ledgermq_follower_lag_entries", "ledgermq_log_segments", "ledgermq_index_batches ", "go_goroutines ", `code="TOPIC_NOT_FOUND"`} {
 		if !strings.Contains(string(r.body), want) {
 			t.Fatalf("metrics lack %s", want)
 		}

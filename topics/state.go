@@ -341,3 +341,18 @@ func (q *Queue) prune(firstIndex uint64) int {
 	q.batches = append(make([]BatchRef, 0, len(q.batches)-k+16), q.batches[k:]...)
 	return k
 }
+
+// Batches returns how many batch references the queue indexes hold.
+func (s *State) Batches() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, t := range s.topics {
+		for _, q := range t.queues {
+			q.mu.RLock()
+			n += len(q.batches)
+			q.mu.RUnlock()
+		}
+	}
+	return n
+}

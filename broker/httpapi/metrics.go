@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,6 +81,12 @@ func (s *Server) metrics(c *call) error {
 	}
 	value("ledgermq_log_segments", "gauge", "Commit-log segment files.", st.Log.Segments)
 	value("ledgermq_log_bytes", "gauge", "Commit-log bytes on disk.", st.Log.Bytes)
+	value("ledgermq_index_batches", "gauge", "Batch references in the topics' queue indexes (40 bytes each).", s.svc.IndexedBatches())
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	value("go_goroutines", "gauge", "Goroutines that currently exist.", runtime.NumGoroutine())
+	value("go_memstats_heap_inuse_bytes", "gauge", "Heap bytes in in-use spans.", ms.HeapInuse)
+	value("go_memstats_sys_bytes", "gauge", "Bytes obtained from the OS.", ms.Sys)
 	c.ctx.SetStatusCode(http.StatusOK)
 	c.ctx.SetContentType("text/plain; version=0.0.4")
 	c.ctx.SetBodyString(sb.String())

@@ -25,3 +25,7 @@ func (s *Service) pruneIndexes() {
 		}
 	}
 }
+
+// IndexedBatches is how many batch references the queue indexes hold (a
+// gauge: it tracks the retained data).
+func (s *Service) IndexedBatches() int { return s.topics.Batches() }
