@@ -36,7 +36,7 @@ func TestRegistry(t *testing.T) {
 		Produce.Code(): Produce.Name(), InitProducer.Code(): InitProducer.Name(), JoinGroup.Code(): JoinGroup.Name(),
 		LeaveGroup.Code(): LeaveGroup.Name(), CommitOffsets.Code(): CommitOffsets.Name(), ResetOffsets.Code(): ResetOffsets.Name(),
 		ReleaseQueues.Code(): ReleaseQueues.Name(), JoinGroupV1.Code(): JoinGroupV1.Name(), LeaveGroupV1.Code(): LeaveGroupV1.Name(),
-		CommitOffsetsV1.Code(): CommitOffsetsV1.Name()}
+		CommitOffsetsV1.Code(): CommitOffsetsV1.Name(), DeleteGroup.Code(): DeleteGroup.Name()}
 	if len(ops) != len(seen) {
 		t.Fatalf("%d ops, %d registry rows", len(ops), len(seen))
 	}
