@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
@@ -110,5 +112,151 @@ func TestOffsetsFlood(t *testing.T) {
 		} else if want != 0 {
 			t.Fatalf("queue %d has no commit, want %d", q.Queue, want)
 		}
+	}
+}
+
+// TestJoinStorm: 10,000 joins without a member id stop at the member
+// quota (TOO_MANY_MEMBERS, refused before proposing), and the group's
+// owner commits offsets throughout.
+func TestJoinStorm(t *testing.T) {
+	bs := startGroup(t, 1, nil)
+	base := "http://" + bs[0].Addr()
+	if r := call(t, "POST", base+"/v1/topics", "", []byte(`{"name":"jobs","queues":4}`)); r.status != 201 {
+		t.Fatalf("create: %s", r.body)
+	}
+	owner := joinMember(t, base, "g", `{"topics":["jobs"],"session_timeout_ms":300000}`)
+	commit := func(off int) {
+		t.Helper()
+		body := fmt.Sprintf(`{"member_id":%q,"generation":%d,"offsets":[{"topic":"jobs","queue":0,"offset":%d}]}`, owner.MemberID, owner.Generation, off)
+		if r := call(t, "POST", base+"/v1/groups/g/offsets", "", []byte(body)); r.status != 200 {
+			t.Fatalf("commit during the storm: %d %s", r.status, r.body)
+		}
+	}
+	const joins, workers = 10_000, 16
+	var joined, refused, other atomic.Int64
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= joins {
+				resp, err := http.Post(base+"/v1/groups/g/members", "application/json", bytes.NewReader([]byte(`{"topics":["jobs"]}`)))
+				if err != nil {
+					other.Add(1)
+					continue
+				}
+				var e wire.ErrorBody
+				json.NewDecoder(resp.Body).Decode(&e)
+				resp.Body.Close()
+				switch {
+				case resp.StatusCode == 200:
+					joined.Add(1)
+				case resp.StatusCode == 409 && e.Error.Code == wire.CodeTooManyMembers:
+					refused.Add(1)
+				default:
+					other.Add(1)
+				}
+			}
+		}()
+	}
+	for i := 1; next.Load() < joins; i++ {
+		commit(i)
+	}
+	wg.Wait()
+	commit(1_000_000)
+	if joined.Load() != 999 || refused.Load() != joins-999 || other.Load() != 0 {
+		t.Fatalf("joins: %d joined, %d refused, %d other", joined.Load(), refused.Load(), other.Load())
+	}
+	var gi wire.GroupInfo
+	json.Unmarshal(call(t, "GET", base+"/v1/groups/g", "", nil).body, &gi)
+	if len(gi.Members) != 1000 || gi.Generation != 1000 {
+		t.Fatalf("group after the storm: %d members, generation %d", len(gi.Members), gi.Generation)
+	}
+}
+
+// TestQuotas: every quota answers with its own code, and a refused
+// request changes nothing.
+func TestQuotas(t *testing.T) {
+	bs := startGroup(t, 1, func(c *Config) {
+		c.Quotas.MaxTopics, c.Quotas.MaxQueuesPerTopic, c.Quotas.MaxGroups, c.Quotas.MaxMembersPerGroup = 2, 8, 2, 2
+		c.Quotas.MaxCommandBytes = 300
+	})
+	base := "http://" + bs[0].Addr()
+	post := func(path, body string) resp { t.Helper(); return call(t, "POST", base+path, "", []byte(body)) }
+	expectCode(t, post("/v1/topics", `{"name":"big","queues":9}`), 409, wire.CodeTooManyQueues)
+	for _, n := range []string{"a", "b"} {
+		if r := post("/v1/topics", fmt.Sprintf(`{"name":%q,"queues":8}`, n)); r.status != 201 {
+			t.Fatalf("create %s: %s", n, r.body)
+		}
+	}
+	expectCode(t, post("/v1/topics", `{"name":"c"}`), 409, wire.CodeTooManyTopics)
+	expectCode(t, post("/v1/topics", `{"name":"a"}`), 409, wire.CodeTopicExists)
+
+	joinMember(t, base, "g1", `{"topics":["a"]}`)
+	m2 := joinMember(t, base, "g1", `{"topics":["a","b"],"instance_id":"i2"}`)
+	expectCode(t, post("/v1/groups/g1/members", `{"topics":["a"]}`), 409, wire.CodeTooManyMembers)
+	joinMember(t, base, "g1", `{"topics":["a","b"],"instance_id":"i2"}`) // a static restart replaces, so it is admitted
+	joinMember(t, base, "g2", `{"topics":["a"]}`)
+	expectCode(t, post("/v1/groups/g3/members", `{"topics":["a"]}`), 409, wire.CodeTooManyGroups)
+	expectCode(t, post("/v1/groups/g3/reset-offsets", `{"topic":"a","to":"earliest"}`), 409, wire.CodeTooManyGroups)
+	expectCode(t, call(t, "GET", base+"/v1/groups/g3", "", nil), 404, wire.CodeGroupNotFound)
+	_ = m2
+
+	// A reset of 8 queues encodes over 300 bytes.
+	expectCode(t, post("/v1/groups/g2/reset-offsets", `{"topic":"a","to":"earliest"}`), 409, wire.CodeGroupActive)
+	r := call(t, "DELETE", base+"/v1/groups/g2/members/m1", "", nil)
+	if r.status != 200 {
+		t.Fatalf("leave: %s", r.body)
+	}
+	expectCode(t, post("/v1/groups/g2/reset-offsets", `{"topic":"a","to":"earliest"}`), 413, wire.CodeCommandTooLarge)
+}
+
+// TestValidation: names "." and "..", an explicit queues 0, group names,
+// refused resets and group deletion.
+func TestValidation(t *testing.T) {
+	bs := startGroup(t, 1, nil)
+	base := "http://" + bs[0].Addr()
+	post := func(path, body string) resp { t.Helper(); return call(t, "POST", base+path, "", []byte(body)) }
+	for _, body := range []string{`{"name":"."}`, `{"name":".."}`, `{"name":"q0","queues":0}`, `{"name":"qn","queues":-1}`} {
+		expectCode(t, post("/v1/topics", body), 400, wire.CodeInvalidArgument)
+	}
+	var ti wire.TopicInfo
+	if r := post("/v1/topics", `{"name":"t"}`); r.status != 201 || json.Unmarshal(r.body, &ti) != nil || ti.Queues != 4 {
+		t.Fatalf("create without queues: %d %s", r.status, r.body)
+	}
+	svc := bs[0].Service()
+	for _, g := range []string{"..", ".", "a/b", ""} { // names an HTTP path cannot carry: through the core
+		_, err := svc.JoinGroup(context.Background(), g, service.JoinRequest{Topics: []string{"t"}})
+		if e := svc.AsError(err); e.Code != wire.CodeInvalidArgument {
+			t.Fatalf("join %q: %v", g, err)
+		}
+		_, err = svc.ResetOffsets(context.Background(), g, "t", service.ResetTo{To: "earliest"})
+		if e := svc.AsError(err); e.Code != wire.CodeInvalidArgument {
+			t.Fatalf("reset %q: %v", g, err)
+		}
+	}
+	expectCode(t, post("/v1/groups/bad%20name/members", `{"topics":["t"]}`), 400, wire.CodeInvalidArgument)
+	expectCode(t, post("/v1/groups/x/reset-offsets", `{"topic":"t","to":"sideways"}`), 400, wire.CodeInvalidArgument)
+	var gl wire.GroupList
+	json.Unmarshal(call(t, "GET", base+"/v1/groups", "", nil).body, &gl)
+	if len(gl.Groups) != 0 {
+		t.Fatalf("refused requests created groups: %+v", gl.Groups)
+	}
+
+	// Deletion: only without members.
+	m := joinMember(t, base, "g", `{"topics":["t"]}`)
+	expectCode(t, call(t, "DELETE", base+"/v1/groups/g", "", nil), 409, wire.CodeGroupActive)
+	expectCode(t, call(t, "DELETE", base+"/v1/groups/nope", "", nil), 404, wire.CodeGroupNotFound)
+	if r := call(t, "DELETE", base+"/v1/groups/g/members/"+m.MemberID, "", nil); r.status != 200 {
+		t.Fatalf("leave: %s", r.body)
+	}
+	if r := call(t, "DELETE", base+"/v1/groups/g", "", nil); r.status != 200 || string(bytes.TrimSpace(r.body)) != `{"deleted":"g"}` {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	expectCode(t, call(t, "GET", base+"/v1/groups/g", "", nil), 404, wire.CodeGroupNotFound)
+	// The name can be used again: a new group, members from m1.
+	if m := joinMember(t, base, "g", `{"topics":["t"]}`); m.MemberID != "m1" || m.Generation != 1 {
+		t.Fatalf("join after delete: %+v", m)
 	}
 }

@@ -355,9 +355,6 @@ func (s *Service) ResetOffsets(ctx context.Context, group, topic string, to Rese
 		}
 		c.Offsets = append(c.Offsets, consumer.Offset{Topic: t.Name, Queue: i, Offset: off})
 	}
-	if err := checkSize(s, fsm.ResetOffsets, c); err != nil {
-		return wire.GroupInfo{}, err
-	}
 	if err := s.RequireLeader(); err != nil {
 		return wire.GroupInfo{}, err
 	}
@@ -367,6 +364,9 @@ func (s *Service) ResetOffsets(ctx context.Context, group, topic string, to Rese
 			return wire.GroupInfo{}, err
 		}
 		defer release()
+	}
+	if err := checkSize(s, fsm.ResetOffsets, c); err != nil {
+		return wire.GroupInfo{}, err
 	}
 	if _, err := propose(s, ctx, fsm.ResetOffsets, c); err != nil {
 		return wire.GroupInfo{}, err
