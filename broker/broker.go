@@ -46,7 +46,8 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.svc = service.New(service.Config{ID: cfg.ID, GroupID: cfg.GroupID, ProposeTimeout: cfg.ProposeTimeout,
-		MaxWait: cfg.MaxWait, MaxRequestBytes: cfg.MaxRequestBytes, Logger: b.logger}, b.node, m)
+		MaxWait: cfg.MaxWait, MaxRequestBytes: cfg.MaxRequestBytes, Logger: b.logger,
+		Quotas: cfg.Quotas}, b.node, m)
 	b.http = httpapi.New(httpapi.Config{MaxRequestBytes: cfg.MaxRequestBytes, MaxWait: cfg.MaxWait,
 		ReadTimeout: cfg.requestReadTimeout, Logger: b.logger}, b.svc)
 	b.wg.Add(1)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/replication"
 )
 
@@ -51,6 +52,11 @@ type Config struct {
 	Logger *slog.Logger
 
 	requestReadTimeout time.Duration // tests: the HTTP server's read timeout (0: its default)
+
+	// issue 11: quotas. Bounds on the replicated state (topics, queues per
+	// topic, groups, members per group) and on one group command's
+	// encoded size; zero fields take the defaults of service.Quotas.
+	Quotas service.Quotas
 }
 
 // DefaultConfig returns the defaults.

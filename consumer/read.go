@@ -3,6 +3,8 @@ package consumer
 import (
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/ledgermq/ledgermq/internal/enc"
 )
@@ -249,10 +251,17 @@ func decodeGroup(r *enc.Reader) *Group {
 		for j, nt := 0, r.Count(1); j < nt && r.Err() == nil; j++ {
 			m.Topics = append(m.Topics, r.String())
 		}
+		checkMember(r, g, m)
 		g.Members[m.ID] = m
 	}
 	for i, n := 0, r.Count(3); i < n && r.Err() == nil; i++ {
 		k, owner, target := r.String(), r.String(), r.String()
+		checkKey(r, g, k)
+		if _, dup := g.Owners[k]; dup {
+			r.Fail("group %s: queue %s twice", g.Name, k)
+		} else if _, dup := g.Targets[k]; dup {
+			r.Fail("group %s: queue %s twice", g.Name, k)
+		}
 		if owner != "" {
 			g.Owners[k] = owner
 		}
@@ -276,6 +285,7 @@ func decodeGroupV1(r *enc.Reader) *Group {
 		for j, nq := 0, r.Count(2); j < nq && r.Err() == nil; j++ {
 			assignment[m.ID] = append(assignment[m.ID], TQ{Topic: r.String(), Queue: int(r.Uvarint())})
 		}
+		checkMember(r, g, m)
 		g.Members[m.ID] = m
 	}
 	g.assigned(assignment)
@@ -286,6 +296,34 @@ func decodeGroupV1(r *enc.Reader) *Group {
 func decodeOffsets(r *enc.Reader, g *Group) {
 	for i, n := 0, r.Count(2); i < n && r.Err() == nil; i++ {
 		k := r.String()
+		checkKey(r, g, k)
+		if _, dup := g.Offsets[k]; dup && r.Err() == nil {
+			r.Fail("group %s: offset of %s twice", g.Name, k)
+		}
 		g.Offsets[k] = r.Uvarint()
+	}
+}
+
+// checkMember refuses a restored member no join could have made (issue
+// 11): no id, an id twice, a session timeout that is not positive.
+func checkMember(r *enc.Reader, g *Group, m *Member) {
+	if r.Err() != nil {
+		return
+	}
+	if _, dup := g.Members[m.ID]; dup {
+		r.Fail("group %s: member %q twice", g.Name, m.ID)
+	} else if m.ID == "" || m.SessionTimeoutMs <= 0 {
+		r.Fail("group %s: member %q with session timeout %d", g.Name, m.ID, m.SessionTimeoutMs)
+	}
+}
+
+// checkKey refuses a queue key that is not "topic/queue".
+func checkKey(r *enc.Reader, g *Group, k string) {
+	i := strings.LastIndexByte(k, '/')
+	if r.Err() != nil {
+		return
+	}
+	if q, err := strconv.Atoi(k[i+1:]); i <= 0 || err != nil || q < 0 || strconv.Itoa(q) != k[i+1:] {
+		r.Fail("group %s: bad queue %q", g.Name, k)
 	}
 }

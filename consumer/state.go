@@ -100,6 +100,11 @@ type (
 		Group   string   `json:"group"`
 		Offsets []Offset `json:"offsets"`
 	}
+	// DeleteGroupCmd deletes a group without members, with its committed
+	// offsets.
+	DeleteGroupCmd struct {
+		Group string `json:"group"`
+	}
 	Offset struct {
 		Topic  string `json:"topic"`
 		Queue  int    `json:"queue"`
@@ -109,13 +114,13 @@ type (
 
 // AppendPayload appends a command payload (JSON); the command registry
 // (package fsm) frames it behind the command's code.
-func AppendPayload[C JoinCmd | LeaveCmd | CommitCmd | ResetCmd | ReleaseCmd](dst []byte, c C) []byte {
+func AppendPayload[C JoinCmd | LeaveCmd | CommitCmd | ResetCmd | ReleaseCmd | DeleteGroupCmd](dst []byte, c C) []byte {
 	b, _ := json.Marshal(c)
 	return append(dst, b...)
 }
 
 // DecodePayload decodes a command payload.
-func DecodePayload[C JoinCmd | LeaveCmd | CommitCmd | ResetCmd | ReleaseCmd](b []byte) (C, error) {
+func DecodePayload[C JoinCmd | LeaveCmd | CommitCmd | ResetCmd | ReleaseCmd | DeleteGroupCmd](b []byte) (C, error) {
 	var c C
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -231,6 +236,40 @@ func (s *State) Reset(c ResetCmd) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.reset(c)
+}
+
+// DeleteGroup deletes a group that has no members.
+func (s *State) DeleteGroup(c DeleteGroupCmd) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[c.Group]
+	if g == nil {
+		return fmt.Errorf("%w: %s", ErrGroupNotFound, c.Group)
+	}
+	if len(g.Members) > 0 {
+		return fmt.Errorf("%w: %s has %d members; stop them first", ErrGroupActive, c.Group, len(g.Members))
+	}
+	delete(s.groups, c.Group)
+	s.notify()
+	return nil
+}
+
+// Exists reports whether a group exists and how many members it has.
+func (s *State) Exists(group string) (members int, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	g := s.groups[group]
+	if g == nil {
+		return 0, false
+	}
+	return len(g.Members), true
+}
+
+// Count returns the number of groups.
+func (s *State) Count() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.groups)
 }
 
 func (s *State) group(name string) *Group {

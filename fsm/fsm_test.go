@@ -36,7 +36,7 @@ func TestRegistry(t *testing.T) {
 		Produce.Code(): Produce.Name(), InitProducer.Code(): InitProducer.Name(), JoinGroup.Code(): JoinGroup.Name(),
 		LeaveGroup.Code(): LeaveGroup.Name(), CommitOffsets.Code(): CommitOffsets.Name(), ResetOffsets.Code(): ResetOffsets.Name(),
 		ReleaseQueues.Code(): ReleaseQueues.Name(), JoinGroupV1.Code(): JoinGroupV1.Name(), LeaveGroupV1.Code(): LeaveGroupV1.Name(),
-		CommitOffsetsV1.Code(): CommitOffsetsV1.Name()}
+		CommitOffsetsV1.Code(): CommitOffsetsV1.Name(), DeleteGroup.Code(): DeleteGroup.Name()}
 	if len(ops) != len(seen) {
 		t.Fatalf("%d ops, %d registry rows", len(ops), len(seen))
 	}
@@ -336,8 +336,24 @@ func FuzzRestore(f *testing.F) {
 	}
 	f.Add(persist(f, m))
 	f.Add(persist(f, New()))
+	var bad bytes.Buffer
+	writeContainer(&bad, []section{{sectionTopics, topicsSection("t", 0, 0, 1<<20)}, {sectionGroups, groupsSection([]string{"m1"}, 1, "t/0")}})
+	f.Add(bad.Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = New().Restore(bytes.NewReader(b), replication.RestoreInfo{})
+		m := New()
+		if m.Restore(bytes.NewReader(b), replication.RestoreInfo{}) != nil {
+			return
+		}
+		// What restores is valid state (issue 11): every topic has queues,
+		// and it persists and restores again.
+		for _, tp := range m.Topics().List() {
+			if tp.Queues < 1 || len(tp.NextOffsets()) != tp.Queues {
+				t.Fatalf("restored topic %q with %d queues", tp.Name, tp.Queues)
+			}
+		}
+		if err := New().Restore(bytes.NewReader(persist(t, m)), replication.RestoreInfo{}); err != nil {
+			t.Fatalf("a restored state does not restore again: %v", err)
+		}
 	})
 }
 

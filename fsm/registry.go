@@ -27,7 +27,7 @@ const (
 	// Codes 16-18 are the first group protocol's join, leave and commit
 	// (before the two-step handover): still applied, with that protocol's
 	// rules, so that logs written by earlier versions replay to the state
-	// they acknowledged (consumer.State.JoinV1). This version writes 20-23.
+	// they acknowledged (consumer.State.JoinV1). This version writes 19-24.
 	CodeJoinGroupV1     Code = 16
 	CodeLeaveGroupV1    Code = 17
 	CodeCommitOffsetsV1 Code = 18
@@ -36,6 +36,7 @@ const (
 	CodeJoinGroup       Code = 21
 	CodeLeaveGroup      Code = 22
 	CodeCommitOffsets   Code = 23
+	CodeDeleteGroup     Code = 24
 )
 
 // Op is a command with request type Req and result type Res.
@@ -68,6 +69,7 @@ var (
 	CommitOffsets = Op[consumer.CommitCmd, Done]{CodeCommitOffsets, "commit_offsets", consumer.AppendPayload[consumer.CommitCmd]}
 	ResetOffsets  = Op[consumer.ResetCmd, Done]{CodeResetOffsets, "reset_offsets", consumer.AppendPayload[consumer.ResetCmd]}
 	ReleaseQueues = Op[consumer.ReleaseCmd, consumer.Membership]{CodeReleaseQueues, "release_queues", consumer.AppendPayload[consumer.ReleaseCmd]}
+	DeleteGroup   = Op[consumer.DeleteGroupCmd, Done]{CodeDeleteGroup, "delete_group", consumer.AppendPayload[consumer.DeleteGroupCmd]}
 
 	// The first group protocol's commands: applied when replaying logs of
 	// earlier versions, never proposed by this one.
@@ -117,6 +119,7 @@ func (m *Machine) commands() []command {
 		handle(ReleaseQueues, consumer.DecodePayload[consumer.ReleaseCmd], func(_ uint64, c consumer.ReleaseCmd) (consumer.Membership, error) {
 			return m.groups.Release(c)
 		}),
+		handle(DeleteGroup, consumer.DecodePayload[consumer.DeleteGroupCmd], done(m.groups.DeleteGroup)),
 		handle(JoinGroupV1, consumer.DecodePayload[consumer.JoinCmd], func(_ uint64, c consumer.JoinCmd) (consumer.Membership, error) {
 			return m.groups.JoinV1(c)
 		}),

@@ -106,6 +106,13 @@ func (m *Machine) Restore(r io.Reader, _ replication.RestoreInfo) error {
 	if err := decodeGroups(consumer.New(nil), enc.NewReader(secs[1].payload)); err != nil {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
+	scratch := topics.New() // checked whole before the state is replaced
+	if err := scratch.Decode(enc.NewReader(secs[0].payload)); err != nil {
+		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
+	}
+	if err := checkTopics(scratch); err != nil {
+		return err
+	}
 	if err := m.topics.Decode(enc.NewReader(secs[0].payload)); err != nil {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
@@ -138,11 +145,45 @@ func (m *Machine) restoreLegacy(r io.Reader) error {
 	if err := consumer.New(nil).DecodeLegacy(secs[1]); err != nil { // check before changing anything
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
+	scratch := topics.New()
+	if err := scratch.DecodeLegacy(secs[0]); err != nil {
+		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
+	}
+	if err := checkTopics(scratch); err != nil {
+		return err
+	}
 	if err := m.topics.DecodeLegacy(secs[0]); err != nil {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
 	if err := m.groups.DecodeLegacy(secs[1]); err != nil {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
+	}
+	return nil
+}
+
+// checkTopics refuses restored topics that no create command could have
+// made (issue 11): a queue count outside 1..topics.MaxQueues (0 would
+// divide by zero when a key picks a queue), queues missing, a bad name
+// (by the rules of the version that created it: ValidateName), retention
+// below 0, a message size bound outside 1..64 MiB.
+func checkTopics(s *topics.State) error {
+	for _, t := range s.List() {
+		bad := ""
+		switch {
+		case topics.ValidateName(t.Name) != nil:
+			bad = "an invalid name"
+		case t.Queues < 1 || t.Queues > topics.MaxQueues:
+			bad = fmt.Sprintf("%d queues", t.Queues)
+		case len(t.NextOffsets()) != t.Queues:
+			bad = fmt.Sprintf("%d queues stored, %d configured", len(t.NextOffsets()), t.Queues)
+		case t.RetentionMs < 0 || t.RetentionBytes < 0:
+			bad = "a negative retention"
+		case t.MaxMessageBytes < 1 || t.MaxMessageBytes > 64<<20:
+			bad = fmt.Sprintf("max message bytes %d", t.MaxMessageBytes)
+		}
+		if bad != "" {
+			return fmt.Errorf("%w: topic %q has %s", replication.ErrBadSnapshot, t.Name, bad)
+		}
 	}
 	return nil
 }

@@ -206,3 +206,24 @@ func partAt(b []byte, i int) ([]byte, error) {
 		b = rest
 	}
 }
+
+// CheckNewName checks the name of a topic (kind "topic") or consumer group
+// (kind "group") about to be created: ValidateName's rules, and neither
+// "." nor "..". Only requests are checked with it: applying a logged
+// create keeps ValidateName, so logs of earlier versions replay as they
+// did.
+func CheckNewName(kind, name string) error {
+	if len(name) == 0 || len(name) > MaxNameLen {
+		return fmt.Errorf("%w: %s name must be 1-%d characters", ErrInvalidArgument, kind, MaxNameLen)
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("%w: %s name must not be %q", ErrInvalidArgument, kind, name)
+	}
+	for _, r := range name {
+		ok := r == '.' || r == '_' || r == '-' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
+		if !ok {
+			return fmt.Errorf("%w: %s name %q may only contain [a-zA-Z0-9._-]", ErrInvalidArgument, kind, name)
+		}
+	}
+	return nil
+}

@@ -31,6 +31,12 @@ const (
 	CodeUnknownProducer    = "UNKNOWN_PRODUCER"
 	CodeOutOfOrderSequence = "OUT_OF_ORDER_SEQUENCE"
 	CodeDuplicateSequence  = "DUPLICATE_SEQUENCE"
+	// issue 11: quotas and validation
+	CodeTooManyTopics   = "TOO_MANY_TOPICS"   // the broker's topic quota is reached
+	CodeTooManyQueues   = "TOO_MANY_QUEUES"   // a topic asks for more queues than the broker's quota
+	CodeTooManyGroups   = "TOO_MANY_GROUPS"   // the broker's consumer group quota is reached
+	CodeTooManyMembers  = "TOO_MANY_MEMBERS"  // the group's member quota is reached
+	CodeCommandTooLarge = "COMMAND_TOO_LARGE" // a write would encode to a log entry over the command bound
 )
 
 // ErrorBody is every error response: {"error":{...}}.

@@ -134,3 +134,12 @@ func (s *Server) describeGroup(c *call) error {
 	}
 	return s.writeJSON(c.ctx, http.StatusOK, info)
 }
+
+// deleteGroup is DELETE /v1/groups/{group}.
+func (s *Server) deleteGroup(c *call) error {
+	g := c.param("group")
+	if err := s.svc.DeleteGroup(context.Background(), g); err != nil {
+		return err
+	}
+	return s.writeJSON(c.ctx, http.StatusOK, map[string]string{"deleted": g})
+}

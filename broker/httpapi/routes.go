@@ -43,6 +43,7 @@ func (s *Server) table() []route {
 		{"POST", "/v1/topics/{topic}/queues/{queue}/batches", "produce_batch", true, s.produceBatch},
 		{"GET", "/v1/groups", "groups", false, s.listGroups},
 		{"GET", "/v1/groups/{group}", "group", false, s.describeGroup},
+		{"DELETE", "/v1/groups/{group}", "group", true, s.deleteGroup},
 		{"POST", "/v1/groups/{group}/members", "group_join", true, s.joinGroup},
 		{"DELETE", "/v1/groups/{group}/members/{member}", "group_leave", true, s.leaveGroup},
 		{"POST", "/v1/groups/{group}/members/{member}/heartbeat", "group_heartbeat", true, s.heartbeat},
@@ -146,4 +147,19 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.writeError(ctx, service.Errorf(wire.CodeNotFound, "no such endpoint: %s", path))
 	}
 	s.reqs.observe(name, ctx.Response.StatusCode(), string(ctx.Response.Header.Peek("X-Error-Code")))
+}
+
+// issue 11: quotas and validation. The statuses of the quota codes are
+// registered here, beside the routes that answer them, so that statusOf's
+// table (encode.go) stays as it is.
+func init() {
+	for code, status := range map[string]int{
+		wire.CodeTooManyTopics:   409,
+		wire.CodeTooManyQueues:   409,
+		wire.CodeTooManyGroups:   409,
+		wire.CodeTooManyMembers:  409,
+		wire.CodeCommandTooLarge: 413,
+	} {
+		statusOf[code] = status
+	}
 }

@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
+	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/topics"
 	"github.com/ledgermq/ledgermq/wire"
 )
@@ -14,6 +16,14 @@ func (s *Server) createTopic(c *call) error {
 	var req wire.CreateTopicRequest
 	if err := decodeStrict(c.ctx.PostBody(), &req); err != nil {
 		return err
+	}
+	// An absent queues takes the default; an explicit 0 is refused (it
+	// used to create the default 4 queues silently).
+	var given struct {
+		Queues *json.RawMessage `json:"queues"`
+	}
+	if json.Unmarshal(c.ctx.PostBody(), &given) == nil && given.Queues != nil && req.Queues == 0 {
+		return service.Errorf(wire.CodeInvalidArgument, "queues must be 1..%d, got 0 (leave it out for the default of %d)", topics.MaxQueues, topics.DefaultQueues)
 	}
 	info, err := s.svc.CreateTopic(context.Background(), topics.Config{Name: req.Name, Queues: req.Queues,
 		RetentionMs: req.RetentionMs, RetentionBytes: req.RetentionBytes, MaxMessageBytes: req.MaxMessageBytes})

@@ -2,10 +2,12 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/ledgermq/ledgermq/consumer"
 	"github.com/ledgermq/ledgermq/fsm"
+	"github.com/ledgermq/ledgermq/topics"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
@@ -32,38 +34,101 @@ type JoinRequest struct {
 	SessionTimeout       time.Duration
 }
 
-// JoinGroup adds a member to group and rebalances.
+// JoinGroup adds a member to group and rebalances. Everything that can
+// refuse the join is checked before it is proposed (a refused join is never
+// logged): the topics, the member id, the group's name when the join
+// creates it, and the group and member quotas.
 func (s *Service) JoinGroup(ctx context.Context, group string, req JoinRequest) (Membership, error) {
-	memberID, topicNames, sessionTimeout := req.MemberID, req.Topics, req.SessionTimeout
+	memberID, sessionTimeout := req.MemberID, req.SessionTimeout
 	if err := s.RequireLeader(); err != nil {
 		return Membership{}, err
 	}
 	if sessionTimeout == 0 {
 		sessionTimeout = DefaultSessionTimeout
 	}
-	if sessionTimeout < MinSessionTimeout || sessionTimeout > MaxSessionTimeout || len(topicNames) == 0 {
+	if sessionTimeout < MinSessionTimeout || sessionTimeout > MaxSessionTimeout || len(req.Topics) == 0 {
 		return Membership{}, Errorf(wire.CodeInvalidArgument, "a join needs topics and a session timeout in [%v, %v]", MinSessionTimeout, MaxSessionTimeout)
 	}
-	for _, t := range topicNames {
+	var topicNames []string // without repeats: a member subscribes to a topic once
+	seen := map[string]bool{}
+	for _, t := range req.Topics {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
 		if _, err := s.topics.Lookup(t); err != nil {
 			return Membership{}, err
 		}
-	}
-	if memberID != "" { // a rejoin of a member this group does not have: refused here, never logged
-		if _, err := s.groups.Membership(group, memberID); err != nil {
-			return Membership{}, Errorf(wire.CodeUnknownMember, "%s in group %s (join without an id to get a new one)", memberID, group)
-		}
+		topicNames = append(topicNames, t)
 	}
 	if len(req.InstanceID) > 255 {
 		return Membership{}, Errorf(wire.CodeInvalidArgument, "an instance id has at most 255 bytes")
 	}
-	m, err := propose(s, ctx, fsm.JoinGroup, consumer.JoinCmd{Group: group, MemberID: memberID, InstanceID: req.InstanceID,
-		Topics: topicNames, SessionTimeoutMs: sessionTimeout.Milliseconds()})
+	q := s.quotas()
+	_, exists := s.groups.Exists(group)
+	if memberID != "" { // a rejoin of a member this group does not have: refused here, never logged
+		if _, err := s.groups.Membership(group, memberID); err != nil {
+			return Membership{}, Errorf(wire.CodeUnknownMember, "%s in group %s (join without an id to get a new one)", memberID, group)
+		}
+	} else {
+		if !exists {
+			if err := topics.CheckNewName("group", group); err != nil {
+				return Membership{}, err
+			}
+			release, err := s.reserveGroup(q)
+			if err != nil {
+				return Membership{}, err
+			}
+			defer release()
+		}
+		if !s.replacesMember(group, req.InstanceID) {
+			release, ok := s.admit.reserve("members/"+group, func() int { n, _ := s.groups.Exists(group); return n }, q.MaxMembersPerGroup)
+			if !ok {
+				return Membership{}, Errorf(wire.CodeTooManyMembers, "group %s has the maximum of %d members (max members per group); join refused",
+					group, q.MaxMembersPerGroup)
+			}
+			defer release()
+		}
+	}
+	cmd := consumer.JoinCmd{Group: group, MemberID: memberID, InstanceID: req.InstanceID,
+		Topics: topicNames, SessionTimeoutMs: sessionTimeout.Milliseconds()}
+	if err := checkSize(s, fsm.JoinGroup, cmd); err != nil {
+		return Membership{}, err
+	}
+	m, err := propose(s, ctx, fsm.JoinGroup, cmd)
 	if err != nil {
 		return Membership{}, err
 	}
 	s.sess.beat(group, m.MemberID, s.cfg.Clock())
 	return Membership{Membership: m, SessionTimeout: sessionTimeout}, nil
+}
+
+// replacesMember reports whether a join with instanceID replaces a
+// current member of group (a static member's restart: the group does not
+// grow).
+func (s *Service) replacesMember(group, instanceID string) bool {
+	if instanceID == "" {
+		return false
+	}
+	g, err := s.groups.Describe(group)
+	if err != nil {
+		return false
+	}
+	for _, m := range g.Members {
+		if m.InstanceID == instanceID {
+			return true
+		}
+	}
+	return false
+}
+
+// reserveGroup admits the creation of one group under the group quota.
+func (s *Service) reserveGroup(q Quotas) (func(), error) {
+	release, ok := s.admit.reserve("groups", s.groups.Count, q.MaxGroups)
+	if !ok {
+		return nil, Errorf(wire.CodeTooManyGroups, "the broker has the maximum of %d consumer groups (max groups); delete unused groups first", q.MaxGroups)
+	}
+	return release, nil
 }
 
 // Heartbeat keeps a member's session alive and returns its current view.
@@ -112,10 +177,37 @@ func (s *Service) sessionTimeout(group, member string) time.Duration {
 }
 
 // ReleaseQueues gives up queues a member owns and must release, with the
-// offsets it commits for them, and returns its view. Queues it does not
-// own are skipped (a resent release changes nothing).
+// offsets it commits for them, and returns its view. Queues and offsets
+// of queues it does not own are skipped (a resent release changes
+// nothing): they are dropped before proposing, as are repeats (the last
+// offset for a queue wins), so the command is bounded by the member's
+// queues.
 func (s *Service) ReleaseQueues(ctx context.Context, c consumer.ReleaseCmd) (Membership, error) {
 	if err := s.RequireLeader(); err != nil {
+		return Membership{}, err
+	}
+	cur, err := s.groups.Membership(c.Group, c.MemberID)
+	if err != nil {
+		return Membership{}, err
+	}
+	owned := ownedQueues(cur)
+	var queues []consumer.TQ
+	seen := map[consumer.TQ]bool{}
+	for _, q := range c.Queues {
+		if owned[q] && !seen[q] {
+			seen[q] = true
+			queues = append(queues, q)
+		}
+	}
+	c.Queues = queues
+	var offsets []consumer.Offset
+	for _, o := range c.Offsets {
+		if owned[consumer.TQ{Topic: o.Topic, Queue: o.Queue}] {
+			offsets = append(offsets, o)
+		}
+	}
+	c.Offsets = lastOffsets(offsets)
+	if err := checkSize(s, fsm.ReleaseQueues, c); err != nil {
 		return Membership{}, err
 	}
 	m, err := propose(s, ctx, fsm.ReleaseQueues, c)
@@ -127,20 +219,93 @@ func (s *Service) ReleaseQueues(ctx context.Context, c consumer.ReleaseCmd) (Mem
 	return Membership{Membership: m, SessionTimeout: s.sessionTimeout(c.Group, c.MemberID)}, nil
 }
 
+// ownedQueues is the set of queues a member owns: delivering or revoking.
+func ownedQueues(m consumer.Membership) map[consumer.TQ]bool {
+	owned := map[consumer.TQ]bool{}
+	for _, q := range append(append([]consumer.TQ(nil), m.Assignment...), m.Revoking...) {
+		owned[q] = true
+	}
+	return owned
+}
+
+// lastOffsets keeps one offset per queue, the last one given (a later
+// entry for a queue overrides an earlier one), in the order of each
+// queue's first entry.
+func lastOffsets(offs []consumer.Offset) []consumer.Offset {
+	at := map[consumer.TQ]int{}
+	var out []consumer.Offset
+	for _, o := range offs {
+		q := consumer.TQ{Topic: o.Topic, Queue: o.Queue}
+		if i, ok := at[q]; ok {
+			out[i] = o
+			continue
+		}
+		at[q] = len(out)
+		out = append(out, o)
+	}
+	return out
+}
+
 // LeaveGroup removes a member and rebalances its queues to the others.
 func (s *Service) LeaveGroup(ctx context.Context, group, member string) error {
+	if err := s.RequireLeader(); err != nil {
+		return err
+	}
+	if _, err := s.groups.Membership(group, member); err != nil {
+		return err
+	}
 	_, err := propose(s, ctx, fsm.LeaveGroup, consumer.LeaveCmd{Group: group, MemberID: member, Reason: "left"})
 	return err
 }
 
 // CommitOffsets records a member's committed offsets, fenced by its
-// generation and ownership of each queue.
+// generation and ownership of each queue. The fences are checked before
+// proposing too, so a commit that would be refused is never logged, and
+// repeats of a queue are collapsed (the last wins): the command is
+// bounded by the queues the member owns.
 func (s *Service) CommitOffsets(ctx context.Context, c consumer.CommitCmd) error {
+	if err := s.RequireLeader(); err != nil {
+		return err
+	}
+	cur, err := s.groups.Membership(c.Group, c.MemberID)
+	if err != nil {
+		return err
+	}
+	if c.Generation == 0 || c.Generation > cur.Generation {
+		return fmt.Errorf("%w: commit for generation %d, the group is at %d", consumer.ErrIllegalGeneration, c.Generation, cur.Generation)
+	}
+	owned := ownedQueues(cur)
+	for _, o := range c.Offsets {
+		if !owned[consumer.TQ{Topic: o.Topic, Queue: o.Queue}] {
+			return fmt.Errorf("%w: %s/%d", consumer.ErrNotAssigned, o.Topic, o.Queue)
+		}
+	}
+	c.Offsets = lastOffsets(c.Offsets)
+	if err := checkSize(s, fsm.CommitOffsets, c); err != nil {
+		return err
+	}
 	if _, err := propose(s, ctx, fsm.CommitOffsets, c); err != nil {
 		return err
 	}
 	s.sess.beat(c.Group, c.MemberID, s.cfg.Clock())
 	return nil
+}
+
+// DeleteGroup deletes a group without members, with its committed
+// offsets.
+func (s *Service) DeleteGroup(ctx context.Context, group string) error {
+	if err := s.RequireLeader(); err != nil {
+		return err
+	}
+	n, ok := s.groups.Exists(group)
+	if !ok {
+		return fmt.Errorf("%w: %s", consumer.ErrGroupNotFound, group)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: %s has %d members; stop them first", consumer.ErrGroupActive, group, n)
+	}
+	_, err := propose(s, ctx, fsm.DeleteGroup, consumer.DeleteGroupCmd{Group: group})
+	return err
 }
 
 // ResetTo says where ResetOffsets moves a group's offsets in a topic.
@@ -157,6 +322,19 @@ func (s *Service) ResetOffsets(ctx context.Context, group, topic string, to Rese
 	t, err := s.topics.Lookup(topic)
 	if err != nil {
 		return wire.GroupInfo{}, err
+	}
+	if to.To != "earliest" && to.To != "latest" && to.To != "time" && to.To != "offset" {
+		return wire.GroupInfo{}, Errorf(wire.CodeInvalidArgument, "to must be earliest, latest, time or offset")
+	}
+	// A refused reset changes nothing: it is checked here, before it is
+	// proposed, and a group it would create counts against the quota.
+	n, exists := s.groups.Exists(group)
+	if !exists {
+		if err := topics.CheckNewName("group", group); err != nil {
+			return wire.GroupInfo{}, err
+		}
+	} else if n > 0 {
+		return wire.GroupInfo{}, fmt.Errorf("%w: %s has %d members; stop them first", consumer.ErrGroupActive, group, n)
 	}
 	c := consumer.ResetCmd{Group: group}
 	for i := 0; i < t.Queues; i++ {
@@ -176,6 +354,19 @@ func (s *Service) ResetOffsets(ctx context.Context, group, topic string, to Rese
 			return wire.GroupInfo{}, Errorf(wire.CodeInvalidArgument, "to must be earliest, latest, time or offset")
 		}
 		c.Offsets = append(c.Offsets, consumer.Offset{Topic: t.Name, Queue: i, Offset: off})
+	}
+	if err := s.RequireLeader(); err != nil {
+		return wire.GroupInfo{}, err
+	}
+	if !exists {
+		release, err := s.reserveGroup(s.quotas())
+		if err != nil {
+			return wire.GroupInfo{}, err
+		}
+		defer release()
+	}
+	if err := checkSize(s, fsm.ResetOffsets, c); err != nil {
+		return wire.GroupInfo{}, err
 	}
 	if _, err := propose(s, ctx, fsm.ResetOffsets, c); err != nil {
 		return wire.GroupInfo{}, err

@@ -24,6 +24,8 @@ type Config struct {
 	// Clock is the wall clock (retention by time, message timestamps,
 	// session expiry) [time.Now].
 	Clock func() time.Time
+	// issue 11: quotas (zero fields take the defaults, see Quotas)
+	Quotas Quotas
 }
 
 func (c *Config) fill() {
@@ -60,7 +62,8 @@ type Service struct {
 	sess    *sessions
 	Metrics *Metrics
 
-	rr       sync.Map // topic -> *atomic.Uint64 round-robin counter
+	rr       sync.Map  // topic -> *atomic.Uint64 round-robin counter
+	admit    admission // issue 11: quota reservations of writes not yet applied
 	draining atomic.Bool
 	stopOnce sync.Once
 	stop     chan struct{}

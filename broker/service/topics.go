@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/ledgermq/ledgermq/fsm"
@@ -13,9 +14,31 @@ import (
 // config is validated on any node; only the leader proposes it. The
 // answer's Index is the log index at which the topic was created.
 func (s *Service) CreateTopic(ctx context.Context, c topics.Config) (wire.TopicInfo, error) {
+	if err := topics.CheckNewName("topic", c.Name); err != nil {
+		return wire.TopicInfo{}, err
+	}
+	if c.Queues < 0 {
+		return wire.TopicInfo{}, Errorf(wire.CodeInvalidArgument, "queues must be 1..%d, got %d", topics.MaxQueues, c.Queues)
+	}
 	if err := c.Normalize(); err != nil {
 		return wire.TopicInfo{}, err
 	}
+	q := s.quotas()
+	if c.Queues > q.MaxQueuesPerTopic {
+		return wire.TopicInfo{}, Errorf(wire.CodeTooManyQueues, "topic %s asks for %d queues, over the limit of %d queues per topic (max queues per topic)",
+			c.Name, c.Queues, q.MaxQueuesPerTopic)
+	}
+	if err := s.RequireLeader(); err != nil {
+		return wire.TopicInfo{}, err
+	}
+	if _, err := s.topics.Lookup(c.Name); err == nil {
+		return wire.TopicInfo{}, fmt.Errorf("%w: %s", topics.ErrTopicExists, c.Name)
+	}
+	release, ok := s.admit.reserve("topics", func() int { return len(s.topics.List()) }, q.MaxTopics)
+	if !ok {
+		return wire.TopicInfo{}, Errorf(wire.CodeTooManyTopics, "the broker has the maximum of %d topics (max topics); delete unused topics first", q.MaxTopics)
+	}
+	defer release()
 	t, index, err := proposeIndexed(s, ctx, fsm.CreateTopic, c)
 	if err != nil {
 		return wire.TopicInfo{}, err
