@@ -42,6 +42,8 @@ type Config struct {
 	// whole segments are deleted. Defaults: unlimited and 7 days.
 	RetentionBytes int64
 	RetentionAge   time.Duration
+	// RetentionInterval is how often retention runs. Default 30s.
+	RetentionInterval time.Duration
 	// ProposeTimeout bounds how long a write waits for commit. Default 10s.
 	ProposeTimeout time.Duration
 	// MaxWait bounds a fetch's long poll. Default 30s.
@@ -97,6 +99,9 @@ func (c *Config) replicationConfig() (replication.Config, error) {
 	}
 	if o.FailoverAfter != 0 { // negative: raft's own election timer only
 		rc.FailoverAfter = o.FailoverAfter
+	}
+	if c.RetentionInterval > 0 {
+		rc.RetentionInterval = c.RetentionInterval
 	}
 	if o.SnapshotInterval > 0 {
 		rc.SnapshotInterval = o.SnapshotInterval

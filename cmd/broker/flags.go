@@ -25,6 +25,7 @@ type nodeOptions struct {
 	segmentBytes, retentionBytes                                         int64
 	maxRequestBytes                                                      int
 	retention, heartbeat, election, lease, snapInterval, failoverAfter   time.Duration
+	retentionInterval                                                    time.Duration
 	snapThreshold                                                        uint64
 }
 
@@ -41,6 +42,7 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.Int64Var(&o.segmentBytes, "segment-bytes", d.SegmentBytes, "commit-log segment size in bytes")
 	fs.Int64Var(&o.retentionBytes, "retention-bytes", 0, "delete the oldest segments while the log is larger (0: no limit)")
 	fs.DurationVar(&o.retention, "retention", d.RetentionAge, "delete segments whose newest message is older (0: no limit)")
+	fs.DurationVar(&o.retentionInterval, "retention-interval", replication.DefaultConfig().RetentionInterval, "how often retention deletes segments (with --retention-bytes, the log may exceed it by what arrives in between)")
 	fs.IntVar(&o.maxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "largest request body accepted")
 	fs.DurationVar(&o.heartbeat, "raft-heartbeat", replication.DefaultConfig().HeartbeatTimeout, "Raft heartbeat timeout")
 	fs.DurationVar(&o.election, "raft-election", replication.DefaultConfig().ElectionTimeout, "Raft election timeout")
@@ -162,7 +164,7 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	cfg.Listen, cfg.RaftListen, cfg.Peers = o.listen, o.raftListen, peers
 	cfg.AdvertiseAPI = o.advertiseAPI
 	cfg.Sync, cfg.SegmentBytes = pol, o.segmentBytes
-	cfg.RetentionBytes, cfg.RetentionAge = o.retentionBytes, o.retention
+	cfg.RetentionBytes, cfg.RetentionAge, cfg.RetentionInterval = o.retentionBytes, o.retention, o.retentionInterval
 	cfg.MaxRequestBytes = o.maxRequestBytes
 	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout = o.heartbeat, o.election
 	cfg.Raft.FailoverAfter = o.failoverAfter

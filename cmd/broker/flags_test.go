@@ -204,7 +204,7 @@ func TestBrokerConfig(t *testing.T) {
 	o, err := parseNodeFlags([]string{"--id", "n2", "--group-id", "5", "--data-dir", "/d", "--listen", "h:1",
 		"--advertise-api", "public:1", "--raft-listen", "h:2", "--peers", "n1=h:3,n2=h:2", "--sync", "interval", "--segment-bytes", "4096",
 		"--retention-bytes", "8192", "--retention", "1h", "--max-request-bytes", "1024",
-		"--raft-heartbeat", "300ms", "--raft-election", "600ms", "--raft-failover-after", "-1ns"}, io.Discard)
+		"--raft-heartbeat", "300ms", "--raft-election", "600ms", "--raft-failover-after", "-1ns", "--retention-interval", "5s"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +219,7 @@ func TestBrokerConfig(t *testing.T) {
 	want.MaxRequestBytes, want.AdvertiseAPI = 1024, "public:1"
 	want.Raft.HeartbeatTimeout, want.Raft.ElectionTimeout = 300*time.Millisecond, 600*time.Millisecond
 	want.Raft.FailoverAfter = -1 // disabled: raft's own timer only
+	want.RetentionInterval = 5 * time.Second
 	want.Raft.SnapshotInterval = replication.DefaultConfig().SnapshotInterval
 	want.Raft.SnapshotThreshold = replication.DefaultConfig().SnapshotThreshold
 	if fmt.Sprintf("%+v", cfg) != fmt.Sprintf("%+v", want) {
@@ -237,6 +238,7 @@ func TestBrokerConfig(t *testing.T) {
 	want.Raft.HeartbeatTimeout = replication.DefaultConfig().HeartbeatTimeout
 	want.Raft.ElectionTimeout = replication.DefaultConfig().ElectionTimeout
 	want.Raft.FailoverAfter = replication.DefaultConfig().FailoverAfter
+	want.RetentionInterval = replication.DefaultConfig().RetentionInterval
 	want.Raft.SnapshotInterval = replication.DefaultConfig().SnapshotInterval
 	want.Raft.SnapshotThreshold = replication.DefaultConfig().SnapshotThreshold
 	if fmt.Sprintf("%+v", cfg) != fmt.Sprintf("%+v", want) {

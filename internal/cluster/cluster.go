@@ -272,6 +272,16 @@ func (g *Group) Pause(id string) error { return g.withProc(id, (*proc.Process).P
 // Resume continues a paused node with SIGCONT.
 func (g *Group) Resume(id string) error { return g.withProc(id, (*proc.Process).Resume) }
 
+// Pid returns the process id of running node id, 0 if it is down.
+func (g *Group) Pid(id string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p := g.procs[id]; p != nil {
+		return p.Pid()
+	}
+	return 0
+}
+
 func (g *Group) withProc(id string, f func(*proc.Process) error) error {
 	g.mu.Lock()
 	p := g.procs[id]

@@ -199,3 +199,19 @@ func barChart(path, title, ylabel string, groups []string, systems []string, val
 	c.legend(systems)
 	return c.save(path)
 }
+
+// Line is one named series of (x, y) points for LineChart.
+type Line struct {
+	Name string
+	X, Y []float64
+}
+
+// LineChart draws lines over a shared x axis into a PNG at path (used by
+// bench/soak for its resource samples).
+func LineChart(path, title, ylabel, xlabel string, lines []Line) error {
+	ss := make([]series, len(lines))
+	for i, l := range lines {
+		ss[i] = series{name: l.Name, x: l.X, y: l.Y}
+	}
+	return lineChart(path, title, ylabel, xlabel, ss)
+}

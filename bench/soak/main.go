@@ -1,0 +1,328 @@
+// Command soak runs a 3-node group under steady produce and group-consume
+// load with small segments and short retention, so that months of traffic
+// pass through in minutes, and samples each broker's resources every
+// second: RSS and open files (/proc), goroutines, Go heap and index
+// references (/metrics), and the sizes of its snapshots and data
+// directory. It writes samples.csv, one PNG chart per resource and a
+// summary comparing the end of the run with the end of the warm-up: a
+// bounded broker shows flat lines once retention has started deleting.
+//
+//	go run ./bench/soak -duration 10m -out /tmp/soak
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ledgermq/ledgermq/bench/omb/report"
+	"github.com/ledgermq/ledgermq/client"
+	"github.com/ledgermq/ledgermq/internal/cluster"
+	"github.com/ledgermq/ledgermq/internal/proc"
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+type options struct {
+	duration, warmup  time.Duration
+	segment, retained int64
+	producers, size   int
+	out               string
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 5*time.Minute, "load duration")
+	flag.DurationVar(&o.warmup, "warmup", time.Minute, "time before the baseline sample (retention should have started)")
+	flag.Int64Var(&o.segment, "segment-bytes", 1<<20, "brokers' --segment-bytes")
+	flag.Int64Var(&o.retained, "retention-bytes", 64<<20, "brokers' --retention-bytes")
+	flag.IntVar(&o.producers, "producers", 4, "SDK producers")
+	flag.IntVar(&o.size, "size", 1024, "message bytes")
+	flag.StringVar(&o.out, "out", "soak-results", "output directory")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "soak:", err)
+		os.Exit(1)
+	}
+}
+
+// sample is one node's resources at one second.
+type sample struct {
+	t                          float64 // seconds since the start
+	node                       string
+	rssKB, fds                 int64
+	goroutines, heap, batches  int64
+	snapBytes, dirBytes, moved int64 // moved: bytes acknowledged so far (all nodes alike)
+}
+
+func run(o options) error {
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "soak")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	bin, err := proc.Build(ctx, dir, proc.Broker)
+	if err != nil {
+		return err
+	}
+	g, err := cluster.Start(cluster.Options{Bin: bin, Nodes: 3, Dir: dir, Args: []string{
+		"--segment-bytes", fmt.Sprint(o.segment), "--retention-bytes", fmt.Sprint(o.retained), "--retention-interval", "1s"}})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	if err := g.WaitReachable(ctx, 30*time.Second); err != nil {
+		return err
+	}
+	admin, err := client.NewAdmin(g.APIs())
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	if _, err := admin.CreateTopic(ctx, wire.CreateTopicRequest{Name: "soak", Queues: 8}); err != nil {
+		return err
+	}
+
+	var acked, ackedBytes, failed, consumed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range o.producers {
+		p, err := client.NewProducer(g.APIs())
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		wg.Go(func() {
+			val := make([]byte, o.size)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p.ProduceAsync(&client.Message{Topic: "soak", Value: val}, func(_ client.Result, err error) {
+					if err != nil {
+						failed.Add(1)
+						return
+					}
+					acked.Add(1)
+					ackedBytes.Add(int64(o.size))
+				})
+			}
+		})
+	}
+	cons, err := client.NewConsumer(g.APIs(), client.WithGroup("soak-readers", "soak"))
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	wg.Go(func() {
+		for cctx.Err() == nil {
+			recs, _ := cons.Poll(cctx)
+			consumed.Add(int64(len(recs)))
+		}
+	})
+
+	var samples []sample
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	for time.Since(start) < o.duration {
+		<-tick.C
+		for _, n := range g.Nodes() {
+			s := measure(g, n, dir)
+			s.t, s.moved = time.Since(start).Seconds(), ackedBytes.Load()
+			samples = append(samples, s)
+		}
+		last := samples[len(samples)-1]
+		slog.Info("soak", "t", int(last.t), "acked_MB", ackedBytes.Load()>>20, "consumed", consumed.Load(), "failed", failed.Load(),
+			"rss_MB", last.rssKB>>10, "batches", last.batches, "dir_MB", last.dirBytes>>20)
+	}
+	tick.Stop()
+	close(stop)
+	cancel()
+	cons.Close()
+	wg.Wait()
+	if err := writeCSV(filepath.Join(o.out, "samples.csv"), samples); err != nil {
+		return err
+	}
+	if err := charts(o.out, samples); err != nil {
+		return err
+	}
+	return summary(os.Stdout, samples, o.warmup.Seconds(), ackedBytes.Load(), consumed.Load(), failed.Load())
+}
+
+// measure samples one node; fields it cannot read stay -1.
+func measure(g *cluster.Group, n cluster.Node, dir string) sample {
+	s := sample{node: n.ID, rssKB: -1, fds: -1, goroutines: -1, heap: -1, batches: -1}
+	if pid := g.Pid(n.ID); pid > 0 {
+		s.rssKB = procStatus(pid, "VmRSS:")
+		if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+			s.fds = int64(len(ents))
+		}
+	}
+	if m, err := metrics("http://" + n.API + "/metrics"); err == nil {
+		s.goroutines, s.heap, s.batches = m["go_goroutines"], m["go_memstats_heap_inuse_bytes"], m["ledgermq_index_batches"]
+	}
+	s.snapBytes = du(filepath.Join(dir, n.ID, "snapshots"))
+	s.dirBytes = du(filepath.Join(dir, n.ID))
+	return s
+}
+
+func procStatus(pid int, key string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), key) {
+			if fs := strings.Fields(sc.Text()); len(fs) >= 2 {
+				v, _ := strconv.ParseInt(fs[1], 10, 64)
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+func metrics(url string) (map[string]int64, error) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if fs := strings.Fields(line); len(fs) == 2 && !strings.HasPrefix(line, "#") {
+			if v, err := strconv.ParseFloat(fs[1], 64); err == nil {
+				out[fs[0]] = int64(v)
+			}
+		}
+	}
+	return out, nil
+}
+
+func du(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// resources are the sampled columns: name, unit scale and getter.
+var resources = []struct {
+	name  string
+	scale float64
+	get   func(sample) int64
+}{
+	{"RSS MB", 1 << 10, func(s sample) int64 { return s.rssKB }},
+	{"open files", 1, func(s sample) int64 { return s.fds }},
+	{"goroutines", 1, func(s sample) int64 { return s.goroutines }},
+	{"Go heap MB", 1 << 20, func(s sample) int64 { return s.heap }},
+	{"index references", 1, func(s sample) int64 { return s.batches }},
+	{"snapshots MB", 1 << 20, func(s sample) int64 { return s.snapBytes }},
+	{"data dir MB", 1 << 20, func(s sample) int64 { return s.dirBytes }},
+}
+
+func writeCSV(path string, ss []sample) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := csv.NewWriter(f)
+	w.Write([]string{"t", "node", "rss_kb", "fds", "goroutines", "heap_bytes", "index_batches", "snapshot_bytes", "dir_bytes", "acked_bytes"})
+	for _, s := range ss {
+		w.Write([]string{fmt.Sprintf("%.0f", s.t), s.node, fmt.Sprint(s.rssKB), fmt.Sprint(s.fds), fmt.Sprint(s.goroutines),
+			fmt.Sprint(s.heap), fmt.Sprint(s.batches), fmt.Sprint(s.snapBytes), fmt.Sprint(s.dirBytes), fmt.Sprint(s.moved)})
+	}
+	w.Flush()
+	return w.Error()
+}
+
+func charts(dir string, ss []sample) error {
+	for _, r := range resources {
+		byNode := map[string]*report.Line{}
+		var order []string
+		for _, s := range ss {
+			l := byNode[s.node]
+			if l == nil {
+				l = &report.Line{Name: s.node}
+				byNode[s.node] = l
+				order = append(order, s.node)
+			}
+			if v := r.get(s); v >= 0 {
+				l.X, l.Y = append(l.X, s.t), append(l.Y, float64(v)/r.scale)
+			}
+		}
+		var lines []report.Line
+		for _, n := range order {
+			lines = append(lines, *byNode[n])
+		}
+		name := strings.ReplaceAll(r.name, " ", "-") + ".png"
+		if err := report.LineChart(filepath.Join(dir, name), "soak: "+r.name+" per broker", r.name, "seconds", lines); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// summary prints, per resource and node, the value at the end of the
+// warm-up, the last value and the largest after the warm-up, and the
+// change from the warm-up to the end.
+func summary(w io.Writer, ss []sample, warmup float64, moved, consumed, failed int64) error {
+	fmt.Fprintf(w, "acknowledged %.2f GB, consumed %d messages, %d failed sends\n", float64(moved)/1e9, consumed, failed)
+	fmt.Fprintf(w, "%-18s %-4s %12s %12s %12s %8s\n", "resource", "node", "at warm-up", "at end", "max after", "change")
+	for _, r := range resources {
+		base, last, peak := map[string]int64{}, map[string]int64{}, map[string]int64{}
+		var nodes []string
+		for _, s := range ss {
+			v := r.get(s)
+			if _, ok := last[s.node]; !ok {
+				nodes = append(nodes, s.node)
+			}
+			last[s.node] = v
+			if s.t <= warmup {
+				base[s.node] = v
+			} else {
+				peak[s.node] = max(peak[s.node], v)
+			}
+		}
+		for _, n := range nodes {
+			change := "-"
+			if base[n] > 0 {
+				change = fmt.Sprintf("%+.0f%%", 100*float64(last[n]-base[n])/float64(base[n]))
+			}
+			fmt.Fprintf(w, "%-18s %-4s %12.1f %12.1f %12.1f %8s\n", r.name, n, float64(base[n])/r.scale, float64(last[n])/r.scale,
+				float64(peak[n])/r.scale, change)
+		}
+	}
+	return nil
+}
