@@ -31,6 +31,14 @@ const (
 	CodeUnknownProducer    = "UNKNOWN_PRODUCER"
 	CodeOutOfOrderSequence = "OUT_OF_ORDER_SEQUENCE"
 	CodeDuplicateSequence  = "DUPLICATE_SEQUENCE"
+	// issue 11: admission and disk
+	// CodeOverloaded (503): the broker is shedding load (its in-flight
+	// request bytes are over budget); nothing was read or applied: back off
+	// and resend.
+	CodeOverloaded = "OVERLOADED"
+	// CodeDiskFull (507): free space in the leader's data directory is
+	// below its watermark; nothing was applied: back off and resend.
+	CodeDiskFull = "DISK_FULL"
 )
 
 // ErrorBody is every error response: {"error":{...}}.

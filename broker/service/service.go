@@ -24,6 +24,16 @@ type Config struct {
 	// Clock is the wall clock (retention by time, message timestamps,
 	// session expiry) [time.Now].
 	Clock func() time.Time
+
+	// issue 11: admission and disk
+	// DataDir is the directory whose free space RequireDiskSpace checks
+	// ("": no check). Writes that grow the log are refused while its free
+	// space is below max(MinFreeBytes, MinFreePercent of its size).
+	DataDir        string
+	MinFreeBytes   int64   // [DefaultMinFreeBytes]; negative: no byte floor
+	MinFreePercent float64 // [DefaultMinFreePercent]; negative: no percent floor
+	// FreeSpace reports free and total bytes of a directory [FreeSpace].
+	FreeSpace func(dir string) (free, total uint64, err error)
 }
 
 func (c *Config) fill() {
@@ -45,6 +55,12 @@ func (c *Config) fill() {
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if c.MinFreePercent == 0 {
+		c.MinFreePercent = DefaultMinFreePercent
+	}
 }
 
 // Service is one node's broker core over its replication node and state
@@ -62,6 +78,7 @@ type Service struct {
 
 	rr       sync.Map // topic -> *atomic.Uint64 round-robin counter
 	draining atomic.Bool
+	disk     *diskGuard // nil: no free-space check
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -74,6 +91,7 @@ func New(cfg Config, node *replication.Node, m *fsm.Machine) *Service {
 	s := &Service{cfg: cfg, logger: cfg.Logger, node: node, topics: m.Topics(), groups: m.Groups(),
 		reader: topics.NewReader(m.Topics(), fsm.ProduceLog(node), cfg.Clock),
 		peers:  newPeerBook(cfg.ID, node, cfg.Clock), sess: newSessions(), Metrics: newMetrics(), stop: make(chan struct{})}
+	s.disk = newDiskGuard(cfg)
 	s.wg.Add(3)
 	go s.peers.refresh(s.stop, &s.wg)
 	go s.countLeaderChanges()
