@@ -34,6 +34,11 @@ func startGroup(t *testing.T, n int, tweak func(*Config)) []*Broker {
 		cfg.DataDir = t.TempDir()
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 		cfg.MaxRequestBytes = 1 << 20
+		// These tests are about the API, not failover (replication/ and the
+		// e2e fault lab test that): slow detection keeps a starved test
+		// process (race detector, parallel packages on 2 cores) from
+		// changing leaders under a test that talks to the leader.
+		cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.FailoverAfter = time.Second, time.Second, time.Second
 		if tweak != nil {
 			tweak(&cfg)
 		}

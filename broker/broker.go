@@ -46,10 +46,13 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.svc = service.New(service.Config{ID: cfg.ID, GroupID: cfg.GroupID, ProposeTimeout: cfg.ProposeTimeout,
-		MaxWait: cfg.MaxWait, MaxRequestBytes: cfg.MaxRequestBytes, Logger: b.logger,
-		Quotas: cfg.Quotas}, b.node, m)
+		MaxWait: cfg.MaxWait, MaxRequestBytes: cfg.MaxRequestBytes, Logger: b.logger, Quotas: cfg.Quotas,
+		DataDir: cfg.DataDir, MinFreeBytes: cfg.Admission.MinFreeBytes, MinFreePercent: cfg.Admission.MinFreePercent,
+		FreeSpace: cfg.freeSpace}, b.node, m)
 	b.http = httpapi.New(httpapi.Config{MaxRequestBytes: cfg.MaxRequestBytes, MaxWait: cfg.MaxWait,
-		ReadTimeout: cfg.requestReadTimeout, Logger: b.logger}, b.svc)
+		ReadTimeout: cfg.requestReadTimeout, Logger: b.logger,
+		MaxInflightBytes: cfg.Admission.MaxInflightBytes, MaxInflightBytesPerClient: cfg.Admission.MaxInflightBytesPerClient,
+		Concurrency: cfg.Admission.MaxConns, MaxConnsPerIP: cfg.Admission.MaxConnsPerIP}, b.svc)
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()

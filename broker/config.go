@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ledgermq/ledgermq/broker/httpapi"
 	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/replication"
 )
@@ -53,12 +54,38 @@ type Config struct {
 	// Logger receives all logs. Default slog.Default().
 	Logger *slog.Logger
 
-	requestReadTimeout time.Duration // tests: the HTTP server's read timeout (0: its default)
-
 	// issue 11: quotas. Bounds on the replicated state (topics, queues per
 	// topic, groups, members per group) and on one group command's
 	// encoded size; zero fields take the defaults of service.Quotas.
-	Quotas service.Quotas
+	Quotas             service.Quotas
+	requestReadTimeout time.Duration                                    // tests: the HTTP server's read timeout (0: its default)
+	freeSpace          func(dir string) (free, total uint64, err error) // tests: the disk watermark's statfs
+
+	// issue 11: admission and disk
+	// Admission bounds what the HTTP API takes in at once and the free
+	// space writes need (docs/api.md "Admission and disk").
+	Admission Admission
+}
+
+// Admission is the admission-control and disk-watermark configuration.
+// Zero fields take the defaults in brackets.
+type Admission struct {
+	// MaxInflightBytes bounds the request bytes (Content-Length) of all
+	// requests being served; over it requests get OVERLOADED before their
+	// body is read [256 MiB]. MaxInflightBytesPerClient bounds those of one
+	// client address [64 MiB]. Each is raised to MaxRequestBytes if lower.
+	MaxInflightBytes          int64
+	MaxInflightBytesPerClient int64
+	// MaxConns bounds the connections served at once [4096];
+	// MaxConnsPerIP those of one client address [256].
+	MaxConns      int
+	MaxConnsPerIP int
+	// MinFreeBytes and MinFreePercent: the leader refuses writes that grow
+	// the log with DISK_FULL while the data directory's free space is below
+	// max(MinFreeBytes, MinFreePercent% of its size) [256 MiB, 1%];
+	// negative disables a floor.
+	MinFreeBytes   int64
+	MinFreePercent float64
 }
 
 // DefaultConfig returns the defaults.
@@ -75,6 +102,14 @@ func DefaultConfig() Config {
 		RetentionAge:    7 * 24 * time.Hour,
 		ProposeTimeout:  10 * time.Second,
 		MaxWait:         30 * time.Second,
+		Admission: Admission{
+			MaxInflightBytes:          httpapi.DefaultMaxInflightBytes,
+			MaxInflightBytesPerClient: httpapi.DefaultMaxInflightBytesPerClient,
+			MaxConns:                  httpapi.DefaultConcurrency,
+			MaxConnsPerIP:             httpapi.DefaultMaxConnsPerIP,
+			MinFreeBytes:              service.DefaultMinFreeBytes,
+			MinFreePercent:            service.DefaultMinFreePercent,
+		},
 	}
 }
 

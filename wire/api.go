@@ -37,6 +37,14 @@ const (
 	CodeTooManyGroups   = "TOO_MANY_GROUPS"   // the broker's consumer group quota is reached
 	CodeTooManyMembers  = "TOO_MANY_MEMBERS"  // the group's member quota is reached
 	CodeCommandTooLarge = "COMMAND_TOO_LARGE" // a write would encode to a log entry over the command bound
+	// issue 11: admission and disk
+	// CodeOverloaded (503): the broker is shedding load (its in-flight
+	// request bytes are over budget); nothing was read or applied: back off
+	// and resend.
+	CodeOverloaded = "OVERLOADED"
+	// CodeDiskFull (507): free space in the leader's data directory is
+	// below its watermark; nothing was applied: back off and resend.
+	CodeDiskFull = "DISK_FULL"
 )
 
 // ErrorBody is every error response: {"error":{...}}.

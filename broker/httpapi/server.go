@@ -22,6 +22,17 @@ type Config struct {
 	// byte on [MaxWait + 30s].
 	ReadTimeout time.Duration
 	Logger      *slog.Logger
+
+	// issue 11: admission and disk (admission.go; zero: the defaults)
+	// MaxInflightBytes bounds the request bytes of all requests being
+	// served; MaxInflightBytesPerClient those of one client address. Over
+	// either, a request is refused with OVERLOADED before its body is
+	// read. Each is at least MaxRequestBytes.
+	MaxInflightBytes          int64         // [DefaultMaxInflightBytes]
+	MaxInflightBytesPerClient int64         // [DefaultMaxInflightBytesPerClient]
+	Concurrency               int           // connections served at once [DefaultConcurrency]
+	MaxConnsPerIP             int           // connections of one client address [DefaultMaxConnsPerIP]
+	IdleTimeout               time.Duration // a keep-alive connection's idle limit [2m]
 }
 
 // Server serves the HTTP API over a service.
@@ -32,6 +43,7 @@ type Server struct {
 	srv    *fasthttp.Server
 	routes *router
 	reqs   *requestCounter
+	admit  *admission
 }
 
 // New returns a server; Serve starts it.
@@ -48,18 +60,45 @@ func New(cfg Config, svc *service.Service) *Server {
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = cfg.MaxWait + 30*time.Second
 	}
-	s := &Server{cfg: cfg, svc: svc, logger: cfg.Logger, reqs: newRequestCounter()}
+	if cfg.MaxInflightBytes <= 0 {
+		cfg.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if cfg.MaxInflightBytesPerClient <= 0 {
+		cfg.MaxInflightBytesPerClient = DefaultMaxInflightBytesPerClient
+	}
+	cfg.MaxInflightBytes = max(cfg.MaxInflightBytes, int64(cfg.MaxRequestBytes))
+	cfg.MaxInflightBytesPerClient = max(cfg.MaxInflightBytesPerClient, int64(cfg.MaxRequestBytes))
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 2 * time.Minute
+	}
+	s := &Server{cfg: cfg, svc: svc, logger: cfg.Logger, reqs: newRequestCounter(),
+		admit: newAdmission(cfg.MaxInflightBytes, cfg.MaxInflightBytesPerClient)}
 	s.routes = newRouter(s.table())
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		Name:                  "ledgermq",
-		MaxRequestBodySize:    cfg.MaxRequestBytes,
-		ReadTimeout:           cfg.ReadTimeout,
-		WriteTimeout:          cfg.MaxWait + 30*time.Second,
-		IdleTimeout:           2 * time.Minute,
-		NoDefaultServerHeader: true,
-		Logger:                fasthttpLogger{cfg.Logger},
-		ErrorHandler:          s.requestError,
+		Handler:            s.serve, // admission, panic recovery, then handle
+		Name:               "ledgermq",
+		MaxRequestBodySize: cfg.MaxRequestBytes,
+		// Bodies are streamed so that serve admits a request from its
+		// headers before its body is read (fasthttp pre-reads at most
+		// 8 KiB; none of a body over MaxRequestBytes: headerReceived); no
+		// multipart pre-parsing, which would read it first.
+		StreamRequestBody:            true,
+		HeaderReceived:               s.headerReceived,
+		DisablePreParseMultipartForm: true,
+		Concurrency:                  cfg.Concurrency,
+		MaxConnsPerIP:                cfg.MaxConnsPerIP,
+		ReadTimeout:                  cfg.ReadTimeout,
+		WriteTimeout:                 cfg.MaxWait + 30*time.Second,
+		IdleTimeout:                  cfg.IdleTimeout,
+		NoDefaultServerHeader:        true,
+		Logger:                       fasthttpLogger{cfg.Logger},
+		ErrorHandler:                 s.requestError,
 	}
 	return s
 }

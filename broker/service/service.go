@@ -26,6 +26,16 @@ type Config struct {
 	Clock func() time.Time
 	// issue 11: quotas (zero fields take the defaults, see Quotas)
 	Quotas Quotas
+
+	// issue 11: admission and disk
+	// DataDir is the directory whose free space RequireDiskSpace checks
+	// ("": no check). Writes that grow the log are refused while its free
+	// space is below max(MinFreeBytes, MinFreePercent of its size).
+	DataDir        string
+	MinFreeBytes   int64   // [DefaultMinFreeBytes]; negative: no byte floor
+	MinFreePercent float64 // [DefaultMinFreePercent]; negative: no percent floor
+	// FreeSpace reports free and total bytes of a directory [FreeSpace].
+	FreeSpace func(dir string) (free, total uint64, err error)
 }
 
 func (c *Config) fill() {
@@ -47,6 +57,12 @@ func (c *Config) fill() {
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if c.MinFreePercent == 0 {
+		c.MinFreePercent = DefaultMinFreePercent
+	}
 }
 
 // Service is one node's broker core over its replication node and state
@@ -65,6 +81,7 @@ type Service struct {
 	rr       sync.Map  // topic -> *atomic.Uint64 round-robin counter
 	admit    admission // issue 11: quota reservations of writes not yet applied
 	draining atomic.Bool
+	disk     *diskGuard // nil: no free-space check
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -77,6 +94,7 @@ func New(cfg Config, node *replication.Node, m *fsm.Machine) *Service {
 	s := &Service{cfg: cfg, logger: cfg.Logger, node: node, topics: m.Topics(), groups: m.Groups(),
 		reader: topics.NewReader(m.Topics(), fsm.ProduceLog(node), cfg.Clock),
 		peers:  newPeerBook(cfg.ID, node, cfg.Clock), sess: newSessions(), Metrics: newMetrics(), stop: make(chan struct{})}
+	s.disk = newDiskGuard(cfg)
 	s.wg.Add(4)
 	go s.peers.refresh(s.stop, &s.wg)
 	go s.countLeaderChanges()

@@ -27,6 +27,7 @@ type nodeOptions struct {
 	retention, heartbeat, election, lease, snapInterval, failoverAfter   time.Duration
 	retentionInterval                                                    time.Duration
 	snapThreshold                                                        uint64
+	admission                                                            broker.Admission // issue 11
 }
 
 func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
@@ -51,6 +52,14 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.DurationVar(&o.snapInterval, "snapshot-interval", replication.DefaultConfig().SnapshotInterval, "how often to check whether a state snapshot is due")
 	fs.Uint64Var(&o.snapThreshold, "snapshot-threshold", replication.DefaultConfig().SnapshotThreshold, "log entries since the last snapshot that make one due (bounds restart replay)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	// issue 11: admission and disk
+	a := &o.admission
+	fs.Int64Var(&a.MaxInflightBytes, "max-inflight-bytes", d.Admission.MaxInflightBytes, "request bytes all requests being served may hold; over it requests get 503 OVERLOADED before their body is read")
+	fs.Int64Var(&a.MaxInflightBytesPerClient, "max-inflight-bytes-per-client", d.Admission.MaxInflightBytesPerClient, "request bytes the requests of one client address may hold")
+	fs.IntVar(&a.MaxConns, "max-conns", d.Admission.MaxConns, "connections served at once")
+	fs.IntVar(&a.MaxConnsPerIP, "max-conns-per-ip", d.Admission.MaxConnsPerIP, "connections of one client address")
+	fs.Int64Var(&a.MinFreeBytes, "min-free-bytes", d.Admission.MinFreeBytes, "the leader refuses writes (507 DISK_FULL) while the data directory has less free space (negative: no byte floor)")
+	fs.Float64Var(&a.MinFreePercent, "min-free-percent", d.Admission.MinFreePercent, "the same floor as a percentage of the data directory's file system (negative: none); the larger floor applies")
 }
 
 func parseNodeFlags(args []string, stderr io.Writer) (*nodeOptions, error) {
@@ -169,6 +178,7 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout = o.heartbeat, o.election
 	cfg.Raft.FailoverAfter = o.failoverAfter
 	cfg.Raft.LeaderLeaseTimeout, cfg.Raft.SnapshotInterval, cfg.Raft.SnapshotThreshold = o.lease, o.snapInterval, o.snapThreshold
+	cfg.Admission = o.admission
 	cfg.Logger = logger
 	return cfg, nil
 }

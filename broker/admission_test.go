@@ -1,0 +1,98 @@
+package broker
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// TestOverloadedBeforeBody: while one request holds the whole in-flight
+// budget (its body still arriving), another is refused with a retriable,
+// not-applied 503 OVERLOADED from its headers alone; once the first ends,
+// requests are served again.
+func TestOverloadedBeforeBody(t *testing.T) {
+	bs := startGroup(t, 1, func(c *Config) {
+		c.Admission.MaxInflightBytes = 1 << 20 // = MaxRequestBytes
+		c.Admission.MaxInflightBytesPerClient = 1 << 20
+	})
+	addr := bs[0].Addr()
+	base := "http://" + addr
+	if r := call(t, "POST", base+"/v1/topics", "application/json", []byte(`{"name":"orders","queues":1}`)); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	hog, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hog.Close()
+	// Announce the largest body allowed and send a little of it (more
+	// than the 8 KiB fasthttp pre-reads before the handler runs).
+	fmt.Fprintf(hog, "POST /v1/topics/orders/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"messages\":%s", 1<<20, strings.Repeat(" ", 9<<10))
+	var shed wire.APIError
+	var last resp
+	defer func() {
+		if t.Failed() {
+			t.Logf("last answer: %d %s", last.status, last.body)
+		}
+	}()
+	waitFor(t, 15*time.Second, "OVERLOADED", func() bool {
+		r := call(t, "POST", base+"/v1/topics/orders/messages", "application/json", []byte(`{"messages":[{"value":"x"}]}`))
+		if last = r; r.status != http.StatusServiceUnavailable {
+			return false
+		}
+		shed = expectCode(t, r, http.StatusServiceUnavailable, wire.CodeOverloaded)
+		return true
+	})
+	if !shed.Retriable || !shed.NotApplied {
+		t.Fatalf("OVERLOADED must be retriable and not applied: %+v", shed)
+	}
+	hog.Close()
+	waitFor(t, 5*time.Second, "admission after the hog left", func() bool {
+		return call(t, "POST", base+"/v1/topics/orders/messages", "application/json", []byte(`{"messages":[{"value":"x"}]}`)).status == http.StatusOK
+	})
+}
+
+// TestDiskWatermark: below the free-space watermark the leader refuses
+// produce with a retriable, not-applied DISK_FULL; reads still work; it
+// accepts writes again by itself once space returns.
+func TestDiskWatermark(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(10 << 30)
+	bs := startGroup(t, 1, func(c *Config) {
+		c.freeSpace = func(string) (uint64, uint64, error) { return free.Load(), 20 << 30, nil }
+	})
+	base := "http://" + bs[0].Addr()
+	produce := func() resp {
+		return call(t, "POST", base+"/v1/topics/orders/messages", "application/json", []byte(`{"messages":[{"value":"x"}]}`))
+	}
+	if r := call(t, "POST", base+"/v1/topics", "application/json", []byte(`{"name":"orders","queues":1}`)); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if r := produce(); r.status != http.StatusOK {
+		t.Fatalf("produce: %d %s", r.status, r.body)
+	}
+	free.Store(100 << 20) // below max(256 MiB, 1% of 20 GiB)
+	var e wire.APIError
+	waitFor(t, 5*time.Second, "DISK_FULL", func() bool {
+		r := produce()
+		if r.status == http.StatusOK {
+			return false
+		}
+		e = expectCode(t, r, http.StatusInsufficientStorage, wire.CodeDiskFull)
+		return true
+	})
+	if !e.Retriable || !e.NotApplied {
+		t.Fatalf("DISK_FULL must be retriable and not applied: %+v", e)
+	}
+	if r := call(t, "GET", base+"/v1/topics/orders/queues/0/messages?offset=0", "", nil); r.status != http.StatusOK {
+		t.Fatalf("fetch below the watermark: %d %s", r.status, r.body)
+	}
+	free.Store(1 << 30)
+	waitFor(t, 5*time.Second, "writes after space returned", func() bool { return produce().status == http.StatusOK })
+}

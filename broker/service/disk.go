@@ -1,0 +1,114 @@
+package service
+
+import (
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// Disk watermark defaults (docs/api.md, "Admission and disk").
+const (
+	DefaultMinFreeBytes   = 256 << 20 // 256 MiB
+	DefaultMinFreePercent = 1.0       // of the file system's size
+	diskCheckInterval     = 100 * time.Millisecond
+)
+
+// FreeSpace reports the bytes available to the broker and the file
+// system's size for dir (syscall.Statfs).
+func FreeSpace(dir string) (free, total uint64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+}
+
+// diskGuard refuses writes that grow the log while the data directory's
+// free space is below max(minBytes, minPercent of its size), so that Raft
+// and the commit log never meet ENOSPC mid-write. It re-reads the free
+// space at most every diskCheckInterval, so the node recovers by itself
+// once space returns.
+type diskGuard struct {
+	dir      string
+	minBytes uint64
+	minPct   float64
+	free     func(string) (uint64, uint64, error)
+	clock    func() time.Time
+	logger   *slog.Logger
+
+	mu      sync.Mutex
+	checked time.Time
+	last    *wire.APIError // nil: enough space at the last check
+}
+
+func newDiskGuard(c Config) *diskGuard {
+	if c.DataDir == "" || (c.MinFreeBytes < 0 && c.MinFreePercent < 0) {
+		return nil
+	}
+	g := &diskGuard{dir: c.DataDir, free: c.FreeSpace, clock: c.Clock, logger: c.Logger}
+	if c.MinFreeBytes > 0 {
+		g.minBytes = uint64(c.MinFreeBytes)
+	}
+	if c.MinFreePercent > 0 {
+		g.minPct = c.MinFreePercent
+	}
+	if g.free == nil {
+		g.free = FreeSpace
+	}
+	return g
+}
+
+// threshold is the free space below which writes are refused.
+func (g *diskGuard) threshold(total uint64) uint64 {
+	return max(g.minBytes, uint64(float64(total)*g.minPct/100))
+}
+
+func (g *diskGuard) check() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.clock()
+	if !g.checked.IsZero() && now.Sub(g.checked) >= 0 && now.Sub(g.checked) < diskCheckInterval {
+		if g.last == nil {
+			return nil
+		}
+		return g.last
+	}
+	g.checked = now
+	free, total, err := g.free(g.dir)
+	if err != nil {
+		// Free space unknown: do not refuse writes on that alone; the
+		// commit log reports real write failures itself.
+		g.logger.Warn("cannot read the data directory's free space", "dir", g.dir, "err", err)
+		g.last = nil
+		return nil
+	}
+	need := g.threshold(total)
+	if free >= need {
+		if g.last != nil {
+			g.logger.Info("disk space recovered: writes accepted again", "dir", g.dir, "free", free, "watermark", need)
+		}
+		g.last = nil
+		return nil
+	}
+	if g.last == nil {
+		g.logger.Warn("disk space below the watermark: refusing writes that grow the log", "dir", g.dir, "free", free, "watermark", need)
+	}
+	e := Errorf(wire.CodeDiskFull, "free space in the data directory (%d bytes) is below the watermark of %d bytes; the request was not applied", free, need)
+	e.Retriable = true
+	g.last = e
+	return e
+}
+
+// RequireDiskSpace is nil when the data directory has room for writes
+// that grow the log, DISK_FULL (retriable, not applied) otherwise. The
+// HTTP front-end calls it on the leader before a produce, a topic
+// creation, a producer id or an offset commit is proposed.
+func (s *Service) RequireDiskSpace() error {
+	if s.disk == nil {
+		return nil
+	}
+	return s.disk.check()
+}
