@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,4 +96,42 @@ func TestDiskWatermark(t *testing.T) {
 	}
 	free.Store(1 << 30)
 	waitFor(t, 5*time.Second, "writes after space returned", func() bool { return produce().status == http.StatusOK })
+}
+
+// TestDiskWatermarkLeaderStepsDown: a leader below its watermark hands
+// leadership to a follower with room, so the group stays writable.
+func TestDiskWatermarkLeaderStepsDown(t *testing.T) {
+	var short sync.Map // node id -> true while its disk is short
+	bs := startGroup(t, 3, func(c *Config) {
+		id := c.ID
+		c.freeSpace = func(string) (uint64, uint64, error) {
+			if v, ok := short.Load(id); ok && v.(bool) {
+				return 100 << 20, 20 << 30, nil
+			}
+			return 10 << 30, 20 << 30, nil
+		}
+	})
+	l := leaderOf(t, bs)
+	base := "http://" + l.Addr()
+	if r := call(t, "POST", base+"/v1/topics", "application/json", []byte(`{"name":"orders","queues":1}`)); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	short.Store(l.cfg.ID, true)
+	waitFor(t, 5*time.Second, "DISK_FULL on the short leader", func() bool { // the guard re-reads free space every 100 ms
+		r := call(t, "POST", base+"/v1/topics/orders/messages", "application/json", []byte(`{"messages":[{"value":"x"}]}`))
+		return r.status == http.StatusInsufficientStorage || r.status == http.StatusMisdirectedRequest
+	})
+	var next *Broker
+	waitFor(t, 15*time.Second, "a new leader with room", func() bool {
+		for _, b := range bs {
+			if b != l && b.node.IsLeader() {
+				next = b
+				return true
+			}
+		}
+		return false
+	})
+	if r := call(t, "POST", "http://"+next.Addr()+"/v1/topics/orders/messages", "application/json", []byte(`{"messages":[{"value":"x"}]}`)); r.status != http.StatusOK {
+		t.Fatalf("produce on the new leader: %d %s", r.status, r.body)
+	}
 }

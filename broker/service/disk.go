@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"syscall"
@@ -39,9 +40,10 @@ type diskGuard struct {
 	clock    func() time.Time
 	logger   *slog.Logger
 
-	mu      sync.Mutex
-	checked time.Time
-	last    *wire.APIError // nil: enough space at the last check
+	mu          sync.Mutex
+	checked     time.Time
+	steppedDown time.Time      // the last hand-over for want of space
+	last        *wire.APIError // nil: enough space at the last check
 }
 
 func newDiskGuard(c Config) *diskGuard {
@@ -110,5 +112,46 @@ func (s *Service) RequireDiskSpace() error {
 	if s.disk == nil {
 		return nil
 	}
-	return s.disk.check()
+	err := s.disk.check()
+	if err != nil && s.node.IsLeader() {
+		s.stepDownForDisk()
+	}
+	return err
+}
+
+// diskStepDownEvery spaces the leadership hand-overs of a leader short of
+// disk space (when every node is short, leadership would otherwise move
+// round and round).
+const diskStepDownEvery = 5 * time.Second
+
+// stepDownForDisk hands leadership to a follower, at most once every
+// diskStepDownEvery: a leader below its watermark refuses writes, while a
+// follower with room can take them, so the group stays writable (as it
+// does when a leader's disk fails outright, docs/design.md 2.8).
+func (s *Service) stepDownForDisk() {
+	now := s.cfg.Clock()
+	s.disk.mu.Lock()
+	due := s.disk.steppedDown.IsZero() || now.Sub(s.disk.steppedDown) >= diskStepDownEvery
+	if due {
+		s.disk.steppedDown = now
+	}
+	s.disk.mu.Unlock()
+	if !due {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		go func() { // the service's stop ends the hand-over too; ends with ctx
+			select {
+			case <-s.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		l, err := s.TransferLeadership(ctx, "")
+		s.logger.Warn("disk space below the watermark: handed leadership over", "to", l.ID, "err", err)
+	}()
 }
