@@ -59,6 +59,11 @@ func (s *Service) Produce(ctx context.Context, topic string, msgs []Message) ([]
 	return out, nil
 }
 
+// MaxProduceMessages bounds the messages of one JSON produce request
+// (issue 11: batch bounds); more are REQUEST_TOO_LARGE. Larger volumes go
+// in several requests or as binary batches.
+const MaxProduceMessages = 10000
+
 // ProducePlan is a produce request turned into one batch per queue.
 type ProducePlan struct {
 	Parts   []topics.Part
@@ -73,6 +78,9 @@ type ProducePlan struct {
 func PlanProduce(t *topics.Topic, msgs []Message, groupID uint32, now time.Time, rr func(string, int) int) (*ProducePlan, error) {
 	if len(msgs) == 0 {
 		return nil, Errorf(wire.CodeInvalidArgument, "no messages")
+	}
+	if len(msgs) > MaxProduceMessages {
+		return nil, Errorf(wire.CodeRequestTooLarge, "%d messages in one request; the limit is %d", len(msgs), MaxProduceMessages)
 	}
 	plan := &ProducePlan{}
 	slot := map[int]int{} // queue -> part
