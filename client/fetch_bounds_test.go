@@ -61,3 +61,29 @@ func TestBatchDecodeLimit(t *testing.T) {
 		t.Errorf("batchDecodeLimit(32 MiB) = %d, want 128 MiB", got)
 	}
 }
+
+// FuzzDecodeFrames: the SDK's fetch decoding never panics and refuses
+// bad input with ErrMalformed or ErrTooLarge.
+func FuzzDecodeFrames(f *testing.F) {
+	now := time.Now()
+	for c := wire.CodecNone; c <= wire.CodecZstd; c++ {
+		b, _ := wire.Encode([]wire.Message{{Key: []byte("k"), Value: []byte("v"), Headers: []wire.Header{{Key: "h"}}}, {Value: []byte("w")}}, c, wire.Producer{}, 1, now)
+		frame := binary.LittleEndian.AppendUint64(nil, 5)
+		frame = binary.LittleEndian.AppendUint32(frame, uint32(len(b)))
+		f.Add(append(frame, b...))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		recs, err := decodeFramesLimit(body, TopicQueue{Topic: "t"}, 0, time.Time{}, 1<<20)
+		if err != nil {
+			if !errors.Is(err, wire.ErrMalformed) && !errors.Is(err, wire.ErrTooLarge) {
+				t.Fatalf("unexpected error class: %v", err)
+			}
+			return
+		}
+		for _, r := range recs {
+			if len(r.Headers) > wire.MaxHeaders {
+				t.Fatalf("record with %d headers", len(r.Headers))
+			}
+		}
+	})
+}

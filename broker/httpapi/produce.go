@@ -40,7 +40,9 @@ func (s *Server) produceJSON(c *call) error {
 // (REQUEST_TOO_LARGE) or more than wire.MaxHeaders headers in a message
 // (MESSAGE_TOO_LARGE) as soon as it meets them, so the work and memory
 // spent before validation stay bounded whatever the body (issue 11: batch
-// bounds). It is as strict as decoding into wire.ProduceRequest.
+// bounds). It is as strict as decoding into wire.ProduceRequest was, and
+// stricter in two corner cases: a repeated "messages" key and a trailing
+// } or ] are refused.
 func decodeProduce(body []byte) ([]service.Message, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -49,6 +51,7 @@ func decodeProduce(body []byte) ([]service.Message, error) {
 		return nil, malformed(err)
 	}
 	var msgs []service.Message
+	seen := false
 	if tok != nil { // a null body is an empty request, as with Unmarshal
 		if tok != json.Delim('{') {
 			return nil, malformed(fmt.Errorf("the body must be an object, not %v", tok))
@@ -60,6 +63,10 @@ func decodeProduce(body []byte) ([]service.Message, error) {
 			if key, _ := tok.(string); !strings.EqualFold(key, "messages") {
 				return nil, malformed(fmt.Errorf("json: unknown field %q", key))
 			}
+			if seen {
+				return nil, malformed(errors.New(`"messages" given twice`))
+			}
+			seen = true
 			if msgs, err = decodeMessages(dec); err != nil {
 				return nil, err
 			}

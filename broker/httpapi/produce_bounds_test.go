@@ -65,6 +65,12 @@ func TestProduceJSONAdmission(t *testing.T) {
 			}
 		})
 	}
+	// Refused on purpose, unlike with Unmarshal.
+	for _, body := range []string{`{"messages":[]}}`, `null]`, `{"messages":[],"messages":[{"value":"x"}]}`} {
+		if _, err := decodeProduce([]byte(body)); err == nil {
+			t.Errorf("%s accepted", body)
+		}
+	}
 	// At the limit, accepted.
 	msgs, err := decodeProduce([]byte(`{"messages":[` + strings.Repeat(`{},`, service.MaxProduceMessages-1) + `{}]}`))
 	if err != nil || len(msgs) != service.MaxProduceMessages {
@@ -84,7 +90,7 @@ func TestDecodeProduceAsStrict(t *testing.T) {
 		`{"messages":[{"headers":{"a":1}}]}`, `{"messages":[{"headers":[]}]}`, `{"messages":{}}`, `{"messages":[1]}`,
 		`{"messages":[{"value":"x"}`, `{"messages":[{"queue":-1}]}`, `{"messages":[null,{"VALUE":"v","Key":null}]}`,
 		`{"messages":[{"value":"a","value":null}]}`, `{"messages":[{"queue":"1"}]}`, `{"messages":[{"key":1}]}`,
-		`{"messages":[{"headers":{"a":"1"},"headers":{"b":"2"}}]}`, `{"messages":[{"headers":{"a":"1"}}],"messages":[]}`,
+		`{"messages":[{"headers":{"a":"1"},"headers":{"b":"2"}}]}`,
 	} {
 		got, gotErr := decodeProduce([]byte(body))
 		want, wantErr := strictProduce([]byte(body))
@@ -124,4 +130,43 @@ func strictProduce(body []byte) ([]service.Message, error) {
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// FuzzDecodeProduceAsStrict: the streaming decoder accepts what decoding
+// into wire.ProduceRequest strictly accepted, with the same messages,
+// unless it refuses a request over its bounds; errors are API errors.
+func FuzzDecodeProduceAsStrict(f *testing.F) {
+	f.Add([]byte(`{"messages":[{"key":"k","value":"v","headers":{"a":"b","a":"c"}},{"value_base64":"AAE=","queue":1}]}`))
+	f.Add([]byte(`{"Messages":[null,{"VALUE":"x","headers":null}]}`))
+	f.Add([]byte(`{"messages":[{"headers":{"a":"1"},"headers":{"b":null}}]} `))
+	f.Add([]byte(`{"messages":[{"value":"x","value_base64":"eA=="}],"messages":[]}`))
+	f.Add([]byte(`{"messages":[]}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, gotErr := decodeProduce(body)
+		want, wantErr := strictProduce(body)
+		if gotErr != nil {
+			var ae *wire.APIError
+			if !errors.As(gotErr, &ae) {
+				t.Fatalf("non-API error %T: %v", gotErr, gotErr)
+			}
+			if ae.Code == wire.CodeRequestTooLarge || ae.Code == wire.CodeMessageTooLarge {
+				return
+			}
+			// Stricter on purpose: the old decoder let a trailing } or ]
+			// through (json.Decoder.More is false before them).
+			// A repeated "messages" is refused too.
+			if strings.HasSuffix(ae.Message, "trailing data") || strings.HasSuffix(ae.Message, "given twice") || strings.Count(strings.ToLower(string(body)), `"messages"`) > 1 {
+				return
+			}
+		}
+		if (gotErr == nil) != (wantErr == nil) {
+			t.Fatalf("got %v, strict decoding %v", gotErr, wantErr)
+		}
+		for i := range got {
+			wire.SortHeaders(got[i].Headers)
+		}
+		if gotErr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	})
 }
