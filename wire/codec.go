@@ -163,21 +163,23 @@ func decompress(c Codec, b []byte, limit int) ([]byte, error) {
 }
 
 // readAtMost reads r to its end or to limit+1 bytes, whichever comes
-// first, into a buffer sized from hint (when > 0) and then doubled, never
-// past limit+1: reading n bytes allocates at most about 2n, never the
-// 5n io.ReadAll's slow growth can reach.
+// first, into a buffer sized from hint (a declared size, when right: one
+// allocation) and then doubled, never past limit+1: reading n bytes
+// allocates less than 4n and less than 3(limit+1) in all, where
+// io.ReadAll's slow growth of large slices can reach 5n.
 func readAtMost(r io.Reader, limit, hint int) ([]byte, error) {
-	c := 64 << 10
-	if hint > 0 {
-		c = hint + 1
-	}
+	c := max(64<<10, hint+1)
 	buf := make([]byte, 0, min(c, limit+1))
 	for {
 		if len(buf) == cap(buf) {
 			if len(buf) > limit {
 				return buf, nil
 			}
-			nb := make([]byte, len(buf), min(2*cap(buf), limit+1))
+			next := min(2*cap(buf), limit+1)
+			if limit+1-next < next/2 { // almost there: one step, not two
+				next = limit + 1
+			}
+			nb := make([]byte, len(buf), next)
 			copy(nb, buf)
 			buf = nb
 		}

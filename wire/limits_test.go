@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -54,6 +55,47 @@ func TestDecodeZstdUnderOneKiB(t *testing.T) {
 		limit := max(len(plain)-HeaderSize, m[0].ChargedSize())
 		if _, _, err := Decode(b, limit, 0); err != nil {
 			t.Errorf("records of %d bytes under a limit of %d: %v", len(plain)-HeaderSize, limit, err)
+		}
+	}
+}
+
+// A zstd batch whose frame declares more records than the limit is
+// refused before decompressing: refusing 8 MiB under a 1 MiB limit
+// allocates far less than either.
+func TestDecodeZstdDeclaredSizeRefusedEarly(t *testing.T) {
+	b, err := Encode([]Message{{Value: make([]byte, 8<<20)}}, CodecZstd, Producer{}, 1, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, _, err = Decode(b, 1<<20, 0)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Decode = %v, want ErrTooLarge", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 256<<10 {
+		t.Fatalf("refusing allocated %d KiB", alloc>>10)
+	}
+}
+
+// readAtMost grows by doubling, never past limit+1, and reads exactly.
+func TestReadAtMost(t *testing.T) {
+	data := make([]byte, 3<<20+7)
+	for _, tc := range []struct{ limit, hint, want int }{
+		{10 << 20, 0, len(data)}, {10 << 20, len(data), len(data)}, {10 << 20, 5, len(data)},
+		{1 << 20, 0, 1<<20 + 1}, {len(data), 0, len(data)},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		got, err := readAtMost(bytes.NewReader(data), tc.limit, tc.hint)
+		runtime.ReadMemStats(&after)
+		if err != nil || len(got) != tc.want {
+			t.Fatalf("%+v: %d bytes, %v", tc, len(got), err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(4*tc.want+(64<<10)) || alloc > uint64(3*(tc.limit+1)+(64<<10)) {
+			t.Errorf("%+v: allocated %d bytes to read %d", tc, alloc, len(got))
 		}
 	}
 }
