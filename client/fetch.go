@@ -190,17 +190,35 @@ func (f *fetcher) fetch(ctx context.Context, offset uint64, byTime bool, since t
 	if err != nil {
 		return nil, 0, fmt.Errorf("ledgermq: %s answered a fetch without a valid X-Next-Offset: %q", resp.addr, resp.header.Get("X-Next-Offset"))
 	}
-	recs, err := decodeFrames(resp.body, f.tq, offset, since)
+	recs, err := decodeFramesLimit(resp.body, f.tq, offset, since, batchDecodeLimit(f.c.cfg.fetchMaxBytes))
 	if err != nil {
 		return nil, 0, fmt.Errorf("ledgermq: fetch answer from %s: %w", resp.addr, err)
 	}
 	return recs, next, nil
 }
 
-// decodeFrames decodes a binary fetch body (frames of baseOffset u64 |
-// length u32 | batch) into records, skipping those before offset and,
-// until the first one that is not, those older than since.
+// defaultBatchDecodeLimit bounds the decompressed records of one fetched
+// batch and their charged size (wire.Decode's maxRecordsBytes): what a
+// broker with default settings (4× its 16 MiB request limit) stores.
+const defaultBatchDecodeLimit = 64 << 20
+
+// batchDecodeLimit is the decode bound for a consumer fetching up to
+// fetchMaxBytes: the default, or 4× fetchMaxBytes if larger (issue 11:
+// batch bounds). Decoding a batch allocates at most about twice it.
+func batchDecodeLimit(fetchMaxBytes int) int {
+	return max(defaultBatchDecodeLimit, 4*fetchMaxBytes)
+}
+
+// decodeFrames is decodeFramesLimit with the default decode bound.
 func decodeFrames(b []byte, tq TopicQueue, offset uint64, since time.Time) ([]Record, error) {
+	return decodeFramesLimit(b, tq, offset, since, defaultBatchDecodeLimit)
+}
+
+// decodeFramesLimit decodes a binary fetch body (frames of baseOffset u64
+// | length u32 | batch) into records, skipping those before offset and,
+// until the first one that is not, those older than since. limit bounds
+// each batch's decompressed records and their charged size.
+func decodeFramesLimit(b []byte, tq TopicQueue, offset uint64, since time.Time, limit int) ([]Record, error) {
 	var out []Record
 	for len(b) > 0 {
 		if len(b) < wire.FetchFrameHeader {
@@ -211,7 +229,7 @@ func decodeFrames(b []byte, tq TopicQueue, offset uint64, since time.Time) ([]Re
 		if uint64(n) > uint64(len(b)-wire.FetchFrameHeader) {
 			return nil, fmt.Errorf("%w: frame of %d bytes, %d left", wire.ErrMalformed, n, len(b)-wire.FetchFrameHeader)
 		}
-		_, msgs, err := wire.Decode(b[wire.FetchFrameHeader:wire.FetchFrameHeader+int(n)], 0, 0)
+		_, msgs, err := wire.Decode(b[wire.FetchFrameHeader:wire.FetchFrameHeader+int(n)], limit, 0)
 		if err != nil {
 			return nil, fmt.Errorf("batch at offset %d: %w", base, err)
 		}

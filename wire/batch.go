@@ -17,6 +17,16 @@ const (
 	ContentType = "application/vnd.ledgermq.batch"
 	// MaxRecords bounds the records of one batch.
 	MaxRecords = 1 << 20
+	// MaxHeaders bounds the headers of one record (issue 11: batch bounds).
+	MaxHeaders = 64
+	// RecordOverhead and HeaderOverhead are what each record and each
+	// header are charged against the size limits on top of their bytes,
+	// like Kafka's record overhead: at least what one decoded Message and
+	// one decoded Header take in memory, so that a batch's charged size
+	// (ChargedSize) bounds the memory its decoding allocates, and empty
+	// headers or records are not free.
+	RecordOverhead = 96
+	HeaderOverhead = 40
 )
 
 // Errors. Every decoding error wraps ErrMalformed.
@@ -183,45 +193,96 @@ func ParseHeader(b []byte) (BatchHeader, error) {
 }
 
 // Decode validates a whole batch and returns its header and records.
-// maxRecordsBytes bounds the decompressed records section and
-// maxMessageBytes each record's key+value+headers (0: no bound). The
-// returned messages alias the decompressed buffer, not b, unless the batch
-// is uncompressed.
+// maxRecordsBytes bounds the decompressed records section and also the
+// batch's charged size, the sum of every record's ChargedSize;
+// maxMessageBytes bounds each record's LimitSize (0: no bound; a
+// maxRecordsBytes of 0 means 1 GiB). The returned messages alias the
+// decompressed buffer, not b, unless the batch is uncompressed. Decoding
+// allocates at most about twice maxRecordsBytes whatever the input, and
+// refusing a batch only its decompressed records.
 func Decode(b []byte, maxRecordsBytes, maxMessageBytes int) (BatchHeader, []Message, error) {
-	h, err := ParseHeader(b)
+	var msgs []Message
+	h, err := walk(b, maxRecordsBytes, maxMessageBytes, func(n int) { msgs = make([]Message, 0, n) },
+		func(m *Message) { msgs = append(msgs, *m) })
 	if err != nil {
 		return h, nil, err
 	}
+	return h, msgs, nil
+}
+
+// Validate checks a whole batch as Decode does, without keeping its
+// records: it allocates the decompressed records section and little else.
+func Validate(b []byte, maxRecordsBytes, maxMessageBytes int) (BatchHeader, error) {
+	return walk(b, maxRecordsBytes, maxMessageBytes, nil, nil)
+}
+
+// walk validates a batch and, when keep is not nil, hands each record to
+// keep after telling prealloc how many there are.
+func walk(b []byte, maxRecordsBytes, maxMessageBytes int, prealloc func(int), keep func(*Message)) (BatchHeader, error) {
+	h, err := ParseHeader(b)
+	if err != nil {
+		return h, err
+	}
 	if int(h.Length) != len(b) {
-		return h, nil, fmt.Errorf("%w: %d trailing bytes after the batch", ErrMalformed, len(b)-int(h.Length))
+		return h, fmt.Errorf("%w: %d trailing bytes after the batch", ErrMalformed, len(b)-int(h.Length))
+	}
+	if maxRecordsBytes <= 0 {
+		maxRecordsBytes = 1 << 30
+	}
+	// Charged before anything is decompressed: a count the limit cannot
+	// hold is refused at once.
+	if uint64(h.Count)*RecordOverhead > uint64(maxRecordsBytes) {
+		return h, fmt.Errorf("%w: %d records charge at least %d bytes, the limit is %d", ErrTooLarge, h.Count, uint64(h.Count)*RecordOverhead, maxRecordsBytes)
 	}
 	recs, err := decompress(h.Codec, b[HeaderSize:], maxRecordsBytes)
 	if err != nil {
-		return h, nil, err
+		return h, err
 	}
-	msgs := make([]Message, 0, min(int(h.Count), len(recs)/4+1))
+	// A first pass checks every record and keeps nothing, so a batch that
+	// is refused costs its decompressed records and no more; only a batch
+	// within its limits is then decoded, its memory bounded by its charge.
+	if err := records(recs, &h, maxRecordsBytes, maxMessageBytes, nil); err != nil || keep == nil {
+		return h, err
+	}
+	prealloc(int(h.Count))
+	return h, records(recs, &h, maxRecordsBytes, maxMessageBytes, keep)
+}
+
+// records checks the records section recs of the batch h, handing each
+// record to keep when not nil.
+func records(recs []byte, h *BatchHeader, maxRecordsBytes, maxMessageBytes int, keep func(*Message)) error {
+	n, charged := 0, 0
+	var baseMs, maxMs int64
 	for len(recs) > 0 {
-		if len(msgs) == int(h.Count) {
-			return h, nil, fmt.Errorf("%w: more records than the count %d", ErrMalformed, h.Count)
+		if n == int(h.Count) {
+			return fmt.Errorf("%w: more records than the count %d", ErrMalformed, h.Count)
 		}
-		m, n, err := decodeRecord(recs, h.BaseTimestamp, maxMessageBytes)
+		m, used, cost, err := decodeRecord(recs, h.BaseTimestamp, maxMessageBytes, keep != nil)
 		if err != nil {
-			return h, nil, fmt.Errorf("record %d: %w", len(msgs), err)
+			return fmt.Errorf("record %d: %w", n, err)
 		}
-		msgs = append(msgs, m)
-		recs = recs[n:]
+		if charged += cost; charged > maxRecordsBytes {
+			return fmt.Errorf("%w: records charge more than the limit of %d bytes (%d bytes per record and %d per header on top of their bytes)",
+				ErrTooLarge, maxRecordsBytes, RecordOverhead, HeaderOverhead)
+		}
+		ms := m.Timestamp.UnixMilli()
+		if n == 0 {
+			baseMs, maxMs = ms, ms
+		}
+		maxMs = max(maxMs, ms)
+		if keep != nil {
+			keep(&m)
+		}
+		n++
+		recs = recs[used:]
 	}
-	if len(msgs) != int(h.Count) {
-		return h, nil, fmt.Errorf("%w: %d records, header says %d", ErrMalformed, len(msgs), h.Count)
+	if n != int(h.Count) {
+		return fmt.Errorf("%w: %d records, header says %d", ErrMalformed, n, h.Count)
 	}
-	maxMs := msgs[0].Timestamp.UnixMilli()
-	for i := range msgs {
-		maxMs = max(maxMs, msgs[i].Timestamp.UnixMilli())
+	if maxMs != h.MaxTimestamp || baseMs != h.BaseTimestamp {
+		return fmt.Errorf("%w: header timestamps do not match the records", ErrMalformed)
 	}
-	if maxMs != h.MaxTimestamp || msgs[0].Timestamp.UnixMilli() != h.BaseTimestamp {
-		return h, nil, fmt.Errorf("%w: header timestamps do not match the records", ErrMalformed)
-	}
-	return h, msgs, nil
+	return nil
 }
 
 func uvarint(b []byte) (uint64, []byte, error) {
@@ -239,77 +300,91 @@ func bytesField(b []byte, n uint64) ([]byte, []byte, error) {
 	return b[:n:n], b[n:], nil
 }
 
-func decodeRecord(b []byte, baseMs int64, maxMessage int) (Message, int, error) {
+// decodeRecord decodes one record and returns it, the bytes it used and
+// its ChargedSize. Without keepHeaders the headers are checked, not kept.
+func decodeRecord(b []byte, baseMs int64, maxMessage int, keepHeaders bool) (Message, int, int, error) {
 	bodyLen, rest, err := uvarint(b)
 	if err != nil {
-		return Message{}, 0, err
+		return Message{}, 0, 0, err
 	}
 	body, _, err := bytesField(rest, bodyLen)
 	if err != nil {
-		return Message{}, 0, err
+		return Message{}, 0, 0, err
 	}
 	consumed := len(b) - len(rest) + int(bodyLen)
 	// A cheap bound before parsing: a record's framing (timestamp, lengths,
 	// two length varints per header) is at most about twice the bytes
 	// Size counts for messages whose headers have a key or a value; the
 	// exact check on Size follows once the record is parsed.
-	if maxMessage > 0 && bodyLen > 3*uint64(maxMessage)+64 {
-		return Message{}, 0, fmt.Errorf("%w: record of %d bytes", ErrTooLarge, bodyLen)
+	if maxMessage > 0 && bodyLen > 3*uint64(maxMessage)+64+2*MaxHeaders {
+		return Message{}, 0, 0, fmt.Errorf("%w: record of %d bytes", ErrTooLarge, bodyLen)
 	}
 	delta, n := binary.Varint(body)
 	if n <= 0 {
-		return Message{}, 0, fmt.Errorf("%w: bad timestamp", ErrMalformed)
+		return Message{}, 0, 0, fmt.Errorf("%w: bad timestamp", ErrMalformed)
 	}
 	body = body[n:]
 	var m Message
 	m.Timestamp = time.UnixMilli(baseMs + delta).UTC()
 	kl, body, err := uvarint(body)
 	if err != nil {
-		return Message{}, 0, err
+		return Message{}, 0, 0, err
 	}
 	if kl > 0 {
 		if m.Key, body, err = bytesField(body, kl-1); err != nil {
-			return Message{}, 0, err
+			return Message{}, 0, 0, err
 		}
 	}
 	vl, body, err := uvarint(body)
 	if err != nil {
-		return Message{}, 0, err
+		return Message{}, 0, 0, err
 	}
 	if m.Value, body, err = bytesField(body, vl); err != nil {
-		return Message{}, 0, err
+		return Message{}, 0, 0, err
 	}
 	hc, body, err := uvarint(body)
 	if err != nil {
-		return Message{}, 0, err
+		return Message{}, 0, 0, err
+	}
+	if hc > MaxHeaders {
+		return Message{}, 0, 0, fmt.Errorf("%w: %d headers, the limit is %d per record", ErrTooLarge, hc, MaxHeaders)
 	}
 	if hc > uint64(len(body)) {
-		return Message{}, 0, fmt.Errorf("%w: %d headers in %d bytes", ErrMalformed, hc, len(body))
+		return Message{}, 0, 0, fmt.Errorf("%w: %d headers in %d bytes", ErrMalformed, hc, len(body))
 	}
+	if hc > 0 && keepHeaders {
+		m.Headers = make([]Header, 0, hc)
+	}
+	hdrBytes := 0
 	for i := uint64(0); i < hc; i++ {
 		var k, v []byte
 		var l uint64
 		if l, body, err = uvarint(body); err != nil {
-			return Message{}, 0, err
+			return Message{}, 0, 0, err
 		}
 		if k, body, err = bytesField(body, l); err != nil {
-			return Message{}, 0, err
+			return Message{}, 0, 0, err
 		}
 		if l, body, err = uvarint(body); err != nil {
-			return Message{}, 0, err
+			return Message{}, 0, 0, err
 		}
 		if v, body, err = bytesField(body, l); err != nil {
-			return Message{}, 0, err
+			return Message{}, 0, 0, err
 		}
-		m.Headers = append(m.Headers, Header{Key: string(k), Value: v})
+		if keepHeaders {
+			m.Headers = append(m.Headers, Header{Key: string(k), Value: v})
+		}
+		hdrBytes += len(k) + len(v)
 	}
 	if len(body) != 0 {
-		return Message{}, 0, fmt.Errorf("%w: %d stray bytes in record", ErrMalformed, len(body))
+		return Message{}, 0, 0, fmt.Errorf("%w: %d stray bytes in record", ErrMalformed, len(body))
 	}
-	if maxMessage > 0 && m.Size() > maxMessage {
-		return Message{}, 0, fmt.Errorf("%w: message of %d bytes, the limit is %d", ErrTooLarge, m.Size(), maxMessage)
+	// LimitSize, computed from the fields whether or not headers are kept.
+	size := len(m.Key) + len(m.Value) + hdrBytes + HeaderOverhead*int(hc)
+	if maxMessage > 0 && size > maxMessage {
+		return Message{}, 0, 0, fmt.Errorf("%w: message of %d bytes (%d per header on top of its bytes), the limit is %d", ErrTooLarge, size, HeaderOverhead, maxMessage)
 	}
-	return m, consumed, nil
+	return m, consumed, size + RecordOverhead, nil
 }
 
 // Size is the message's size as limits count it: key, value and headers.
@@ -319,6 +394,18 @@ func (m *Message) Size() int {
 		n += len(h.Key) + len(h.Value)
 	}
 	return n
+}
+
+// LimitSize is the message's size as the per-message limit
+// (max_message_bytes) counts it: Size plus HeaderOverhead per header.
+func (m *Message) LimitSize() int {
+	return m.Size() + HeaderOverhead*len(m.Headers)
+}
+
+// ChargedSize is the message's size as batch limits count it: LimitSize
+// plus RecordOverhead.
+func (m *Message) ChargedSize() int {
+	return m.LimitSize() + RecordOverhead
 }
 
 // SortHeaders orders headers by key (JSON maps carry no order).

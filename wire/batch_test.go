@@ -91,8 +91,9 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
-// FuzzDecode: Decode never panics, and whatever it accepts re-encodes to a
-// batch that decodes to the same messages.
+// FuzzDecode: Decode never panics, Validate agrees with it, what it
+// accepts is within the limits (MaxHeaders, LimitSize, the charged size)
+// and re-encodes to a batch that decodes to the same messages.
 func FuzzDecode(f *testing.F) {
 	for c := CodecNone; c <= CodecZstd; c++ {
 		b, _ := Encode(sampleMessages(), c, Producer{ID: 1, Sequence: 2}, 1, time.Now())
@@ -106,14 +107,34 @@ func FuzzDecode(f *testing.F) {
 	for _, msgs := range [][]Message{
 		{{Value: []byte("a"), Timestamp: t0}, {Key: []byte{}, Timestamp: t0.Add(-time.Hour)}},
 		{{Headers: make([]Header, 100)}},
+		{{Headers: make([]Header, MaxHeaders)}, {Headers: make([]Header, MaxHeaders)}},
 	} {
 		b, _ := Encode(msgs, CodecNone, Producer{}, 0, time.Now())
 		f.Add(b)
 	}
 	f.Add(seal(BatchHeader{Count: 2}, record(uv(0), uv(0), uv(0), uv(0))))
 	f.Add(seal(BatchHeader{Codec: CodecGzip, Count: 1}, bomb(f, CodecGzip)))
+	hb, _ := Encode([]Message{{Headers: make([]Header, 5000)}}, CodecZstd, Producer{}, 0, time.Now())
+	f.Add(hb)
+	const maxRecords, maxMessage = 1 << 20, 1 << 16
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, msgs, err := Decode(b, 1<<20, 1<<16)
+		h, msgs, err := Decode(b, maxRecords, maxMessage)
+		hv, verr := Validate(b, maxRecords, maxMessage)
+		if (err == nil) != (verr == nil) || err == nil && hv != h {
+			t.Fatalf("Decode: %v, Validate: %v", err, verr)
+		}
+		if err == nil {
+			charged := 0
+			for i := range msgs {
+				if len(msgs[i].Headers) > MaxHeaders || msgs[i].LimitSize() > maxMessage {
+					t.Fatalf("accepted message %d: %d headers, %d bytes", i, len(msgs[i].Headers), msgs[i].LimitSize())
+				}
+				charged += msgs[i].ChargedSize()
+			}
+			if charged > maxRecords {
+				t.Fatalf("accepted records charging %d bytes", charged)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("unexpected error class: %v", err)
@@ -124,7 +145,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, msgs2, err := Decode(again, 1<<20, 1<<16)
+		_, msgs2, err := Decode(again, maxRecords, maxMessage)
 		if err != nil {
 			t.Fatalf("re-encoded batch does not decode: %v", err)
 		}

@@ -2,24 +2,42 @@ package wire
 
 import (
 	"bytes"
+	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
 
-// A message within maxMessageBytes is accepted however many headers carry
-// it: the limit counts key, value and headers, not the record's framing.
-func TestDecodeMessageLimitIgnoresFraming(t *testing.T) {
-	for _, headers := range []int{0, 10, 40, 200} {
+// A message's headers count against maxMessageBytes with HeaderOverhead
+// each, whatever their bytes: a message at exactly its LimitSize is
+// accepted, one byte less refused; more than MaxHeaders are refused.
+func TestDecodeMessageLimitChargesHeaders(t *testing.T) {
+	for _, headers := range []int{0, 10, 40, MaxHeaders, MaxHeaders + 1, 200} {
 		m := Message{Value: []byte("value")}
 		for i := range headers {
 			m.Headers = append(m.Headers, Header{Key: string(rune('a' + i%26)), Value: nil})
+		}
+		if got, want := m.LimitSize(), m.Size()+HeaderOverhead*headers; got != want {
+			t.Fatalf("LimitSize = %d, want %d", got, want)
 		}
 		b, err := Encode([]Message{m}, CodecNone, Producer{}, 1, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := Decode(b, 0, m.Size()); err != nil {
-			t.Errorf("%d headers: a message of %d bytes under a limit of %d: %v", headers, m.Size(), m.Size(), err)
+		_, _, err = Decode(b, 0, m.LimitSize())
+		if headers > MaxHeaders {
+			if !errors.Is(err, ErrTooLarge) {
+				t.Errorf("%d headers: %v, want ErrTooLarge", headers, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%d headers: a message of %d bytes under a limit of %d: %v", headers, m.LimitSize(), m.LimitSize(), err)
+		}
+		if headers > 0 {
+			if _, _, err := Decode(b, 0, m.LimitSize()-1); !errors.Is(err, ErrTooLarge) {
+				t.Errorf("%d headers, limit one byte short: %v, want ErrTooLarge", headers, err)
+			}
 		}
 	}
 }
@@ -34,8 +52,50 @@ func TestDecodeZstdUnderOneKiB(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := Decode(b, len(plain)-HeaderSize, 0); err != nil {
-			t.Errorf("records of %d bytes under a limit of %d: %v", len(plain)-HeaderSize, len(plain)-HeaderSize, err)
+		limit := max(len(plain)-HeaderSize, m[0].ChargedSize())
+		if _, _, err := Decode(b, limit, 0); err != nil {
+			t.Errorf("records of %d bytes under a limit of %d: %v", len(plain)-HeaderSize, limit, err)
+		}
+	}
+}
+
+// A zstd batch whose frame declares more records than the limit is
+// refused before decompressing: refusing 8 MiB under a 1 MiB limit
+// allocates far less than either.
+func TestDecodeZstdDeclaredSizeRefusedEarly(t *testing.T) {
+	b, err := Encode([]Message{{Value: make([]byte, 8<<20)}}, CodecZstd, Producer{}, 1, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, _, err = Decode(b, 1<<20, 0)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Decode = %v, want ErrTooLarge", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 256<<10 {
+		t.Fatalf("refusing allocated %d KiB", alloc>>10)
+	}
+}
+
+// readAtMost grows by doubling, never past limit+1, and reads exactly.
+func TestReadAtMost(t *testing.T) {
+	data := make([]byte, 3<<20+7)
+	for _, tc := range []struct{ limit, hint, want int }{
+		{10 << 20, 0, len(data)}, {10 << 20, len(data), len(data)}, {10 << 20, 5, len(data)},
+		{1 << 20, 0, 1<<20 + 1}, {len(data), 0, len(data)},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		got, err := readAtMost(bytes.NewReader(data), tc.limit, tc.hint)
+		runtime.ReadMemStats(&after)
+		if err != nil || len(got) != tc.want {
+			t.Fatalf("%+v: %d bytes, %v", tc, len(got), err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(4*tc.want+(64<<10)) || alloc > uint64(3*(tc.limit+1)+(64<<10)) {
+			t.Errorf("%+v: allocated %d bytes to read %d", tc, alloc, len(got))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"math"
 	"net/http"
 	"strconv"
@@ -68,11 +69,47 @@ func (s *Server) fetchJSON(c *call) error {
 	if err != nil {
 		return err
 	}
-	out := wire.FetchResponse{Messages: make([]wire.FetchedMessage, 0, len(recs.Records)), NextOffset: recs.Next}
-	for i := range recs.Records {
-		out.Messages = append(out.Messages, wire.NewFetchedMessage(recs.Records[i].Offset, &recs.Records[i].Message))
+	body, err := encodeFetchJSON(recs, req.MaxBytes)
+	if err != nil {
+		return err
 	}
-	return s.writeJSON(c.ctx, http.StatusOK, out)
+	c.ctx.SetStatusCode(http.StatusOK)
+	c.ctx.SetContentType("application/json")
+	c.ctx.SetBody(body)
+	return nil
+}
+
+// fetchJSONTail bounds the bytes after the last message of a JSON fetch
+// answer: `],"next_offset":` and 20 digits, `}` and a newline.
+const fetchJSONTail = len(`],"next_offset":`) + 20 + 2
+
+// encodeFetchJSON is the JSON answer (wire.FetchResponse, as json.Marshal
+// writes it, and a newline) to a fetch of recs, cut so that the answer,
+// measured after escaping, is at most maxBytes (issue 11: batch bounds):
+// control bytes escape to 6 bytes and binary values grow by a third in
+// base64, so the records' own size does not bound it. The first message
+// is always included; next_offset is then the first one left out.
+func encodeFetchJSON(recs *service.Records, maxBytes int) ([]byte, error) {
+	next := recs.Next
+	body := []byte(`{"messages":[`)
+	for i := range recs.Records {
+		r := &recs.Records[i]
+		m, err := json.Marshal(wire.NewFetchedMessage(r.Offset, &r.Message))
+		if err != nil {
+			return nil, service.Errorf(wire.CodeInternal, "encode response: %v", err)
+		}
+		if i > 0 {
+			if len(body)+1+len(m)+fetchJSONTail > maxBytes {
+				next = r.Offset
+				break
+			}
+			body = append(body, ',')
+		}
+		body = append(body, m...)
+	}
+	body = append(body, `],"next_offset":`...)
+	body = strconv.AppendUint(body, next, 10)
+	return append(body, "}\n"...), nil
 }
 
 // fetchBatches is GET .../batches: stored batches served as is, each

@@ -270,7 +270,9 @@ func (s *Service) FetchRecords(ctx context.Context, req FetchRequest, maxRecords
 		if !started { // records before the resolved offset are skipped
 			out.Next, started = f.Offset, true
 		}
-		_, msgs, err := wire.Decode(b.Data, 0, 0)
+		// The bound every stored batch passed on produce: decoding it
+		// allocates at most about twice that, never an unbounded amount.
+		_, msgs, err := wire.Decode(b.Data, s.BatchRecordsLimit(), 0)
 		if err != nil {
 			bad = fmt.Errorf("stored batch at %s/%d offset %d: %w", req.Topic, req.Queue, b.BaseOffset, err)
 			return false

@@ -59,6 +59,11 @@ func (s *Service) Produce(ctx context.Context, topic string, msgs []Message) ([]
 	return out, nil
 }
 
+// MaxProduceMessages bounds the messages of one JSON produce request
+// (issue 11: batch bounds); more are REQUEST_TOO_LARGE. Larger volumes go
+// in several requests or as binary batches.
+const MaxProduceMessages = 10000
+
 // ProducePlan is a produce request turned into one batch per queue.
 type ProducePlan struct {
 	Parts   []topics.Part
@@ -73,6 +78,9 @@ type ProducePlan struct {
 func PlanProduce(t *topics.Topic, msgs []Message, groupID uint32, now time.Time, rr func(string, int) int) (*ProducePlan, error) {
 	if len(msgs) == 0 {
 		return nil, Errorf(wire.CodeInvalidArgument, "no messages")
+	}
+	if len(msgs) > MaxProduceMessages {
+		return nil, Errorf(wire.CodeRequestTooLarge, "%d messages in one request; the limit is %d", len(msgs), MaxProduceMessages)
 	}
 	plan := &ProducePlan{}
 	slot := map[int]int{} // queue -> part
@@ -109,8 +117,11 @@ func PlanProduce(t *topics.Topic, msgs []Message, groupID uint32, now time.Time,
 // admit checks message i against t and picks its queue.
 func admit(t *topics.Topic, m *Message, i int, rr func(string, int) int) (int, error) {
 	wire.SortHeaders(m.Headers)
-	if size := m.Size(); size > t.MaxMessageBytes {
-		return 0, Errorf(wire.CodeMessageTooLarge, "message %d is %d bytes; topic %s allows %d", i, size, t.Name, t.MaxMessageBytes)
+	if len(m.Headers) > wire.MaxHeaders {
+		return 0, Errorf(wire.CodeMessageTooLarge, "message %d has %d headers; the limit is %d", i, len(m.Headers), wire.MaxHeaders)
+	}
+	if size := m.LimitSize(); size > t.MaxMessageBytes {
+		return 0, Errorf(wire.CodeMessageTooLarge, "message %d is %d bytes (%d per header on top of its bytes); topic %s allows %d", i, size, wire.HeaderOverhead, t.Name, t.MaxMessageBytes)
 	}
 	switch {
 	case m.Queue != nil:
@@ -143,7 +154,10 @@ func (s *Service) ProduceBatch(ctx context.Context, topic string, queue int, bat
 	if _, err := t.Queue(queue); err != nil {
 		return Stored{}, err
 	}
-	h, _, err := wire.Decode(batch, s.cfg.MaxRequestBytes*4, t.MaxMessageBytes)
+	// Validate keeps no records: the leader allocates the decompressed
+	// records (at most BatchRecordsLimit) and little else, however the
+	// records are shaped (issue 11: header bomb).
+	h, err := wire.Validate(batch, s.BatchRecordsLimit(), t.MaxMessageBytes)
 	if err != nil {
 		return Stored{}, err
 	}
@@ -154,6 +168,11 @@ func (s *Service) ProduceBatch(ctx context.Context, topic string, queue int, bat
 	s.Metrics.produced(int(h.Count), len(batch))
 	return Stored{Queue: queue, BaseOffset: res[0].BaseOffset, Count: res[0].Count, Duplicate: res[0].Duplicate, Index: index}, nil
 }
+
+// BatchRecordsLimit bounds a batch's decompressed records and their
+// charged size (wire.Message.ChargedSize): 4× MaxRequestBytes. Produce
+// refuses batches over it and every decode of a stored batch uses it.
+func (s *Service) BatchRecordsLimit() int { return s.cfg.MaxRequestBytes * 4 }
 
 // InitProducer hands out a new idempotent producer id.
 func (s *Service) InitProducer(ctx context.Context) (uint64, error) {
