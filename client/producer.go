@@ -57,10 +57,6 @@ type Result struct {
 // (32-bit) of the key modulo the queue count, as the brokers compute it.
 func KeyQueue(key []byte, queues int) int { return wire.KeyQueue(key, queues) }
 
-// recordOverhead approximates a record's framing in a batch (lengths,
-// timestamp delta) for the batch size and buffer accounting.
-const recordOverhead = 16
-
 // Producer sends messages to a broker group, batching them per topic and
 // queue. It is safe for concurrent use. See the package documentation for
 // delivery guarantees and ordering.
@@ -184,7 +180,7 @@ func (p *Producer) produce(ctx context.Context, m *Message, cb func(Result, erro
 		}
 		rec.queue = *m.Queue
 	}
-	rec.size = rec.msg.Size() + recordOverhead
+	rec.size = rec.msg.ChargedSize() // as the brokers charge it against batch limits
 	if err := p.reserve(ctx, int64(rec.size)); err != nil {
 		cb(Result{Topic: m.Topic, Queue: -1}, err)
 		return false

@@ -244,6 +244,19 @@ func TestProduceSyncAndAsync(t *testing.T) {
 	if _, err := p.Produce(ctx, &Message{Topic: "orders", Value: make([]byte, 1<<20+1)}); ErrorCode(err) != wire.CodeMessageTooLarge {
 		t.Fatalf("too large: %v", err)
 	}
+	// Headers count as the broker counts them: their bytes plus an
+	// overhead each, and at most wire.MaxHeaders of them.
+	many := make([]wire.Header, wire.MaxHeaders+1)
+	for i := range many {
+		many[i] = wire.Header{Key: fmt.Sprint("h", i)}
+	}
+	if _, err := p.Produce(ctx, &Message{Topic: "orders", Value: []byte("x"), Headers: many}); ErrorCode(err) != wire.CodeMessageTooLarge {
+		t.Fatalf("too many headers: %v", err)
+	}
+	near := &Message{Topic: "orders", Value: make([]byte, 1<<20-wire.HeaderOverhead), Headers: []wire.Header{{Key: "k"}}}
+	if _, err := p.Produce(ctx, near); ErrorCode(err) != wire.CodeMessageTooLarge {
+		t.Fatalf("a message whose header overhead takes it over the limit: %v", err)
+	}
 	// The topic is created later: the failed lookup was not cached.
 	createTopic(t, addr, "nope", 1)
 	if _, err := p.Produce(ctx, &Message{Topic: "nope", Value: []byte("x")}); err != nil {
@@ -762,7 +775,7 @@ func TestBackPressure(t *testing.T) {
 		done.Add(1)
 	}
 	// Fill the buffer while the broker holds every batch.
-	for p.bufferedNow()+int64(len(value)+recordOverhead) <= bound {
+	for p.bufferedNow()+int64(len(value)+wire.RecordOverhead) <= bound {
 		p.ProduceAsync(&Message{Topic: "bp", Value: value}, cb)
 	}
 	// Now the buffer is full: Produce waits, until its context ends.

@@ -154,8 +154,13 @@ func (ts *topicState) load() {
 // route chooses a record's queue and appends it there.
 func (ts *topicState) route(r *record) {
 	n := len(ts.queues)
-	if max := ts.maxMessageBytes; max > 0 && r.msg.Size() > max {
-		ts.p.fail(r, -1, clientError(wire.CodeMessageTooLarge, "message is %d bytes; topic %s allows %d", r.msg.Size(), ts.name, max))
+	if len(r.msg.Headers) > wire.MaxHeaders {
+		ts.p.fail(r, -1, clientError(wire.CodeMessageTooLarge, "message has %d headers; at most %d are allowed", len(r.msg.Headers), wire.MaxHeaders))
+		return
+	}
+	if max := ts.maxMessageBytes; max > 0 && r.msg.LimitSize() > max {
+		ts.p.fail(r, -1, clientError(wire.CodeMessageTooLarge, "message is %d bytes (%d per header counted on top); topic %s allows %d",
+			r.msg.LimitSize(), wire.HeaderOverhead, ts.name, max))
 		return
 	}
 	var q int
