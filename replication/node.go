@@ -636,11 +636,23 @@ func (n *Node) LastSnapshotIndex() uint64 { return n.snaps.last.Load() }
 // covers them, and a restart must find the snapshot's entry in the log
 // (restore.go). It returns the number of segments deleted.
 func (n *Node) ApplyRetention(now time.Time) (int, error) {
+	want := n.log.RetentionIndex(now)
 	snap := n.snaps.last.Load()
+	if want > snap+1 {
+		// Retention may delete only what a snapshot covers, and raft
+		// snapshots by entry count: with large entries, hundreds of MB
+		// arrive between snapshots. A snapshot holds only state (the
+		// queue indexes follow retention), so take one now.
+		if r := n.raft.Load(); r != nil {
+			if err := r.Snapshot().Error(); err == nil {
+				snap = n.snaps.last.Load()
+			}
+		}
+	}
 	if snap == 0 {
 		return 0, nil
 	}
-	cut := min(n.log.RetentionIndex(now), snap)
+	cut := min(want, snap)
 	deleted, err := n.log.DeleteBefore(cut)
 	if deleted > 0 {
 		n.logger.Info("retention deleted segments", "segments", deleted, "first_index", n.log.FirstIndex())

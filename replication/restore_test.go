@@ -118,6 +118,13 @@ func TestRetentionKeepsSnapshotEntry(t *testing.T) {
 	if _, err := l.ApplyRetention(time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	// Retention wanted more than the snapshot covered: it took a new one
+	// rather than keep 30 entries it was asked to delete, and kept that
+	// snapshot's entry.
+	if now := l.LastSnapshotIndex(); now <= snap+25 {
+		t.Fatalf("retention did not snapshot ahead: snapshot %d, was %d", now, snap)
+	}
+	snap = l.LastSnapshotIndex()
 	if first := l.log.FirstIndex(); first > snap || first < snap-5 {
 		t.Fatalf("retention left first index %d; snapshot at %d", first, snap)
 	}
