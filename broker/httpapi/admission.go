@@ -73,6 +73,10 @@ func (a *admission) release(client string, n int64) {
 	}
 }
 
+// InflightBytes returns the request bytes charged to the in-flight budget
+// now.
+func (s *Server) InflightBytes() int64 { return s.admit.inflight() }
+
 // inflight returns the bytes charged now (tests, metrics).
 func (a *admission) inflight() int64 {
 	a.mu.Lock()

@@ -81,6 +81,7 @@ func (s *Server) metrics(c *call) error {
 	}
 	value("ledgermq_log_segments", "gauge", "Commit-log segment files.", st.Log.Segments)
 	value("ledgermq_log_bytes", "gauge", "Commit-log bytes on disk.", st.Log.Bytes)
+	value("ledgermq_inflight_request_bytes", "gauge", "Request bytes charged to the in-flight budget (admission control).", s.InflightBytes())
 	value("ledgermq_index_batches", "gauge", "Batch references in the topics' queue indexes (40 bytes each).", s.svc.IndexedBatches())
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
