@@ -57,7 +57,7 @@ func (s *Server) describeTopic(c *call) error {
 	if err != nil {
 		return err
 	}
-	info, err := s.svc.DescribeTopicAt(c.ctx, c.param("topic"), mi, time.Duration(w)*time.Millisecond)
+	info, err := s.svc.DescribeTopicAt(context.Background(), c.param("topic"), mi, time.Duration(w)*time.Millisecond)
 	if err != nil {
 		return err
 	}
