@@ -133,8 +133,11 @@ func checkFailedNode(t *testing.T, n *Node, cause error) {
 	if err := n.DiskError(); !errors.Is(err, ErrDiskFailed) || !errors.Is(err, cause) {
 		t.Fatalf("%s: DiskError() = %v, want ErrDiskFailed wrapping %v", n.ID(), err, cause)
 	}
-	// DiskError is set first; raft stops right after it.
-	pollUntil(5*time.Second, func() bool { return n.Status().Role == "shutdown" })
+	// DiskError is set first; raft stops right after it (Shutdown waits for
+	// raft's goroutines, which can take seconds on a loaded machine).
+	start := time.Now()
+	pollUntil(20*time.Second, func() bool { return n.Status().Role == "shutdown" })
+	t.Logf("%s: raft stopped %v after the check began", n.ID(), time.Since(start).Round(time.Millisecond))
 	st := n.Status()
 	if st.DiskError == "" || st.Role != "shutdown" {
 		t.Fatalf("%s: status role %q, disk error %q; want shutdown with the error", n.ID(), st.Role, st.DiskError)
