@@ -160,10 +160,11 @@ func (s *State) notify() {
 // queues it owns and may deliver (Assignment) and the queues it owns but
 // must release (Revoking: their target is another member).
 type Membership struct {
-	MemberID   string
-	Generation uint64
-	Assignment []TQ
-	Revoking   []TQ
+	MemberID         string
+	Generation       uint64
+	Assignment       []TQ
+	Revoking         []TQ
+	SessionTimeoutMs int64
 }
 
 // The methods below apply committed commands, called by the command
@@ -561,7 +562,7 @@ func (s *State) assignRoundRobin(g *Group) map[string]string {
 
 // membership is member id's view; id must be a member.
 func (g *Group) membership(id string) Membership {
-	m := Membership{MemberID: id, Generation: g.Generation}
+	m := Membership{MemberID: id, Generation: g.Generation, SessionTimeoutMs: g.Members[id].SessionTimeoutMs}
 	for _, k := range g.sortedQueueKeys() {
 		if g.Owners[k] != id {
 			continue

@@ -146,7 +146,7 @@ func (s *Service) Heartbeat(ctx context.Context, group, member string, known uin
 			return Membership{}, err
 		}
 		s.sess.beat(group, member, s.cfg.Clock())
-		timeout := s.sessionTimeout(group, member)
+		timeout := memberSession(m)
 		wait = min(wait, timeout/3)
 		if wait <= 0 || m.Generation != known {
 			return Membership{Membership: m, SessionTimeout: timeout}, nil
@@ -167,13 +167,13 @@ func (s *Service) Heartbeat(ctx context.Context, group, member string, known uin
 	}
 }
 
-func (s *Service) sessionTimeout(group, member string) time.Duration {
-	for _, r := range s.groups.Members() {
-		if r.Group == group && r.MemberID == member {
-			return time.Duration(r.SessionTimeoutMs) * time.Millisecond
-		}
+// memberSession is m's session timeout (the default for a member joined
+// without one, as old logs hold).
+func memberSession(m consumer.Membership) time.Duration {
+	if m.SessionTimeoutMs <= 0 {
+		return DefaultSessionTimeout
 	}
-	return DefaultSessionTimeout
+	return time.Duration(m.SessionTimeoutMs) * time.Millisecond
 }
 
 // ReleaseQueues gives up queues a member owns and must release, with the
@@ -216,7 +216,7 @@ func (s *Service) ReleaseQueues(ctx context.Context, c consumer.ReleaseCmd) (Mem
 	}
 	s.sess.beat(c.Group, c.MemberID, s.cfg.Clock())
 	s.sess.released(c.Group, c.MemberID)
-	return Membership{Membership: m, SessionTimeout: s.sessionTimeout(c.Group, c.MemberID)}, nil
+	return Membership{Membership: m, SessionTimeout: memberSession(m)}, nil
 }
 
 // ownedQueues is the set of queues a member owns: delivering or revoking.

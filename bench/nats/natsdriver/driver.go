@@ -403,32 +403,27 @@ func (d *Driver) streamLeader(ctx context.Context) (*natsNode, error) {
 	if leader == "" {
 		return nil, errors.New("nats: stream has no leader")
 	}
-	for _, n := range d.node {
-		if n.name == leader {
-			return n, nil
-		}
+	n, err := d.byName(leader)
+	if err != nil {
+		return nil, fmt.Errorf("nats: stream leader: %w", err)
 	}
-	return nil, fmt.Errorf("nats: leader %q is not one of our nodes", leader)
+	return n, nil
 }
 
 // KillLeader implements driver.Driver: it SIGKILLs the leader of the first
 // topic's stream.
 func (d *Driver) KillLeader(ctx context.Context) (string, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		n, err := d.streamLeader(cctx)
-		cancel()
-		if err == nil {
-			d.kill(n)
-			d.log.Info("killed nats stream leader", "node", n.name)
-			return n.name, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return "", err
-		}
-		time.Sleep(100 * time.Millisecond)
+	name, err := d.Leader(ctx)
+	if err != nil {
+		return "", err
 	}
+	n, err := d.byName(name)
+	if err != nil {
+		return "", err
+	}
+	d.kill(n)
+	d.log.Info("killed nats stream leader", "node", n.name)
+	return n.name, nil
 }
 
 // Restart implements driver.Driver: it restarts a killed node with its
