@@ -88,6 +88,18 @@ type Admission struct {
 	MinFreePercent float64
 }
 
+// entrySlack is what an entry may hold beyond its request's bytes: the
+// command's framing and, for a JSON produce, the binary records'
+// per-message overhead (at most 10,000 messages).
+const entrySlack = 256 << 10
+
+func (c *Config) maxRequestBytes() int {
+	if c.MaxRequestBytes > 0 {
+		return c.MaxRequestBytes
+	}
+	return DefaultConfig().MaxRequestBytes
+}
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
@@ -167,6 +179,17 @@ func (c *Config) replicationConfig() (replication.Config, error) {
 		rc.Log.SegmentSize = c.SegmentBytes
 	}
 	rc.Log.Retention.MaxBytes, rc.Log.Retention.MaxAge = c.RetentionBytes, c.RetentionAge
+	// An entry holds at most one request's data and its framing, or one
+	// command within its quota; the entry bound in turn sizes
+	// AppendEntries (replication.Config).
+	cmd := c.Quotas.MaxCommandBytes
+	if cmd <= 0 {
+		cmd = service.DefaultMaxCommandBytes
+	}
+	rc.MaxEntryBytes = min(max(c.maxRequestBytes()+entrySlack, cmd), rc.Log.MaxEntrySize)
+	if o.MaxAppendBytes > 0 {
+		rc.MaxAppendBytes = o.MaxAppendBytes
+	}
 	rc.Logger = c.Logger
 	return rc, nil
 }

@@ -52,8 +52,21 @@ type Config struct {
 	// that carries a new commit index. Default 10ms.
 	CommitTimeout time.Duration
 	// MaxAppendEntries bounds the entries per AppendEntries RPC and per
-	// batch the leader writes at once. Default 512.
+	// batch the leader writes at once. Default 512. The bound in effect is
+	// lower when MaxAppendBytes / MaxEntryBytes is (AppendEntriesBound).
 	MaxAppendEntries int
+	// MaxEntryBytes bounds one proposed entry: Propose refuses larger
+	// data with ErrEntryTooLarge before it reaches raft. Default 4 MiB
+	// (64 entries per RPC); the broker sets it from its request bound. At
+	// most the commit log's MaxEntrySize.
+	MaxEntryBytes int
+	// MaxAppendBytes bounds the entry bytes of one AppendEntries RPC: what
+	// the leader reads from its log for one follower at once and what the
+	// follower decodes. hashicorp/raft bounds an RPC by entry count only,
+	// so the count is chosen from the bytes: MaxAppendBytes /
+	// MaxEntryBytes entries (at least 1, at most MaxAppendEntries).
+	// Default 256 MiB.
+	MaxAppendBytes int64
 	// SnapshotInterval and SnapshotThreshold: how often raft checks, and
 	// how many new entries make it take, a state snapshot. Defaults 2s and
 	// 512: a restart replays the entries since the last snapshot (twice:
@@ -100,6 +113,8 @@ func DefaultConfig() Config {
 		FailoverAfter:      300 * time.Millisecond,
 		CommitTimeout:      10 * time.Millisecond,
 		MaxAppendEntries:   512,
+		MaxEntryBytes:      4 << 20,
+		MaxAppendBytes:     256 << 20,
 		SnapshotInterval:   2 * time.Second,
 		SnapshotThreshold:  512,
 		RetainSnapshots:    2,
@@ -137,6 +152,12 @@ func (c *Config) validate() error {
 	if c.FailoverAfter > 0 && c.FailoverAfter < c.HeartbeatTimeout*2/5 {
 		return fmt.Errorf("replication: config: FailoverAfter %v is below 2/5 of the heartbeat timeout %v (raft's heartbeat gaps reach 1/5)", c.FailoverAfter, c.HeartbeatTimeout)
 	}
+	if c.MaxEntryBytes <= 0 {
+		c.MaxEntryBytes = DefaultConfig().MaxEntryBytes
+	}
+	if c.Log.MaxEntrySize > 0 && c.MaxEntryBytes > c.Log.MaxEntrySize {
+		return fmt.Errorf("replication: config: MaxEntryBytes %d is over the commit log's entry limit %d", c.MaxEntryBytes, c.Log.MaxEntrySize)
+	}
 	if c.RestoreTimeout == 0 { // zero would try each peer once: take the default
 		c.RestoreTimeout = DefaultConfig().RestoreTimeout
 	}
@@ -162,7 +183,7 @@ func (c *Config) raftConfig() *raft.Config {
 	rc.ElectionTimeout = c.ElectionTimeout
 	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
 	rc.CommitTimeout = c.CommitTimeout
-	rc.MaxAppendEntries = c.MaxAppendEntries
+	rc.MaxAppendEntries = c.AppendEntriesBound()
 	rc.BatchApplyCh = true
 	rc.SnapshotInterval = c.SnapshotInterval
 	rc.SnapshotThreshold = c.SnapshotThreshold
@@ -173,6 +194,17 @@ func (c *Config) raftConfig() *raft.Config {
 	rc.Logger = newHCLog(c.Logger)
 	rc.NoLegacyTelemetry = true
 	return rc
+}
+
+// AppendEntriesBound is the entries per AppendEntries RPC in effect:
+// MaxAppendEntries, lowered so that that many entries of MaxEntryBytes
+// stay within MaxAppendBytes (at least 1).
+func (c *Config) AppendEntriesBound() int {
+	n := c.MaxAppendEntries
+	if c.MaxEntryBytes > 0 && c.MaxAppendBytes > 0 {
+		n = int(min(int64(n), c.MaxAppendBytes/int64(c.MaxEntryBytes)))
+	}
+	return max(n, 1)
 }
 
 // SyncPolicy is the commit log's durability policy (commitlog.SyncPolicy),

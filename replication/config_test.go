@@ -96,7 +96,7 @@ func TestDefaultConfigRaftConfig(t *testing.T) {
 	}
 	if rc.LocalID != "n1" || rc.HeartbeatTimeout != 400*time.Millisecond || rc.ElectionTimeout != 400*time.Millisecond ||
 		rc.LeaderLeaseTimeout != 400*time.Millisecond || rc.CommitTimeout != 10*time.Millisecond ||
-		rc.MaxAppendEntries != 512 || rc.SnapshotInterval != 2*time.Second || rc.SnapshotThreshold != 512 {
+		rc.MaxAppendEntries != 64 || rc.SnapshotInterval != 2*time.Second || rc.SnapshotThreshold != 512 {
 		t.Fatalf("raft config does not carry the defaults: %+v", rc)
 	}
 	// The log is the message store: raft must never compact it.
@@ -105,6 +105,42 @@ func TestDefaultConfigRaftConfig(t *testing.T) {
 	}
 	if cfg.RetainSnapshots != 2 || cfg.RestoreTimeout != 60*time.Second || DefaultConfig().RetentionInterval != 30*time.Second {
 		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+// TestAppendEntriesBound: hashicorp/raft bounds an AppendEntries RPC by
+// entry count only; the count in effect is chosen so that that many
+// entries of the largest size Propose accepts stay within MaxAppendBytes,
+// and Propose refuses anything larger.
+func TestAppendEntriesBound(t *testing.T) {
+	for _, tc := range []struct {
+		entries, entryBytes int
+		appendBytes         int64
+		want                int
+	}{
+		{512, 4 << 20, 256 << 20, 64},
+		{512, 16<<20 + 256<<10, 256 << 20, 15},
+		{512, 1 << 10, 256 << 20, 512},
+		{512, 64 << 20, 32 << 20, 1},
+		{512, 0, 256 << 20, 512},
+	} {
+		c := Config{MaxAppendEntries: tc.entries, MaxEntryBytes: tc.entryBytes, MaxAppendBytes: tc.appendBytes}
+		if got := c.AppendEntriesBound(); got != tc.want {
+			t.Errorf("%+v: bound %d, want %d", tc, got, tc.want)
+		}
+	}
+	cfg := validConfig(t)
+	cfg.MaxEntryBytes = 1 << 20
+	cfg.Log.MaxEntrySize = 64 << 20
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.raftConfig().MaxAppendEntries; got != 256 {
+		t.Fatalf("raft's MaxAppendEntries %d, want 256 (256 MiB / 1 MiB)", got)
+	}
+	cfg.MaxEntryBytes = 65 << 20
+	if err := cfg.validate(); err == nil {
+		t.Fatal("an entry bound over the commit log's limit was accepted")
 	}
 }
 

@@ -29,6 +29,9 @@ var (
 	// entries until it is restarted (Node.DiskError). Proposals it refuses
 	// for it also match ErrNotLeader: retry on another node.
 	ErrDiskFailed = errors.New("replication: the commit log failed; restart the node once the disk is fixed")
+	// ErrEntryTooLarge: a proposal is over MaxEntryBytes; nothing was
+	// proposed.
+	ErrEntryTooLarge = errors.New("replication: entry over the maximum entry size")
 	// ErrBadResult: the state machine answered a proposal with a result
 	// of another type than the proposer expected (a programming error).
 	ErrBadResult = errors.New("replication: unexpected result type")

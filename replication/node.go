@@ -393,6 +393,9 @@ func (n *Node) notLeader() error {
 // result. If ctx ends first it returns ErrTimeout: the entry may still
 // commit. ErrLeadershipLost likewise means the outcome is unknown.
 func (n *Node) Propose(ctx context.Context, data []byte) (Result, error) {
+	if len(data) > n.cfg.MaxEntryBytes {
+		return Result{}, fmt.Errorf("%w: %d bytes, the maximum is %d", ErrEntryTooLarge, len(data), n.cfg.MaxEntryBytes)
+	}
 	if !n.IsLeader() {
 		return Result{}, n.notLeader()
 	}

@@ -44,6 +44,21 @@ func TestSingleNodeGroup(t *testing.T) {
 	}
 }
 
+// TestProposeRefusesOversizeEntry: data over MaxEntryBytes is refused
+// before it reaches raft (it could not be sent to a follower within the
+// AppendEntries byte bound), and the node goes on.
+func TestProposeRefusesOversizeEntry(t *testing.T) {
+	c := newCluster(t, 1, clusterOpts{})
+	l := c.leader(10 * time.Second)
+	ctx := context.Background()
+	if _, err := l.Propose(ctx, make([]byte, l.cfg.MaxEntryBytes+1)); !errors.Is(err, ErrEntryTooLarge) {
+		t.Fatalf("oversize proposal: %v, want ErrEntryTooLarge", err)
+	}
+	if _, err := l.Propose(ctx, make([]byte, l.cfg.MaxEntryBytes)); err != nil {
+		t.Fatalf("a proposal of exactly MaxEntryBytes: %v", err)
+	}
+}
+
 func TestFollowerRejectsProposals(t *testing.T) {
 	c := newCluster(t, 3, clusterOpts{inmem: true})
 	l := c.leader(10 * time.Second)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net/http"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -31,11 +30,6 @@ const (
 	// DefaultMaxConnsPerIP bounds the connections of one client address.
 	DefaultMaxConnsPerIP = 256
 )
-
-func init() {
-	statusOf[wire.CodeOverloaded] = http.StatusServiceUnavailable
-	statusOf[wire.CodeDiskFull] = http.StatusInsufficientStorage
-}
 
 // admission is the in-flight request-bytes budget: a request is charged
 // its Content-Length (a chunked body: MaxRequestBytes) from before its

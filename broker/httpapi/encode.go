@@ -39,6 +39,13 @@ var statusOf = map[string]int{
 	wire.CodeIllegalGeneration:  http.StatusConflict,
 	wire.CodeNotAssigned:        http.StatusConflict,
 	wire.CodeGroupActive:        http.StatusConflict,
+	wire.CodeTooManyTopics:      http.StatusConflict,
+	wire.CodeTooManyQueues:      http.StatusConflict,
+	wire.CodeTooManyGroups:      http.StatusConflict,
+	wire.CodeTooManyMembers:     http.StatusConflict,
+	wire.CodeCommandTooLarge:    http.StatusRequestEntityTooLarge,
+	wire.CodeOverloaded:         http.StatusServiceUnavailable,
+	wire.CodeDiskFull:           http.StatusInsufficientStorage,
 }
 
 func (s *Server) writeJSON(ctx *fasthttp.RequestCtx, status int, v any) error {

@@ -148,18 +148,3 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	s.reqs.observe(name, ctx.Response.StatusCode(), string(ctx.Response.Header.Peek("X-Error-Code")))
 }
-
-// issue 11: quotas and validation. The statuses of the quota codes are
-// registered here, beside the routes that answer them, so that statusOf's
-// table (encode.go) stays as it is.
-func init() {
-	for code, status := range map[string]int{
-		wire.CodeTooManyTopics:   409,
-		wire.CodeTooManyQueues:   409,
-		wire.CodeTooManyGroups:   409,
-		wire.CodeTooManyMembers:  409,
-		wire.CodeCommandTooLarge: 413,
-	} {
-		statusOf[code] = status
-	}
-}

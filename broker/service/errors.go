@@ -36,6 +36,7 @@ var codeOf = []struct {
 	{topics.ErrTopicExists, wire.CodeTopicExists, false},
 	{topics.ErrQueueNotFound, wire.CodeQueueNotFound, false},
 	{wire.ErrTooLarge, wire.CodeMessageTooLarge, false},
+	{replication.ErrEntryTooLarge, wire.CodeRequestTooLarge, false},
 	{wire.ErrMalformed, wire.CodeMalformedBatch, false},
 	{wire.ErrEmptyBatch, wire.CodeMalformedBatch, false},
 	{topics.ErrInvalidArgument, wire.CodeInvalidArgument, false},
