@@ -246,6 +246,16 @@ func TestProducerExpiry(t *testing.T) {
 	}
 }
 
+// lastSeen is a test producer's last activity: clock for the active ones.
+func lastSeen(seen func(uint64) int64, active []uint64, id uint64) int64 {
+	for _, a := range active {
+		if a == id {
+			return 1_000_000
+		}
+	}
+	return seen(id)
+}
+
 func TestMaxProducersEviction(t *testing.T) {
 	// MaxProducers is large: the state is filled directly, then an
 	// InitProducer applies the bound. clock stays below the TTL so only
@@ -263,19 +273,19 @@ func TestMaxProducersEviction(t *testing.T) {
 	}{
 		{name: "below the bound nothing goes", n: MaxProducers - 1, seen: func(uint64) int64 { return 1000 },
 			count: MaxProducers},
-		{name: "the least recently active goes", n: MaxProducers,
+		{name: "the least recently active go", n: MaxProducers,
 			seen: func(id uint64) int64 {
-				if id == 500 {
+				if id == 50_000 {
 					return 999
 				}
 				return 1000 + int64(id)
-			}, evicted: []uint64{500}, count: MaxProducers},
+			}, evicted: []uint64{50_000, 1, evictBatch}, count: MaxProducers - evictBatch},
 		{name: "ties go by id", n: MaxProducers, seen: func(uint64) int64 { return 1000 },
-			evicted: []uint64{1}, count: MaxProducers, snapshot: true},
+			evicted: []uint64{1, evictBatch + 1}, count: MaxProducers - evictBatch, snapshot: true},
 		{name: "activity keeps a producer", n: MaxProducers, seen: func(uint64) int64 { return 1000 },
-			active: []uint64{1, 2}, evicted: []uint64{3}, count: MaxProducers},
-		{name: "over the bound, the oldest go down to it", n: MaxProducers + 2,
-			seen: func(id uint64) int64 { return 2000 - int64(id%2)*1000 }, evicted: []uint64{1, 3, 5}, count: MaxProducers},
+			active: []uint64{1, 2}, evicted: []uint64{3, evictBatch + 3}, count: MaxProducers - evictBatch},
+		{name: "over the bound, the oldest go below it", n: MaxProducers + 2,
+			seen: func(id uint64) int64 { return 2000 - int64(id%2)*1000 }, evicted: []uint64{1, 3, 5}, count: MaxProducers - evictBatch},
 		{name: "expired producers go first", n: MaxProducers - 3, seen: func(uint64) int64 { return 1000 },
 			expired: 3, evicted: []uint64{MaxProducers - 2, MaxProducers - 1, MaxProducers}, count: MaxProducers - 2},
 	} {
@@ -305,14 +315,29 @@ func TestMaxProducersEviction(t *testing.T) {
 			if len(s.producers) != tc.count {
 				t.Fatalf("%d producers remembered, want %d", len(s.producers), tc.count)
 			}
-			gone := map[uint64]bool{}
 			for _, id := range tc.evicted {
-				gone[id] = true
-			}
-			for id := uint64(1); id <= uint64(total); id++ {
-				if _, ok := s.producers[id]; ok == gone[id] {
-					t.Fatalf("producer %d remembered %v, want %v", id, ok, !gone[id])
+				if _, ok := s.producers[id]; ok {
+					t.Fatalf("producer %d is still remembered", id)
 				}
+			}
+			// Every producer the bound evicted was less recently active
+			// (ties: lower id) than every one it kept.
+			before := func(a, b uint64) bool {
+				sa, sb := lastSeen(tc.seen, tc.active, a), lastSeen(tc.seen, tc.active, b)
+				return sa < sb || sa == sb && a < b
+			}
+			var newestGone, oldestKept uint64
+			for id := uint64(1); id <= uint64(tc.n); id++ {
+				if _, ok := s.producers[id]; !ok {
+					if newestGone == 0 || before(newestGone, id) {
+						newestGone = id
+					}
+				} else if oldestKept == 0 || before(id, oldestKept) {
+					oldestKept = id
+				}
+			}
+			if newestGone != 0 && oldestKept != 0 && before(oldestKept, newestGone) {
+				t.Fatalf("producer %d was evicted but the less recently active %d was kept", newestGone, oldestKept)
 			}
 		})
 	}

@@ -147,12 +147,27 @@ func decompress(c Codec, b []byte, limit int) ([]byte, error) {
 			return nil, fmt.Errorf("%w: zstd: %w", ErrMalformed, err)
 		}
 		defer r.Close()
-		out, err := readAtMost(r, limit, sizeHint)
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-			return nil, fmt.Errorf("%w: zstd: %w", ErrTooLarge, err)
+		if sizeHint == 0 && len(b) > 0 {
+			// No declared size: a first pass counts the output without
+			// keeping it (memory: the decoder's window), so that a bomb is
+			// refused before its output is buffered and a valid frame is
+			// read into one buffer of its size. Twice the CPU, for frames
+			// our SDK never sends (it declares sizes).
+			n, err := io.Copy(io.Discard, io.LimitReader(r, int64(limit)+1))
+			if err := zstdErr(err); err != nil {
+				return nil, err
+			}
+			if n > int64(limit) {
+				return nil, fmt.Errorf("%w: records inflate past %d bytes", ErrTooLarge, limit)
+			}
+			if err := r.Reset(bytes.NewReader(b)); err != nil {
+				return nil, fmt.Errorf("%w: zstd: %w", ErrMalformed, err)
+			}
+			sizeHint = int(n)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: zstd: %w", ErrMalformed, err)
+		out, err := readAtMost(r, limit, sizeHint)
+		if err := zstdErr(err); err != nil {
+			return nil, err
 		}
 		if len(out) > limit {
 			return nil, fmt.Errorf("%w: records inflate past %d bytes", ErrTooLarge, limit)
@@ -160,6 +175,18 @@ func decompress(c Codec, b []byte, limit int) ([]byte, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("%w %d", ErrCodec, c)
+}
+
+// zstdErr classifies a zstd decoding error: over a size bound is
+// ErrTooLarge, anything else ErrMalformed.
+func zstdErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
+		return fmt.Errorf("%w: zstd: %w", ErrTooLarge, err)
+	}
+	return fmt.Errorf("%w: zstd: %w", ErrMalformed, err)
 }
 
 // readAtMost reads r to its end or to limit+1 bytes, whichever comes

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"runtime"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 	"time"
 )
 
@@ -97,5 +99,63 @@ func TestReadAtMost(t *testing.T) {
 		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(4*tc.want+(64<<10)) || alloc > uint64(3*(tc.limit+1)+(64<<10)) {
 			t.Errorf("%+v: allocated %d bytes to read %d", tc, alloc, len(got))
 		}
+	}
+}
+
+// zstdStream compresses b as one frame that declares no content size
+// (as streaming encoders write it), with the given window.
+func zstdStream(t *testing.T, b []byte, window int) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	w, err := zstd.NewWriter(&out, zstd.WithWindowSize(window), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(b) > 0 { // in pieces: the encoder cannot know the size
+		n := min(len(b), 64<<10)
+		if _, err := w.Write(b[:n]); err != nil {
+			t.Fatal(err)
+		}
+		b = b[n:]
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var h zstd.Header
+	if err := h.Decode(out.Bytes()); err != nil || h.HasFCS {
+		t.Fatalf("the test frame declares its size (%v): not the case under test", err)
+	}
+	return out.Bytes()
+}
+
+// A zstd frame that does not declare its size is refused, when it
+// inflates past the limit, without buffering its output (a bomb of 64 MiB
+// of zeros under a 16 MiB limit once allocated ~3× the limit), and read
+// into one buffer of its size when it fits.
+func TestDecodeZstdUndeclaredSize(t *testing.T) {
+	alloc := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	bomb := zstdStream(t, make([]byte, 64<<20), 256<<10)
+	var err error
+	if n := alloc(func() { _, err = decompress(CodecZstd, bomb, 16<<20) }); !errors.Is(err, ErrTooLarge) || n > 4<<20 {
+		t.Fatalf("bomb: %v after allocating %d KiB; want ErrTooLarge within 4 MiB", err, n>>10)
+	}
+	want := bytes.Repeat([]byte("ledgermq "), 1<<17) // ~1.1 MiB
+	frame := zstdStream(t, want, 256<<10)
+	var got []byte
+	if n := alloc(func() { got, err = decompress(CodecZstd, frame, 16<<20) }); err != nil || !bytes.Equal(got, want) || n > uint64(len(want))+2<<20 {
+		t.Fatalf("valid frame: err %v, equal %v, allocated %d KiB for %d KiB", err, bytes.Equal(got, want), n>>10, len(want)>>10)
+	}
+	if _, err := decompress(CodecZstd, frame, len(want)-1); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("one byte over the limit: %v, want ErrTooLarge", err)
+	}
+	if got, err := decompress(CodecZstd, frame, len(want)); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("exactly at the limit: %v", err)
 	}
 }
