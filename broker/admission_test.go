@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -123,5 +124,47 @@ func TestDiskWatermarkLeaderStepsDown(t *testing.T) {
 	})
 	if r := call(t, "POST", "http://"+next.Addr()+"/v1/topics/orders/messages", "application/json", []byte(`{"messages":[{"value":"x"}]}`)); r.status != http.StatusOK {
 		t.Fatalf("produce on the new leader: %d %s", r.status, r.body)
+	}
+}
+
+// TestUnsentResponseCharged: a fetch answer the client has not read yet
+// stays charged to the in-flight budget (fetches are refused with
+// OVERLOADED meanwhile, instead of building more answers in memory); once
+// the reader goes away the charge is released and fetches are served.
+func TestUnsentResponseCharged(t *testing.T) {
+	const perClient = 4 << 20
+	bs := startGroup(t, 1, func(c *Config) {
+		c.MaxRequestBytes = 2 << 20
+		c.Admission.MaxInflightBytes = 64 << 20
+		c.Admission.MaxInflightBytesPerClient = perClient
+	})
+	addr := bs[0].Addr()
+	base := "http://" + addr
+	if r := call(t, "POST", base+"/v1/topics", "application/json", []byte(`{"name":"big","queues":1}`)); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	value := strings.Repeat("v", 100<<10)
+	body := []byte(`{"messages":[` + strings.TrimSuffix(strings.Repeat(`{"value":"`+value+`"},`, 19), ",") + `]}`)
+	for range 6 { // ~11 MiB: more than loopback's socket buffers take
+		if r := call(t, "POST", base+"/v1/topics/big/messages", "application/json", body); r.status != http.StatusOK {
+			t.Fatalf("produce: %d %.200s", r.status, r.body)
+		}
+	}
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	slow, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "GET /v1/topics/big/queues/0/batches?offset=0&max_bytes=%d HTTP/1.1\r\nHost: x\r\n\r\n", 10<<20)
+	waitFor(t, 15*time.Second, "the unread answer charged", func() bool { return bs[0].http.InflightBytes() > perClient })
+	expectCode(t, call(t, "GET", base+"/v1/topics/big/queues/0/messages?offset=0&max_messages=1", "", nil),
+		http.StatusServiceUnavailable, wire.CodeOverloaded)
+	slow.Close()
+	waitFor(t, 10*time.Second, "the charge released", func() bool { return bs[0].http.InflightBytes() == 0 })
+	if r := call(t, "GET", base+"/v1/topics/big/queues/0/messages?offset=0&max_messages=1", "", nil); r.status != http.StatusOK {
+		t.Fatalf("fetch after the reader left: %d %.200s", r.status, r.body)
 	}
 }

@@ -31,9 +31,10 @@ const (
 	DefaultMaxConnsPerIP = 256
 )
 
-// admission is the in-flight request-bytes budget: a request is charged
-// its Content-Length (a chunked body: MaxRequestBytes) from before its
-// body is read until its handler returns.
+// admission is the in-flight bytes budget: a request is charged its
+// Content-Length (a chunked body: MaxRequestBytes) from before its body is
+// read until its handler returns, and a large response (respond) from
+// when it is built until it is written.
 type admission struct {
 	global, perClient int64
 	mu                sync.Mutex
@@ -67,8 +68,71 @@ func (a *admission) release(client string, n int64) {
 	}
 }
 
-// InflightBytes returns the request bytes charged to the in-flight budget
-// now.
+// force charges n bytes to client even over the budgets: a response that
+// is already built. Requests are refused until it is written.
+func (a *admission) force(client string, n int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.used += n
+	a.byClient[client] += n
+}
+
+// room reports whether client may start a request that builds a large
+// response: neither budget is used up.
+func (a *admission) room(client string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.used < a.global && a.byClient[client] < a.perClient
+}
+
+// minChargedResponse: response bodies from this size on are charged to
+// the in-flight budget until written; smaller ones are not worth the
+// bookkeeping.
+const minChargedResponse = 64 << 10
+
+// chargedBody is a response body charged to the in-flight budget until
+// fasthttp has written it or dropped it (it closes a body stream then).
+type chargedBody struct {
+	*bytes.Reader
+	once    sync.Once
+	release func()
+}
+
+func (b *chargedBody) Close() error {
+	b.once.Do(b.release)
+	return nil
+}
+
+// respond sets body (the handler's own slice, not retained by the caller)
+// as the response. A large one is charged to the client's in-flight
+// budget until it is written, as Kafka's queued.max.request.bytes counts
+// responses too: fetches answered and not yet sent hold memory that new
+// requests must not also claim. It is also not copied into fasthttp's
+// buffer.
+func (s *Server) respond(ctx *fasthttp.RequestCtx, body []byte) {
+	if len(body) < minChargedResponse {
+		ctx.SetBody(body)
+		return
+	}
+	client, n := ctx.RemoteIP().String(), int64(len(body))
+	s.admit.force(client, n)
+	ctx.SetBodyStream(&chargedBody{Reader: bytes.NewReader(body), release: func() { s.admit.release(client, n) }}, len(body))
+}
+
+// admitResponse refuses, with a retriable OVERLOADED, a request that would
+// build a large response while the budget is used up.
+func (s *Server) admitResponse(ctx *fasthttp.RequestCtx) error {
+	if s.admit.room(ctx.RemoteIP().String()) {
+		return nil
+	}
+	e := service.Errorf(wire.CodeOverloaded, "the broker is over its in-flight budget (%d bytes, %d per client) with responses not yet sent: back off and retry",
+		s.cfg.MaxInflightBytes, s.cfg.MaxInflightBytesPerClient)
+	e.Retriable = true
+	return e
+}
+
+// InflightBytes returns the request and response bytes charged to the
+// in-flight budget now.
 func (s *Server) InflightBytes() int64 { return s.admit.inflight() }
 
 // inflight returns the bytes charged now (tests, metrics).

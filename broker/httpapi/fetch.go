@@ -16,6 +16,9 @@ import (
 // fetchRequest parses a fetch's path and query.
 func (s *Server) fetchRequest(c *call) (service.FetchRequest, error) {
 	req := service.FetchRequest{Topic: c.param("topic")}
+	if err := s.admitResponse(c.ctx); err != nil {
+		return req, err
+	}
 	var err error
 	if req.Queue, err = c.queue(); err != nil {
 		return req, err
@@ -76,7 +79,7 @@ func (s *Server) fetchJSON(c *call) error {
 	}
 	c.ctx.SetStatusCode(http.StatusOK)
 	c.ctx.SetContentType("application/json")
-	c.ctx.SetBody(body)
+	s.respond(c.ctx, body)
 	return nil
 }
 
@@ -137,7 +140,7 @@ func (s *Server) fetchBatches(c *call) error {
 	c.ctx.Response.Header.Set("X-Next-Offset", strconv.FormatUint(f.Next, 10))
 	c.ctx.SetContentType(wire.ContentType)
 	c.ctx.SetStatusCode(http.StatusOK)
-	c.ctx.SetBody(body)
+	s.respond(c.ctx, body)
 	return nil
 }
 
