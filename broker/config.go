@@ -114,6 +114,9 @@ func DefaultConfig() Config {
 		RetentionAge:    7 * 24 * time.Hour,
 		ProposeTimeout:  10 * time.Second,
 		MaxWait:         30 * time.Second,
+		Quotas: service.Quotas{MaxTopics: service.DefaultMaxTopics, MaxQueuesPerTopic: service.DefaultMaxQueuesPerTopic,
+			MaxGroups: service.DefaultMaxGroups, MaxMembersPerGroup: service.DefaultMaxMembersPerGroup,
+			MaxCommandBytes: service.DefaultMaxCommandBytes},
 		Admission: Admission{
 			MaxInflightBytes:          httpapi.DefaultMaxInflightBytes,
 			MaxInflightBytesPerClient: httpapi.DefaultMaxInflightBytesPerClient,

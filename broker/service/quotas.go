@@ -28,6 +28,7 @@ type Quotas struct {
 // Quota defaults: generous for real deployments, finite for abuse.
 const (
 	DefaultMaxTopics          = 10_000
+	DefaultMaxQueuesPerTopic  = topics.MaxQueues
 	DefaultMaxGroups          = 10_000
 	DefaultMaxMembersPerGroup = 1_000
 	DefaultMaxCommandBytes    = 1 << 20

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ledgermq/ledgermq/broker"
+	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/replication"
 )
 
@@ -28,6 +29,8 @@ type nodeOptions struct {
 	retentionInterval                                                    time.Duration
 	snapThreshold                                                        uint64
 	admission                                                            broker.Admission // issue 11
+	quotas                                                               service.Quotas
+	maxAppendBytes                                                       int64
 }
 
 func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
@@ -60,6 +63,14 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.IntVar(&a.MaxConnsPerIP, "max-conns-per-ip", d.Admission.MaxConnsPerIP, "connections of one client address")
 	fs.Int64Var(&a.MinFreeBytes, "min-free-bytes", d.Admission.MinFreeBytes, "the leader refuses writes (507 DISK_FULL) while the data directory has less free space (negative: no byte floor)")
 	fs.Float64Var(&a.MinFreePercent, "min-free-percent", d.Admission.MinFreePercent, "the same floor as a percentage of the data directory's file system (negative: none); the larger floor applies")
+	// quotas: bounds on the replicated state, each refused with its own code
+	q := &o.quotas
+	fs.IntVar(&q.MaxTopics, "max-topics", service.DefaultMaxTopics, "topics in the group (TOO_MANY_TOPICS)")
+	fs.IntVar(&q.MaxQueuesPerTopic, "max-queues-per-topic", service.DefaultMaxQueuesPerTopic, "queues of one topic, at most 1024 (TOO_MANY_QUEUES)")
+	fs.IntVar(&q.MaxGroups, "max-groups", service.DefaultMaxGroups, "consumer groups (TOO_MANY_GROUPS)")
+	fs.IntVar(&q.MaxMembersPerGroup, "max-members-per-group", service.DefaultMaxMembersPerGroup, "members of one consumer group (TOO_MANY_MEMBERS)")
+	fs.IntVar(&q.MaxCommandBytes, "max-command-bytes", service.DefaultMaxCommandBytes, "encoded size of one topic or group command (COMMAND_TOO_LARGE)")
+	fs.Int64Var(&o.maxAppendBytes, "max-append-bytes", replication.DefaultConfig().MaxAppendBytes, "entry bytes one Raft AppendEntries may carry: entries per RPC = this / (max-request-bytes + 256 KiB), at most 512")
 }
 
 func parseNodeFlags(args []string, stderr io.Writer) (*nodeOptions, error) {
@@ -179,6 +190,8 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	cfg.Raft.FailoverAfter = o.failoverAfter
 	cfg.Raft.LeaderLeaseTimeout, cfg.Raft.SnapshotInterval, cfg.Raft.SnapshotThreshold = o.lease, o.snapInterval, o.snapThreshold
 	cfg.Admission = o.admission
+	cfg.Quotas = o.quotas
+	cfg.Raft.MaxAppendBytes = o.maxAppendBytes
 	cfg.Logger = logger
 	return cfg, nil
 }

@@ -204,7 +204,8 @@ func TestBrokerConfig(t *testing.T) {
 	o, err := parseNodeFlags([]string{"--id", "n2", "--group-id", "5", "--data-dir", "/d", "--listen", "h:1",
 		"--advertise-api", "public:1", "--raft-listen", "h:2", "--peers", "n1=h:3,n2=h:2", "--sync", "interval", "--segment-bytes", "4096",
 		"--retention-bytes", "8192", "--retention", "1h", "--max-request-bytes", "1024",
-		"--raft-heartbeat", "300ms", "--raft-election", "600ms", "--raft-failover-after", "-1ns", "--retention-interval", "5s"}, io.Discard)
+		"--raft-heartbeat", "300ms", "--raft-election", "600ms", "--raft-failover-after", "-1ns", "--retention-interval", "5s",
+		"--max-topics", "7", "--max-members-per-group", "9", "--max-append-bytes", "1000000"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +221,7 @@ func TestBrokerConfig(t *testing.T) {
 	want.Raft.HeartbeatTimeout, want.Raft.ElectionTimeout = 300*time.Millisecond, 600*time.Millisecond
 	want.Raft.FailoverAfter = -1 // disabled: raft's own timer only
 	want.RetentionInterval = 5 * time.Second
+	want.Quotas.MaxTopics, want.Quotas.MaxMembersPerGroup, want.Raft.MaxAppendBytes = 7, 9, 1000000
 	want.Raft.SnapshotInterval = replication.DefaultConfig().SnapshotInterval
 	want.Raft.SnapshotThreshold = replication.DefaultConfig().SnapshotThreshold
 	if fmt.Sprintf("%+v", cfg) != fmt.Sprintf("%+v", want) {
@@ -239,6 +241,7 @@ func TestBrokerConfig(t *testing.T) {
 	want.Raft.ElectionTimeout = replication.DefaultConfig().ElectionTimeout
 	want.Raft.FailoverAfter = replication.DefaultConfig().FailoverAfter
 	want.RetentionInterval = replication.DefaultConfig().RetentionInterval
+	want.Raft.MaxAppendBytes = replication.DefaultConfig().MaxAppendBytes
 	want.Raft.SnapshotInterval = replication.DefaultConfig().SnapshotInterval
 	want.Raft.SnapshotThreshold = replication.DefaultConfig().SnapshotThreshold
 	if fmt.Sprintf("%+v", cfg) != fmt.Sprintf("%+v", want) {
