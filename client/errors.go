@@ -178,3 +178,24 @@ func (e *unknownOutcomeError) Error() string {
 }
 
 func (e *unknownOutcomeError) Unwrap() []error { return []error{ErrUnknownOutcome, e.err} }
+
+// BatchError is a fetched batch the consumer cannot decode within its
+// bounds: one stored by a broker before today's limits (a header bomb) or
+// damaged. Poll returns it (wrapped) for as long as the queue's position
+// is at that batch; an application that chooses to skip it calls Seek
+// with AtOffset(Next), as Kafka consumers stop at a corrupt record and
+// leave the skip to the application.
+type BatchError struct {
+	Topic string
+	Queue int
+	// Offset is the batch's first offset; Next the offset after it (0
+	// when even its header is unreadable: skip one offset at a time).
+	Offset, Next uint64
+	Err          error // wraps wire.ErrTooLarge or wire.ErrMalformed
+}
+
+func (e *BatchError) Error() string {
+	return fmt.Sprintf("ledgermq: cannot decode the batch at %s/%d offset %d: %v", e.Topic, e.Queue, e.Offset, e.Err)
+}
+
+func (e *BatchError) Unwrap() error { return e.Err }

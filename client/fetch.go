@@ -229,9 +229,14 @@ func decodeFramesLimit(b []byte, tq TopicQueue, offset uint64, since time.Time, 
 		if uint64(n) > uint64(len(b)-wire.FetchFrameHeader) {
 			return nil, fmt.Errorf("%w: frame of %d bytes, %d left", wire.ErrMalformed, n, len(b)-wire.FetchFrameHeader)
 		}
-		_, msgs, err := wire.Decode(b[wire.FetchFrameHeader:wire.FetchFrameHeader+int(n)], limit, 0)
+		batch := b[wire.FetchFrameHeader : wire.FetchFrameHeader+int(n)]
+		_, msgs, err := wire.Decode(batch, limit, 0)
 		if err != nil {
-			return nil, fmt.Errorf("batch at offset %d: %w", base, err)
+			be := &BatchError{Topic: tq.Topic, Queue: tq.Queue, Offset: base, Err: err}
+			if h, herr := wire.ParseHeader(batch); herr == nil && h.Count > 0 {
+				be.Next = base + uint64(h.Count)
+			}
+			return nil, be
 		}
 		b = b[wire.FetchFrameHeader+int(n):]
 		for i := range msgs {

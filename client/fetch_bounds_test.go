@@ -48,6 +48,12 @@ func decodeBomb(t *testing.T, records, perRecord int) {
 	if !errors.Is(err, wire.ErrTooLarge) {
 		t.Fatalf("decodeFrames(bomb) = %v, want ErrTooLarge", err)
 	}
+	// The application learns where the batch ends, to skip it if it
+	// chooses (Seek(AtOffset(Next))).
+	var be *BatchError
+	if !errors.As(err, &be) || be.Topic != "t" || be.Offset != 0 || be.Next != uint64(records) {
+		t.Fatalf("decodeFrames(bomb) = %#v, want a BatchError for offsets [0, %d)", err, records)
+	}
 	if alloc >= 128<<20 {
 		t.Fatalf("decoding the bomb allocated %d MiB, want < 128 MiB", alloc>>20)
 	}
