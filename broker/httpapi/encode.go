@@ -46,6 +46,8 @@ var statusOf = map[string]int{
 	wire.CodeCommandTooLarge:    http.StatusRequestEntityTooLarge,
 	wire.CodeOverloaded:         http.StatusServiceUnavailable,
 	wire.CodeDiskFull:           http.StatusInsufficientStorage,
+	wire.CodeUnauthenticated:    http.StatusUnauthorized,
+	wire.CodeForbidden:          http.StatusForbidden,
 }
 
 func (s *Server) writeJSON(ctx *fasthttp.RequestCtx, status int, v any) error {
