@@ -20,11 +20,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ledgermq/ledgermq/bench/omb/report"
@@ -37,6 +39,7 @@ import (
 type options struct {
 	duration, warmup  time.Duration
 	segment, retained int64
+	minBytes          int64
 	producers, size   int
 	out               string
 }
@@ -47,6 +50,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", time.Minute, "time before the baseline sample (retention should have started)")
 	flag.Int64Var(&o.segment, "segment-bytes", 1<<20, "brokers' --segment-bytes")
 	flag.Int64Var(&o.retained, "retention-bytes", 64<<20, "brokers' --retention-bytes")
+	flag.Int64Var(&o.minBytes, "min-bytes", 0, "go on past -duration until this many bytes are acknowledged (e.g. 50000000000)")
 	flag.IntVar(&o.producers, "producers", 4, "SDK producers")
 	flag.IntVar(&o.size, "size", 1024, "message bytes")
 	flag.StringVar(&o.out, "out", "soak-results", "output directory")
@@ -75,7 +79,10 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ctx := context.Background()
+	// SIGINT/SIGTERM end the load early; the brokers are still stopped
+	// (deferred) and what was sampled is still written.
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
 	bin, err := proc.Build(ctx, dir, proc.Broker)
 	if err != nil {
 		return err
@@ -130,7 +137,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() {
 		for cctx.Err() == nil {
 			recs, _ := cons.Poll(cctx)
@@ -141,8 +148,12 @@ func run(o options) error {
 	var samples []sample
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
-	for time.Since(start) < o.duration {
-		<-tick.C
+	for ctx.Err() == nil && (time.Since(start) < o.duration || ackedBytes.Load() < o.minBytes) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			continue
+		}
 		for _, n := range g.Nodes() {
 			s := measure(g, n, dir)
 			s.t, s.moved = time.Since(start).Seconds(), ackedBytes.Load()
