@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +55,22 @@ func main() {
 	flag.IntVar(&o.producers, "producers", 4, "SDK producers")
 	flag.IntVar(&o.size, "size", 1024, "message bytes")
 	flag.StringVar(&o.out, "out", "soak-results", "output directory")
+	resummarize := flag.String("summarize", "", "no run: read DIR/samples.csv of an earlier run, redraw its charts and print its summary")
 	flag.Parse()
+	if *resummarize != "" {
+		ss, err := readCSV(filepath.Join(*resummarize, "samples.csv"))
+		if err == nil {
+			err = charts(*resummarize, ss)
+		}
+		if err == nil {
+			err = summary(os.Stdout, ss, o.warmup.Seconds(), ss[len(ss)-1].moved, -1, -1)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "soak:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
@@ -258,7 +274,7 @@ var resources = []struct {
 	{"goroutines", 1, func(s sample) int64 { return s.goroutines }},
 	{"Go heap MB", 1 << 20, func(s sample) int64 { return s.heap }},
 	{"index references", 1, func(s sample) int64 { return s.batches }},
-	{"snapshots MB", 1 << 20, func(s sample) int64 { return s.snapBytes }},
+	{"snapshots KB", 1 << 10, func(s sample) int64 { return s.snapBytes }},
 	{"data dir MB", 1 << 20, func(s sample) int64 { return s.dirBytes }},
 }
 
@@ -276,6 +292,38 @@ func writeCSV(path string, ss []sample) error {
 	}
 	w.Flush()
 	return w.Error()
+}
+
+// readCSV reads what writeCSV wrote.
+func readCSV(path string) ([]sample, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	var ss []sample
+	for i, r := range rows {
+		if i == 0 || len(r) != 10 {
+			continue
+		}
+		var v [8]int64
+		for j := range v {
+			if v[j], err = strconv.ParseInt(r[j+2], 10, 64); err != nil {
+				return nil, fmt.Errorf("%s line %d: %w", path, i+1, err)
+			}
+		}
+		t, err := strconv.ParseFloat(r[0], 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, i+1, err)
+		}
+		ss = append(ss, sample{t: t, node: r[1], rssKB: v[0], fds: v[1], goroutines: v[2], heap: v[3], batches: v[4],
+			snapBytes: v[5], dirBytes: v[6], moved: v[7]})
+	}
+	return ss, nil
 }
 
 func charts(dir string, ss []sample) error {
@@ -305,35 +353,64 @@ func charts(dir string, ss []sample) error {
 	return nil
 }
 
-// summary prints, per resource and node, the value at the end of the
-// warm-up, the last value and the largest after the warm-up, and the
-// change from the warm-up to the end.
+// summary prints, per resource and node, the median over the first
+// window after the warm-up and over the last window of the run (a window
+// is 5 minutes, or a third of the time after the warm-up if shorter), the
+// change between the two, and the largest value after the warm-up. One
+// sample is noisy (a snapshot, a segment roll, a GC cycle): medians over
+// minutes show whether a resource grows with what has passed through.
 func summary(w io.Writer, ss []sample, warmup float64, moved, consumed, failed int64) error {
-	fmt.Fprintf(w, "acknowledged %.2f GB, consumed %d messages, %d failed sends\n", float64(moved)/1e9, consumed, failed)
-	fmt.Fprintf(w, "%-18s %-4s %12s %12s %12s %8s\n", "resource", "node", "at warm-up", "at end", "max after", "change")
+	fmt.Fprintf(w, "acknowledged %.2f GB", float64(moved)/1e9)
+	if consumed >= 0 {
+		fmt.Fprintf(w, ", consumed %d messages, %d failed sends", consumed, failed)
+	}
+	fmt.Fprintln(w)
+	end := 0.0
+	for _, s := range ss {
+		end = max(end, s.t)
+	}
+	win := min(300, (end-warmup)/3)
+	fmt.Fprintf(w, "medians over [%.0f s, %.0f s) and [%.0f s, %.0f s]\n", warmup, warmup+win, end-win, end)
+	fmt.Fprintf(w, "%-18s %-4s %12s %12s %8s %12s\n", "resource", "node", "early", "late", "change", "max after")
 	for _, r := range resources {
-		base, last, peak := map[string]int64{}, map[string]int64{}, map[string]int64{}
+		early, late, peak := map[string][]int64{}, map[string][]int64{}, map[string]int64{}
 		var nodes []string
 		for _, s := range ss {
 			v := r.get(s)
-			if _, ok := last[s.node]; !ok {
+			if _, ok := peak[s.node]; !ok {
 				nodes = append(nodes, s.node)
+				peak[s.node] = 0
 			}
-			last[s.node] = v
 			if s.t <= warmup {
-				base[s.node] = v
-			} else {
-				peak[s.node] = max(peak[s.node], v)
+				continue
+			}
+			peak[s.node] = max(peak[s.node], v)
+			if s.t < warmup+win {
+				early[s.node] = append(early[s.node], v)
+			}
+			if s.t >= end-win {
+				late[s.node] = append(late[s.node], v)
 			}
 		}
 		for _, n := range nodes {
+			a, b := median(early[n]), median(late[n])
 			change := "-"
-			if base[n] > 0 {
-				change = fmt.Sprintf("%+.0f%%", 100*float64(last[n]-base[n])/float64(base[n]))
+			if a > 0 {
+				change = fmt.Sprintf("%+.0f%%", 100*float64(b-a)/float64(a))
 			}
-			fmt.Fprintf(w, "%-18s %-4s %12.1f %12.1f %12.1f %8s\n", r.name, n, float64(base[n])/r.scale, float64(last[n])/r.scale,
-				float64(peak[n])/r.scale, change)
+			fmt.Fprintf(w, "%-18s %-4s %12.1f %12.1f %8s %12.1f\n", r.name, n, float64(a)/r.scale, float64(b)/r.scale, change,
+				float64(peak[n])/r.scale)
 		}
 	}
 	return nil
+}
+
+// median of vs (0 when empty).
+func median(vs []int64) int64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	vs = slices.Clone(vs)
+	slices.Sort(vs)
+	return vs[len(vs)/2]
 }
