@@ -201,6 +201,9 @@ func (c *Config) raftConfig() *raft.Config {
 // stay within MaxAppendBytes (at least 1).
 func (c *Config) AppendEntriesBound() int {
 	n := c.MaxAppendEntries
+	if n <= 0 || n > 1024 { // out of raft's range: raft.ValidateConfig refuses it as given
+		return n
+	}
 	if c.MaxEntryBytes > 0 && c.MaxAppendBytes > 0 {
 		n = int(min(int64(n), c.MaxAppendBytes/int64(c.MaxEntryBytes)))
 	}
