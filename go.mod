@@ -9,6 +9,7 @@ require (
 )
 
 require (
+	golang.org/x/crypto v0.58.0
 	golang.org/x/image v0.47.0
 	gopkg.in/yaml.v3 v3.0.1
 )

@@ -36,6 +36,10 @@ func Open(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	authCfg, err := cfg.authConfig() // issue 12
+	if err != nil {
+		return nil, err
+	}
 	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID)}
 	if b.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("broker: listen on %s: %w", cfg.Listen, err)
@@ -48,7 +52,7 @@ func Open(cfg Config) (*Broker, error) {
 	b.svc = service.New(service.Config{ID: cfg.ID, GroupID: cfg.GroupID, ProposeTimeout: cfg.ProposeTimeout,
 		MaxWait: cfg.MaxWait, MaxRequestBytes: cfg.MaxRequestBytes, Logger: b.logger, Quotas: cfg.Quotas,
 		DataDir: cfg.DataDir, MinFreeBytes: cfg.Admission.MinFreeBytes, MinFreePercent: cfg.Admission.MinFreePercent,
-		FreeSpace: cfg.freeSpace}, b.node, m)
+		FreeSpace: cfg.freeSpace, Auth: authCfg}, b.node, m)
 	b.http = httpapi.New(httpapi.Config{MaxRequestBytes: cfg.MaxRequestBytes, MaxWait: cfg.MaxWait,
 		ReadTimeout: cfg.requestReadTimeout, Logger: b.logger,
 		MaxInflightBytes: cfg.Admission.MaxInflightBytes, MaxInflightBytesPerClient: cfg.Admission.MaxInflightBytesPerClient,

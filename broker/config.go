@@ -3,8 +3,11 @@ package broker
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/ledgermq/ledgermq/auth"
 	"github.com/ledgermq/ledgermq/broker/httpapi"
 	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/replication"
@@ -65,6 +68,37 @@ type Config struct {
 	// Admission bounds what the HTTP API takes in at once and the free
 	// space writes need (docs/api.md "Admission and disk").
 	Admission Admission
+
+	// issue 12: authentication and authorization
+	// Auth turns authentication and ACLs on and names the superusers
+	// (--auth, --superusers); its BootstrapToken is read from
+	// BootstrapTokenFile (--bootstrap-token-file) when that is set.
+	Auth               service.AuthConfig
+	BootstrapTokenFile string
+}
+
+// authConfig validates the auth configuration and reads the bootstrap
+// token file.
+func (c *Config) authConfig() (service.AuthConfig, error) {
+	a := c.Auth
+	for _, p := range a.Superusers {
+		if err := auth.ValidatePrincipal(p, false); err != nil || !strings.HasPrefix(p, "User:") {
+			return a, fmt.Errorf("broker: --superusers: %q is not a user (User:<name>)", p)
+		}
+	}
+	if c.BootstrapTokenFile != "" {
+		b, err := os.ReadFile(c.BootstrapTokenFile)
+		if err != nil {
+			return a, fmt.Errorf("broker: --bootstrap-token-file: %w", err)
+		}
+		a.BootstrapToken = strings.TrimSpace(string(b))
+	}
+	if a.BootstrapToken != "" {
+		if _, _, err := auth.ParseToken(a.BootstrapToken); err != nil {
+			return a, fmt.Errorf("broker: the bootstrap token is not lmq_<id>_<secret> (16 hex characters of id): %w", err)
+		}
+	}
+	return a, nil
 }
 
 // Admission is the admission-control and disk-watermark configuration.

@@ -1,5 +1,5 @@
 // Package fsm is the broker group's replicated state machine: it drives
-// the topics and consumer state machines from committed log entries.
+// the topics, consumer and auth state machines from committed log entries.
 //
 // Every command in the log is one code byte followed by a payload that
 // the owning package encodes. The codes, names, decoders and appliers of
@@ -10,7 +10,7 @@
 //
 // Snapshots are written in a versioned binary container (snapshot.go):
 // a magic string and format version, then sections (topics, consumer
-// groups), each with its kind, length and CRC-32C. A reader refuses a
+// groups, auth), each with its kind, length and CRC-32C. A reader refuses a
 // version it does not know and any section whose CRC does not match.
 //
 // Invariants: Apply is deterministic (same entries, same state and

@@ -3,6 +3,7 @@ package fsm
 import (
 	"fmt"
 
+	"github.com/ledgermq/ledgermq/auth"
 	"github.com/ledgermq/ledgermq/consumer"
 	"github.com/ledgermq/ledgermq/replication"
 	"github.com/ledgermq/ledgermq/topics"
@@ -13,6 +14,7 @@ import (
 type Machine struct {
 	topics *topics.State
 	groups *consumer.State
+	auth   *auth.State   // issue 12
 	table  [256]*command // by code; nil for unknown codes
 }
 
@@ -21,7 +23,7 @@ var _ replication.StateMachine = (*Machine)(nil)
 // New returns an empty state machine.
 func New() *Machine {
 	t := topics.New()
-	m := &Machine{topics: t, groups: consumer.New(func(name string) (int, bool) {
+	m := &Machine{topics: t, auth: auth.New(), groups: consumer.New(func(name string) (int, bool) {
 		top, err := t.Lookup(name)
 		if err != nil {
 			return 0, false
@@ -39,6 +41,9 @@ func (m *Machine) Topics() *topics.State { return m.topics }
 
 // Groups returns the consumer-group state, for readers.
 func (m *Machine) Groups() *consumer.State { return m.groups }
+
+// Auth returns the authentication and authorization state, for readers.
+func (m *Machine) Auth() *auth.State { return m.auth }
 
 // Apply implements replication.StateMachine: one result per command, the
 // command's typed result or an error.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ledgermq/ledgermq/auth"
 	"github.com/ledgermq/ledgermq/consumer"
 	"github.com/ledgermq/ledgermq/replication"
 	"github.com/ledgermq/ledgermq/topics"
@@ -18,7 +19,7 @@ var ErrBadCommand = errors.New("fsm: malformed command")
 // the on-disk format: never reuse or renumber one.
 type Code byte
 
-// The commands. Topics use 1-15, consumer groups 16-31.
+// The commands. Topics use 1-15, consumer groups 16-31, auth 32-47.
 const (
 	CodeCreateTopic  Code = 1
 	CodeDeleteTopic  Code = 2
@@ -37,6 +38,13 @@ const (
 	CodeLeaveGroup      Code = 22
 	CodeCommitOffsets   Code = 23
 	CodeDeleteGroup     Code = 24
+
+	// issue 12: authentication and authorization
+	CodeCreateToken        Code = 32
+	CodeRevokeToken        Code = 33
+	CodeAddACL             Code = 34
+	CodeDeleteACL          Code = 35
+	CodeSetPrincipalGroups Code = 36
 )
 
 // Op is a command with request type Req and result type Res.
@@ -70,6 +78,13 @@ var (
 	ResetOffsets  = Op[consumer.ResetCmd, Done]{CodeResetOffsets, "reset_offsets", consumer.AppendPayload[consumer.ResetCmd]}
 	ReleaseQueues = Op[consumer.ReleaseCmd, consumer.Membership]{CodeReleaseQueues, "release_queues", consumer.AppendPayload[consumer.ReleaseCmd]}
 	DeleteGroup   = Op[consumer.DeleteGroupCmd, Done]{CodeDeleteGroup, "delete_group", consumer.AppendPayload[consumer.DeleteGroupCmd]}
+
+	// issue 12: auth (the token's secret is hashed before it is proposed)
+	CreateToken        = Op[auth.CreateTokenCmd, Done]{CodeCreateToken, "create_token", auth.AppendPayload[auth.CreateTokenCmd]}
+	RevokeToken        = Op[auth.RevokeTokenCmd, Done]{CodeRevokeToken, "revoke_token", auth.AppendPayload[auth.RevokeTokenCmd]}
+	AddACL             = Op[auth.ACLCmd, bool]{CodeAddACL, "add_acl", auth.AppendPayload[auth.ACLCmd]}
+	DeleteACL          = Op[auth.ACLCmd, int]{CodeDeleteACL, "delete_acl", auth.AppendPayload[auth.ACLCmd]}
+	SetPrincipalGroups = Op[auth.SetGroupsCmd, Done]{CodeSetPrincipalGroups, "set_principal_groups", auth.AppendPayload[auth.SetGroupsCmd]}
 
 	// The first group protocol's commands: applied when replaying logs of
 	// earlier versions, never proposed by this one.
@@ -125,6 +140,12 @@ func (m *Machine) commands() []command {
 		}),
 		handle(LeaveGroupV1, consumer.DecodePayload[consumer.LeaveCmd], done(m.groups.LeaveV1)),
 		handle(CommitOffsetsV1, consumer.DecodePayload[consumer.CommitCmd], done(m.groups.CommitV1)),
+		// issue 12: auth
+		handle(CreateToken, auth.DecodePayload[auth.CreateTokenCmd], done(m.auth.CreateToken)),
+		handle(RevokeToken, auth.DecodePayload[auth.RevokeTokenCmd], done(m.auth.RevokeToken)),
+		handle(AddACL, auth.DecodePayload[auth.ACLCmd], func(_ uint64, c auth.ACLCmd) (bool, error) { return m.auth.AddACL(c) }),
+		handle(DeleteACL, auth.DecodePayload[auth.ACLCmd], func(_ uint64, c auth.ACLCmd) (int, error) { return m.auth.DeleteACL(c) }),
+		handle(SetPrincipalGroups, auth.DecodePayload[auth.SetGroupsCmd], done(m.auth.SetGroups)),
 	}
 }
 

@@ -72,7 +72,7 @@ func TestRestoreValidates(t *testing.T) {
 		"offset key no topic": {okTopics, groupsSection([]string{"m1"}, 10000, "/1")},
 	}
 	var good bytes.Buffer
-	if err := writeContainer(&good, []section{{sectionTopics, okTopics}, {sectionGroups, okGroups}}); err != nil {
+	if err := writeContainer(&good, []section{{sectionTopics, okTopics}, {sectionGroups, okGroups}, {sectionAuth, emptyAuth()}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := New().Restore(bytes.NewReader(good.Bytes()), replication.RestoreInfo{}); err != nil {
@@ -80,7 +80,7 @@ func TestRestoreValidates(t *testing.T) {
 	}
 	for name, secs := range cases {
 		var b bytes.Buffer
-		writeContainer(&b, []section{{sectionTopics, secs[0]}, {sectionGroups, secs[1]}})
+		writeContainer(&b, []section{{sectionTopics, secs[0]}, {sectionGroups, secs[1]}, {sectionAuth, emptyAuth()}})
 		m := New()
 		before := persist(t, m)
 		if err := m.Restore(bytes.NewReader(b.Bytes()), replication.RestoreInfo{}); !errors.Is(err, replication.ErrBadSnapshot) {
@@ -88,6 +88,26 @@ func TestRestoreValidates(t *testing.T) {
 		}
 		if !bytes.Equal(persist(t, m), before) {
 			t.Fatalf("%s: a refused restore changed the state", name)
+		}
+	}
+	// issue 12: an auth section no command could have made (an ACL with
+	// an invalid principal), or none at all, is refused too.
+	var bad enc.Writer
+	bad.U8(1)      // auth section version
+	bad.Uvarint(0) // tokens
+	bad.Uvarint(0) // principal groups
+	bad.Uvarint(1) // one ACL
+	for _, f := range []string{"alice", "topic", "t", "literal", "produce", "allow"} {
+		bad.String(f)
+	}
+	for name, secs := range map[string][]section{
+		"bad ACL":      {{sectionTopics, okTopics}, {sectionGroups, okGroups}, {sectionAuth, bad.B}},
+		"auth missing": {{sectionTopics, okTopics}, {sectionGroups, okGroups}},
+	} {
+		var b bytes.Buffer
+		writeContainer(&b, secs)
+		if err := New().Restore(bytes.NewReader(b.Bytes()), replication.RestoreInfo{}); !errors.Is(err, replication.ErrBadSnapshot) {
+			t.Fatalf("%s: %v, want ErrBadSnapshot", name, err)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 
+	"github.com/ledgermq/ledgermq/auth"
 	"github.com/ledgermq/ledgermq/consumer"
 	"github.com/ledgermq/ledgermq/internal/enc"
 	"github.com/ledgermq/ledgermq/replication"
@@ -22,13 +23,16 @@ import (
 // order: topics (kind 1, topics.Snap.Encode) and consumer groups (kind 2,
 // consumer.Snap.Encode). Version 2 changed the groups section (every
 // queue's owner and target, members' instance ids); version 1 is still
-// read (consumer.State.DecodeV1). A later version may add kinds; a reader
-// refuses versions it does not know.
+// read (consumer.State.DecodeV1). Version 3 adds a third section, auth
+// (kind 3, auth.Snap.Encode: tokens, principal groups, ACLs); versions 1
+// and 2 restore with an empty auth state. A later version may add kinds;
+// a reader refuses versions it does not know.
 const (
 	snapMagic       = "LMQSTATE"
-	SnapshotVersion = 2
+	SnapshotVersion = 3
 	sectionTopics   = 1
 	sectionGroups   = 2
+	sectionAuth     = 3       // issue 12
 	maxSection      = 1 << 36 // refuse absurd lengths before allocating
 )
 
@@ -38,20 +42,22 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type snapshot struct {
 	topics *topics.Snap
 	groups *consumer.Snap
+	auth   *auth.Snap
 }
 
 // Snapshot implements replication.StateMachine: a cheap capture; the
 // encoding happens in Persist.
 func (m *Machine) Snapshot() (replication.Snapshot, error) {
-	return &snapshot{topics: m.topics.Snapshot(), groups: m.groups.Snapshot()}, nil
+	return &snapshot{topics: m.topics.Snapshot(), groups: m.groups.Snapshot(), auth: m.auth.Snapshot()}, nil
 }
 
 // Persist implements replication.Snapshot.
 func (s *snapshot) Persist(w io.Writer) error {
-	var tw, gw enc.Writer
+	var tw, gw, aw enc.Writer
 	s.topics.Encode(&tw)
 	s.groups.Encode(&gw)
-	return writeContainer(w, []section{{sectionTopics, tw.B}, {sectionGroups, gw.B}})
+	s.auth.Encode(&aw)
+	return writeContainer(w, []section{{sectionTopics, tw.B}, {sectionGroups, gw.B}, {sectionAuth, aw.B}})
 }
 
 // Release implements replication.Snapshot.
@@ -96,8 +102,18 @@ func (m *Machine) Restore(r io.Reader, _ replication.RestoreInfo) error {
 	if err != nil {
 		return err
 	}
-	if len(secs) != 2 || secs[0].kind != sectionTopics || secs[1].kind != sectionGroups {
+	if version < 3 && (len(secs) != 2 || secs[0].kind != sectionTopics || secs[1].kind != sectionGroups) {
 		return fmt.Errorf("%w: version %d wants sections topics, groups", replication.ErrBadSnapshot, version)
+	}
+	if version == 3 && (len(secs) != 3 || secs[0].kind != sectionTopics || secs[1].kind != sectionGroups || secs[2].kind != sectionAuth) {
+		return fmt.Errorf("%w: version %d wants sections topics, groups, auth", replication.ErrBadSnapshot, version)
+	}
+	authSection := emptyAuth()
+	if version == 3 {
+		authSection = secs[2].payload
+	}
+	if err := auth.New().Decode(enc.NewReader(authSection)); err != nil {
+		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
 	decodeGroups := (*consumer.State).Decode
 	if version == 1 {
@@ -119,7 +135,18 @@ func (m *Machine) Restore(r io.Reader, _ replication.RestoreInfo) error {
 	if err := decodeGroups(m.groups, enc.NewReader(secs[1].payload)); err != nil {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
+	if err := m.auth.Decode(enc.NewReader(authSection)); err != nil {
+		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
+	}
 	return nil
+}
+
+// emptyAuth is the auth section of an empty state: what snapshots written
+// before issue 12 (versions 0 to 2) restore.
+func emptyAuth() []byte {
+	var w enc.Writer
+	auth.New().Snapshot().Encode(&w)
+	return w.B
 }
 
 // restoreLegacy reads format version 0, written before the container:
@@ -156,6 +183,9 @@ func (m *Machine) restoreLegacy(r io.Reader) error {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
 	if err := m.groups.DecodeLegacy(secs[1]); err != nil {
+		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
+	}
+	if err := m.auth.Decode(enc.NewReader(emptyAuth())); err != nil {
 		return fmt.Errorf("%w: %w", replication.ErrBadSnapshot, err)
 	}
 	return nil
@@ -197,8 +227,8 @@ func readContainer(r io.Reader) (uint16, []section, error) {
 		return 0, nil, fmt.Errorf("%w: not a LedgerMQ state snapshot", replication.ErrBadSnapshot)
 	}
 	version := binary.LittleEndian.Uint16(hdr[8:])
-	if version != 1 && version != SnapshotVersion {
-		return 0, nil, fmt.Errorf("%w: format version %d, this build reads 1 and %d", replication.ErrBadSnapshot, version, SnapshotVersion)
+	if version < 1 || version > SnapshotVersion {
+		return 0, nil, fmt.Errorf("%w: format version %d, this build reads 1 to %d", replication.ErrBadSnapshot, version, SnapshotVersion)
 	}
 	n := int(binary.LittleEndian.Uint16(hdr[10:]))
 	secs := make([]section, 0, min(n, 16))

@@ -105,3 +105,18 @@ type WhoAmI struct {
 	Groups    []string `json:"groups"`
 	Superuser bool     `json:"superuser"`
 }
+
+// Quota codes of the auth state (409, not retriable): the group holds
+// the maximum number of tokens, ACLs, or principals with groups.
+const (
+	CodeTooManyTokens     = "TOO_MANY_TOKENS"
+	CodeTooManyACLs       = "TOO_MANY_ACLS"
+	CodeTooManyPrincipals = "TOO_MANY_PRINCIPALS"
+)
+
+// Anonymous is the principal of every request when authentication is off
+// (--auth=false).
+const Anonymous = "User:ANONYMOUS"
+
+// AuthRealm is the WWW-Authenticate challenge of a 401.
+const AuthRealm = `Bearer realm="ledgermq"`

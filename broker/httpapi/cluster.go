@@ -26,7 +26,7 @@ func (s *Server) transferLeadership(c *call) error {
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(c.cx, 10*time.Second)
 	defer cancel()
 	l, err := s.svc.TransferLeadership(ctx, req.To)
 	if err != nil {

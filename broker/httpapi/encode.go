@@ -48,6 +48,9 @@ var statusOf = map[string]int{
 	wire.CodeDiskFull:           http.StatusInsufficientStorage,
 	wire.CodeUnauthenticated:    http.StatusUnauthorized,
 	wire.CodeForbidden:          http.StatusForbidden,
+	wire.CodeTooManyTokens:      http.StatusConflict,
+	wire.CodeTooManyACLs:        http.StatusConflict,
+	wire.CodeTooManyPrincipals:  http.StatusConflict,
 }
 
 func (s *Server) writeJSON(ctx *fasthttp.RequestCtx, status int, v any) error {
@@ -69,6 +72,9 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	body, _ := json.Marshal(wire.ErrorBody{Error: *ae})
 	ctx.Response.Header.Set("X-Error-Code", ae.Code)
+	if ae.Code == wire.CodeUnauthenticated {
+		ctx.Response.Header.Set("WWW-Authenticate", wire.AuthRealm)
+	}
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(append(body, '\n'))

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"math"
@@ -69,7 +68,7 @@ func (s *Server) fetchJSON(c *call) error {
 	if err != nil {
 		return err
 	}
-	recs, err := s.svc.FetchRecords(context.Background(), req, int(n)) // not c.ctx: see requestContext
+	recs, err := s.svc.FetchRecords(c.cx, req, int(n)) // not c.ctx (c.cx): see requestContext
 	if err != nil {
 		return err
 	}
@@ -123,7 +122,7 @@ func (s *Server) fetchBatches(c *call) error {
 	if err != nil {
 		return err
 	}
-	f, err := s.svc.Fetch(context.Background(), req) // not c.ctx: see requestContext
+	f, err := s.svc.Fetch(c.cx, req) // not c.ctx (c.cx): see requestContext
 	if err != nil {
 		return err
 	}
@@ -149,5 +148,5 @@ func (s *Server) fetchBatches(c *call) error {
 // handler returns, and it is done only when the server shuts down. A
 // context derived from it whose timer fires after the handler returned
 // reads a recycled request (a data race the race detector caught in a
-// long-polled fetch). The service calls get context.Background(); their
-// waits are bounded by the request's own wait and the service's stop.
+// long-polled fetch). The service calls get c.cx, a context.Background()
+// carrying the request's identity (issue 12); their waits are bounded by the request's own wait and the service's stop.

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -27,7 +26,7 @@ func (s *Server) joinGroup(c *call) error {
 		return err
 	}
 	g := c.param("group")
-	m, err := s.svc.JoinGroup(context.Background(), g, service.JoinRequest{MemberID: req.MemberID, InstanceID: req.InstanceID,
+	m, err := s.svc.JoinGroup(c.cx, g, service.JoinRequest{MemberID: req.MemberID, InstanceID: req.InstanceID,
 		Topics: req.Topics, SessionTimeout: time.Duration(req.SessionTimeoutMs) * time.Millisecond})
 	if err != nil {
 		return err
@@ -48,7 +47,7 @@ func (s *Server) heartbeat(c *call) error {
 		return service.Errorf(wire.CodeInvalidArgument, "wait_ms must not be negative")
 	}
 	g := c.param("group")
-	m, err := s.svc.Heartbeat(context.Background(), g, c.param("member"), req.Generation, time.Duration(req.WaitMs)*time.Millisecond)
+	m, err := s.svc.Heartbeat(c.cx, g, c.param("member"), req.Generation, time.Duration(req.WaitMs)*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -68,7 +67,7 @@ func (s *Server) release(c *call) error {
 	for _, o := range req.Offsets {
 		cmd.Offsets = append(cmd.Offsets, consumer.Offset{Topic: o.Topic, Queue: o.Queue, Offset: o.Offset})
 	}
-	m, err := s.svc.ReleaseQueues(context.Background(), cmd)
+	m, err := s.svc.ReleaseQueues(c.cx, cmd)
 	if err != nil {
 		return err
 	}
@@ -78,7 +77,7 @@ func (s *Server) release(c *call) error {
 // leaveGroup is DELETE /v1/groups/{group}/members/{member}.
 func (s *Server) leaveGroup(c *call) error {
 	member := c.param("member")
-	if err := s.svc.LeaveGroup(context.Background(), c.param("group"), member); err != nil {
+	if err := s.svc.LeaveGroup(c.cx, c.param("group"), member); err != nil {
 		return err
 	}
 	return s.writeJSON(c.ctx, http.StatusOK, map[string]string{"left": member})
@@ -94,7 +93,7 @@ func (s *Server) commitOffsets(c *call) error {
 	for _, o := range req.Offsets {
 		cmd.Offsets = append(cmd.Offsets, consumer.Offset{Topic: o.Topic, Queue: o.Queue, Offset: o.Offset})
 	}
-	if err := s.svc.CommitOffsets(context.Background(), cmd); err != nil {
+	if err := s.svc.CommitOffsets(c.cx, cmd); err != nil {
 		return err
 	}
 	return s.writeJSON(c.ctx, http.StatusOK, map[string]int{"committed": len(req.Offsets)})
@@ -114,7 +113,7 @@ func (s *Server) resetOffsets(c *call) error {
 		}
 		to.Time = at
 	}
-	info, err := s.svc.ResetOffsets(context.Background(), c.param("group"), req.Topic, to)
+	info, err := s.svc.ResetOffsets(c.cx, c.param("group"), req.Topic, to)
 	if err != nil {
 		return err
 	}
@@ -123,12 +122,12 @@ func (s *Server) resetOffsets(c *call) error {
 
 // listGroups is GET /v1/groups.
 func (s *Server) listGroups(c *call) error {
-	return s.writeJSON(c.ctx, http.StatusOK, wire.GroupList{Groups: s.svc.ListGroups()})
+	return s.writeJSON(c.ctx, http.StatusOK, wire.GroupList{Groups: s.svc.ListGroups(c.cx)})
 }
 
 // describeGroup is GET /v1/groups/{group}.
 func (s *Server) describeGroup(c *call) error {
-	info, err := s.svc.DescribeGroup(c.param("group"))
+	info, err := s.svc.DescribeGroup(c.cx, c.param("group"))
 	if err != nil {
 		return err
 	}
@@ -138,7 +137,7 @@ func (s *Server) describeGroup(c *call) error {
 // deleteGroup is DELETE /v1/groups/{group}.
 func (s *Server) deleteGroup(c *call) error {
 	g := c.param("group")
-	if err := s.svc.DeleteGroup(context.Background(), g); err != nil {
+	if err := s.svc.DeleteGroup(c.cx, g); err != nil {
 		return err
 	}
 	return s.writeJSON(c.ctx, http.StatusOK, map[string]string{"deleted": g})

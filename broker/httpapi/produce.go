@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -22,7 +21,7 @@ func (s *Server) produceJSON(c *call) error {
 	if err != nil {
 		return err
 	}
-	stored, err := s.svc.Produce(context.Background(), c.param("topic"), msgs)
+	stored, err := s.svc.Produce(c.cx, c.param("topic"), msgs)
 	if err != nil {
 		return err
 	}
@@ -254,7 +253,7 @@ func (s *Server) produceBatch(c *call) error {
 		return err
 	}
 	batch := append([]byte(nil), c.ctx.PostBody()...) // the request buffer is reused after the handler
-	st, err := s.svc.ProduceBatch(context.Background(), c.param("topic"), q, batch)
+	st, err := s.svc.ProduceBatch(c.cx, c.param("topic"), q, batch)
 	if err != nil {
 		return err
 	}
@@ -263,7 +262,7 @@ func (s *Server) produceBatch(c *call) error {
 
 // initProducer is POST /v1/producers: a new idempotent producer id.
 func (s *Server) initProducer(c *call) error {
-	id, err := s.svc.InitProducer(context.Background())
+	id, err := s.svc.InitProducer(c.cx)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -50,6 +51,16 @@ func (s *Server) table() []route {
 		{"POST", "/v1/groups/{group}/members/{member}/release", "group_release", true, s.release},
 		{"POST", "/v1/groups/{group}/offsets", "group_commit", false, s.commitOffsets},
 		{"POST", "/v1/groups/{group}/reset-offsets", "group_reset", false, s.resetOffsets},
+		// issue 12: authentication and authorization (auth.go)
+		{"GET", "/v1/auth/whoami", "whoami", false, s.whoami},
+		{"GET", "/v1/auth/tokens", "tokens", false, s.listTokens},
+		{"POST", "/v1/auth/tokens", "tokens", true, s.createToken},
+		{"DELETE", "/v1/auth/tokens/{id}", "token", true, s.revokeToken},
+		{"GET", "/v1/acls", "acls", false, s.listACLs},
+		{"POST", "/v1/acls", "acls", true, s.addACL},
+		{"DELETE", "/v1/acls", "acls", true, s.deleteACL},
+		{"GET", "/v1/auth/principals/{principal}/groups", "principal_groups", false, s.principalGroups},
+		{"PUT", "/v1/auth/principals/{principal}/groups", "principal_groups", true, s.setPrincipalGroups},
 	}
 }
 
@@ -113,6 +124,7 @@ func matchPattern(pattern string, segs []string) (map[string]string, bool) {
 // call is one request being served.
 type call struct {
 	ctx    *fasthttp.RequestCtx
+	cx     context.Context // the service calls' context: the request's identity (issue 12)
 	params map[string]string
 	label  string // metrics label, when not the route's name
 }
@@ -128,8 +140,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	switch {
 	case rt != nil:
 		c := &call{ctx: ctx, params: params, label: rt.name}
-		err := error(nil)
-		if rt.leaderOnly {
+		err := s.authenticate(c)
+		if err == nil && rt.leaderOnly {
 			err = s.svc.RequireLeader()
 		}
 		if err == nil {

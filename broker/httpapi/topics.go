@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -25,7 +24,7 @@ func (s *Server) createTopic(c *call) error {
 	if json.Unmarshal(c.ctx.PostBody(), &given) == nil && given.Queues != nil && req.Queues == 0 {
 		return service.Errorf(wire.CodeInvalidArgument, "queues must be 1..%d, got 0 (leave it out for the default of %d)", topics.MaxQueues, topics.DefaultQueues)
 	}
-	info, err := s.svc.CreateTopic(context.Background(), topics.Config{Name: req.Name, Queues: req.Queues,
+	info, err := s.svc.CreateTopic(c.cx, topics.Config{Name: req.Name, Queues: req.Queues,
 		RetentionMs: req.RetentionMs, RetentionBytes: req.RetentionBytes, MaxMessageBytes: req.MaxMessageBytes})
 	if err != nil {
 		return err
@@ -36,7 +35,7 @@ func (s *Server) createTopic(c *call) error {
 // deleteTopic is DELETE /v1/topics/{topic}.
 func (s *Server) deleteTopic(c *call) error {
 	name := c.param("topic")
-	if err := s.svc.DeleteTopic(context.Background(), name); err != nil {
+	if err := s.svc.DeleteTopic(c.cx, name); err != nil {
 		return err
 	}
 	return s.writeJSON(c.ctx, http.StatusOK, map[string]string{"deleted": name})
@@ -44,7 +43,7 @@ func (s *Server) deleteTopic(c *call) error {
 
 // listTopics is GET /v1/topics.
 func (s *Server) listTopics(c *call) error {
-	return s.writeJSON(c.ctx, http.StatusOK, wire.TopicList{Topics: s.svc.ListTopics()})
+	return s.writeJSON(c.ctx, http.StatusOK, wire.TopicList{Topics: s.svc.ListTopics(c.cx)})
 }
 
 // describeTopic is GET /v1/topics/{topic}.
@@ -57,7 +56,7 @@ func (s *Server) describeTopic(c *call) error {
 	if err != nil {
 		return err
 	}
-	info, err := s.svc.DescribeTopicAt(context.Background(), c.param("topic"), mi, time.Duration(w)*time.Millisecond)
+	info, err := s.svc.DescribeTopicAt(c.cx, c.param("topic"), mi, time.Duration(w)*time.Millisecond)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,11 @@ type Leader struct {
 
 // TransferLeadership hands leadership to node to (any other member when
 // empty) and returns the new leader once this node has heard from it.
-func (s *Service) TransferLeadership(ctx context.Context, to string) (Leader, error) {
+func (s *Service) TransferLeadership(ctx context.Context, to string) (_ Leader, err error) {
+	if err := s.Authorize(ctx, wire.OpAdmin, wire.ResourceCluster, ""); err != nil {
+		return Leader{}, err
+	}
+	defer func() { s.audited(ctx, "transfer_leadership", clusterRes, "to "+to, err) }()
 	old := s.node.Leader().ID
 	if err := s.node.TransferLeadership(ctx, to); err != nil {
 		switch {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ledgermq/ledgermq/auth"
 	"github.com/ledgermq/ledgermq/consumer"
 	"github.com/ledgermq/ledgermq/fsm"
 	"github.com/ledgermq/ledgermq/replication"
@@ -41,6 +42,12 @@ var codeOf = []struct {
 	{wire.ErrEmptyBatch, wire.CodeMalformedBatch, false},
 	{topics.ErrInvalidArgument, wire.CodeInvalidArgument, false},
 	{fsm.ErrBadCommand, wire.CodeInvalidArgument, false},
+	// issue 12
+	{auth.ErrInvalid, wire.CodeInvalidArgument, false},
+	{auth.ErrTokenNotFound, wire.CodeNotFound, false},
+	{auth.ErrTooManyTokens, wire.CodeTooManyTokens, false},
+	{auth.ErrTooManyACLs, wire.CodeTooManyACLs, false},
+	{auth.ErrTooManyMembers, wire.CodeTooManyPrincipals, false},
 }
 
 // AsError maps any error to its API form (docs/api.md has the table):
@@ -106,7 +113,7 @@ func errShuttingDown() *wire.APIError {
 // trimPrefix drops a package prefix ("topics: ") from an error message.
 func trimPrefix(err error) string {
 	s := err.Error()
-	for _, p := range []string{"topics: ", "fsm: "} {
+	for _, p := range []string{"topics: ", "fsm: ", "auth: "} {
 		if len(s) > len(p) && s[:len(p)] == p {
 			return s[len(p):]
 		}

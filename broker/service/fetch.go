@@ -56,6 +56,9 @@ type Fetched struct {
 // first one. An offset outside the stored range is OFFSET_OUT_OF_RANGE
 // with the valid range.
 func (s *Service) Fetch(ctx context.Context, req FetchRequest) (*Fetched, error) {
+	if err := s.Authorize(ctx, wire.OpConsume, wire.ResourceTopic, req.Topic); err != nil {
+		return nil, err
+	}
 	n, size := 0, 0
 	f, err := s.fetch(ctx, req, func(_ *Fetched, b Batch) bool {
 		if req.MaxBytes > 0 && n > 0 && size+wire.FetchFrameHeader+len(b.Data) > req.MaxBytes {
@@ -259,6 +262,9 @@ type Records struct {
 // req.MaxBytes of keys, values and headers (at least one record). Batches
 // are read and decoded one at a time until the records are enough.
 func (s *Service) FetchRecords(ctx context.Context, req FetchRequest, maxRecords int) (*Records, error) {
+	if err := s.Authorize(ctx, wire.OpConsume, wire.ResourceTopic, req.Topic); err != nil {
+		return nil, err
+	}
 	out := &Records{Records: []Record{}}
 	size, started := 0, false
 	var bad error

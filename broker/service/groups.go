@@ -39,6 +39,14 @@ type JoinRequest struct {
 // logged): the topics, the member id, the group's name when the join
 // creates it, and the group and member quotas.
 func (s *Service) JoinGroup(ctx context.Context, group string, req JoinRequest) (Membership, error) {
+	if err := s.Authorize(ctx, wire.OpConsume, wire.ResourceGroup, group); err != nil {
+		return Membership{}, err
+	}
+	for _, t := range req.Topics {
+		if err := s.Authorize(ctx, wire.OpConsume, wire.ResourceTopic, t); err != nil {
+			return Membership{}, err
+		}
+	}
 	memberID, sessionTimeout := req.MemberID, req.SessionTimeout
 	if err := s.RequireLeader(); err != nil {
 		return Membership{}, err
@@ -136,6 +144,9 @@ func (s *Service) reserveGroup(q Quotas) (func(), error) {
 // known it waits for a change, at most wait (capped at a third of the
 // member's session timeout), and answers the view of then.
 func (s *Service) Heartbeat(ctx context.Context, group, member string, known uint64, wait time.Duration) (Membership, error) {
+	if err := s.Authorize(ctx, wire.OpConsume, wire.ResourceGroup, group); err != nil {
+		return Membership{}, err
+	}
 	for {
 		if err := s.requireLeaderRole(); err != nil { // a draining leader still keeps sessions until it hands over
 			return Membership{}, err
@@ -183,6 +194,9 @@ func memberSession(m consumer.Membership) time.Duration {
 // offset for a queue wins), so the command is bounded by the member's
 // queues.
 func (s *Service) ReleaseQueues(ctx context.Context, c consumer.ReleaseCmd) (Membership, error) {
+	if err := s.Authorize(ctx, wire.OpConsume, wire.ResourceGroup, c.Group); err != nil {
+		return Membership{}, err
+	}
 	if err := s.RequireLeader(); err != nil {
 		return Membership{}, err
 	}
@@ -248,6 +262,9 @@ func lastOffsets(offs []consumer.Offset) []consumer.Offset {
 
 // LeaveGroup removes a member and rebalances its queues to the others.
 func (s *Service) LeaveGroup(ctx context.Context, group, member string) error {
+	if err := s.Authorize(ctx, wire.OpConsume, wire.ResourceGroup, group); err != nil {
+		return err
+	}
 	if err := s.RequireLeader(); err != nil {
 		return err
 	}
@@ -264,6 +281,9 @@ func (s *Service) LeaveGroup(ctx context.Context, group, member string) error {
 // repeats of a queue are collapsed (the last wins): the command is
 // bounded by the queues the member owns.
 func (s *Service) CommitOffsets(ctx context.Context, c consumer.CommitCmd) error {
+	if err := s.Authorize(ctx, wire.OpConsume, wire.ResourceGroup, c.Group); err != nil {
+		return err
+	}
 	if err := s.RequireLeader(); err != nil {
 		return err
 	}
@@ -293,7 +313,11 @@ func (s *Service) CommitOffsets(ctx context.Context, c consumer.CommitCmd) error
 
 // DeleteGroup deletes a group without members, with its committed
 // offsets.
-func (s *Service) DeleteGroup(ctx context.Context, group string) error {
+func (s *Service) DeleteGroup(ctx context.Context, group string) (err error) {
+	if err := s.Authorize(ctx, wire.OpDelete, wire.ResourceGroup, group); err != nil {
+		return err
+	}
+	defer func() { s.audited(ctx, "group_delete", perm{rtype: wire.ResourceGroup, name: group}, "", err) }()
 	if err := s.RequireLeader(); err != nil {
 		return err
 	}
@@ -304,7 +328,7 @@ func (s *Service) DeleteGroup(ctx context.Context, group string) error {
 	if n > 0 {
 		return fmt.Errorf("%w: %s has %d members; stop them first", consumer.ErrGroupActive, group, n)
 	}
-	_, err := propose(s, ctx, fsm.DeleteGroup, consumer.DeleteGroupCmd{Group: group})
+	_, err = propose(s, ctx, fsm.DeleteGroup, consumer.DeleteGroupCmd{Group: group})
 	return err
 }
 
@@ -318,7 +342,13 @@ type ResetTo struct {
 // ResetOffsets sets an empty group's committed offsets for every queue of
 // topic and returns the group. The request is validated on any node; only
 // the leader proposes it.
-func (s *Service) ResetOffsets(ctx context.Context, group, topic string, to ResetTo) (wire.GroupInfo, error) {
+func (s *Service) ResetOffsets(ctx context.Context, group, topic string, to ResetTo) (_ wire.GroupInfo, err error) {
+	if err := s.Authorize(ctx, wire.OpAlter, wire.ResourceGroup, group); err != nil {
+		return wire.GroupInfo{}, err
+	}
+	defer func() {
+		s.audited(ctx, "group_reset", perm{rtype: wire.ResourceGroup, name: group}, "topic "+topic+" to "+to.To, err)
+	}()
 	t, err := s.topics.Lookup(topic)
 	if err != nil {
 		return wire.GroupInfo{}, err
@@ -371,20 +401,30 @@ func (s *Service) ResetOffsets(ctx context.Context, group, topic string, to Rese
 	if _, err := propose(s, ctx, fsm.ResetOffsets, c); err != nil {
 		return wire.GroupInfo{}, err
 	}
-	return s.DescribeGroup(group)
+	return s.describeGroup(group)
 }
 
-// ListGroups returns every group by name.
-func (s *Service) ListGroups() []wire.GroupInfo {
+// ListGroups returns every group the request may describe by name.
+func (s *Service) ListGroups(ctx context.Context) []wire.GroupInfo {
 	out := []wire.GroupInfo{}
 	for _, g := range s.groups.List() {
+		if !s.mayDescribe(ctx, wire.ResourceGroup, g.Name) {
+			continue
+		}
 		out = append(out, s.groupInfo(g))
 	}
 	return out
 }
 
 // DescribeGroup returns a group with the lag of every queue it knows.
-func (s *Service) DescribeGroup(group string) (wire.GroupInfo, error) {
+func (s *Service) DescribeGroup(ctx context.Context, group string) (wire.GroupInfo, error) {
+	if err := s.Authorize(ctx, wire.OpDescribe, wire.ResourceGroup, group); err != nil {
+		return wire.GroupInfo{}, err
+	}
+	return s.describeGroup(group)
+}
+
+func (s *Service) describeGroup(group string) (wire.GroupInfo, error) {
 	if err := s.readableAt(context.Background(), 0, 0); err != nil {
 		return wire.GroupInfo{}, err
 	}

@@ -73,7 +73,7 @@ func TestGroupLifecycle(t *testing.T) {
 			}
 		})
 	}
-	info, err := svc.DescribeGroup("g")
+	info, err := svc.DescribeGroup(ctx, "g")
 	if err != nil || len(info.Members) != 2 || len(info.Queues) != 2 {
 		t.Fatalf("describe: %+v, %v", info, err)
 	}
@@ -123,7 +123,7 @@ func TestGroupLifecycle(t *testing.T) {
 			}
 		})
 	}
-	if gs := svc.ListGroups(); len(gs) != 1 || gs[0].Group != "g" || len(gs[0].Members) != 0 {
+	if gs := svc.ListGroups(ctx); len(gs) != 1 || gs[0].Group != "g" || len(gs[0].Members) != 0 {
 		t.Fatalf("list: %+v", gs)
 	}
 }
@@ -211,7 +211,7 @@ func TestRejoinUnknownMember(t *testing.T) {
 	if ae := svc.AsError(err); ae.Code != wire.CodeUnknownMember || !ae.NotApplied {
 		t.Fatalf("rejoin: %v", err)
 	}
-	if _, err := svc.DescribeGroup("typo"); svc.AsError(err).Code != wire.CodeGroupNotFound {
+	if _, err := svc.DescribeGroup(context.Background(), "typo"); svc.AsError(err).Code != wire.CodeGroupNotFound {
 		t.Fatalf("describe after a refused rejoin: %v", err)
 	}
 }

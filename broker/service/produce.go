@@ -34,6 +34,9 @@ type Stored struct {
 // acknowledged once committed. It returns each message's queue and offset,
 // in request order. Messages get the broker's clock as timestamp.
 func (s *Service) Produce(ctx context.Context, topic string, msgs []Message) ([]Stored, error) {
+	if err := s.Authorize(ctx, wire.OpProduce, wire.ResourceTopic, topic); err != nil {
+		return nil, err
+	}
 	if err := s.RequireLeader(); err != nil {
 		return nil, err
 	}
@@ -144,6 +147,9 @@ func (s *Service) nextRoundRobin(topic string, queues int) int {
 // as received, after validating it whole: header, CRC, every record, the
 // topic's message size limit. batch must not be modified afterwards.
 func (s *Service) ProduceBatch(ctx context.Context, topic string, queue int, batch []byte) (Stored, error) {
+	if err := s.Authorize(ctx, wire.OpProduce, wire.ResourceTopic, topic); err != nil {
+		return Stored{}, err
+	}
 	if err := s.RequireLeader(); err != nil {
 		return Stored{}, err
 	}
@@ -176,6 +182,9 @@ func (s *Service) BatchRecordsLimit() int { return s.cfg.MaxRequestBytes * 4 }
 
 // InitProducer hands out a new idempotent producer id.
 func (s *Service) InitProducer(ctx context.Context) (uint64, error) {
+	if err := s.requireIdentity(ctx); err != nil {
+		return 0, err
+	}
 	return propose(s, ctx, fsm.InitProducer, s.cfg.Clock().UnixMilli())
 }
 

@@ -36,6 +36,9 @@ type Config struct {
 	MinFreePercent float64 // [DefaultMinFreePercent]; negative: no percent floor
 	// FreeSpace reports free and total bytes of a directory [FreeSpace].
 	FreeSpace func(dir string) (free, total uint64, err error)
+
+	// issue 12: authentication and authorization
+	Auth AuthConfig
 }
 
 func (c *Config) fill() {
@@ -82,6 +85,7 @@ type Service struct {
 	admit    admission // issue 11: quota reservations of writes not yet applied
 	draining atomic.Bool
 	disk     *diskGuard // nil: no free-space check
+	auth     *authn     // issue 12
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -95,6 +99,7 @@ func New(cfg Config, node *replication.Node, m *fsm.Machine) *Service {
 		reader: topics.NewReader(m.Topics(), fsm.ProduceLog(node), cfg.Clock),
 		peers:  newPeerBook(cfg.ID, node, cfg.Clock), sess: newSessions(), Metrics: newMetrics(), stop: make(chan struct{})}
 	s.disk = newDiskGuard(cfg)
+	s.auth = newAuthn(cfg.Auth, m.Auth(), s)
 	s.wg.Add(4)
 	go s.peers.refresh(s.stop, &s.wg)
 	go s.countLeaderChanges()

@@ -111,7 +111,7 @@ func TestErrorCodes(t *testing.T) {
 			_, err := svc.ResetOffsets(ctx, "g", "orders", service.ResetTo{To: "middle"})
 			return err
 		}, wire.CodeInvalidArgument},
-		{"describe unknown group", func() error { _, err := svc.DescribeGroup("nope"); return err }, wire.CodeGroupNotFound},
+		{"describe unknown group", func() error { _, err := svc.DescribeGroup(ctx, "nope"); return err }, wire.CodeGroupNotFound},
 		{"transfer in a group of one", func() error { _, err := svc.TransferLeadership(ctx, ""); return err }, wire.CodeInvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

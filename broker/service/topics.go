@@ -13,7 +13,11 @@ import (
 // CreateTopic creates a topic; zero fields of c take the defaults. The
 // config is validated on any node; only the leader proposes it. The
 // answer's Index is the log index at which the topic was created.
-func (s *Service) CreateTopic(ctx context.Context, c topics.Config) (wire.TopicInfo, error) {
+func (s *Service) CreateTopic(ctx context.Context, c topics.Config) (info wire.TopicInfo, err error) {
+	if err := s.authorizeAny(ctx, perm{wire.OpCreate, wire.ResourceTopic, c.Name}, perm{wire.OpCreate, wire.ResourceCluster, ""}); err != nil {
+		return wire.TopicInfo{}, err
+	}
+	defer func() { s.audited(ctx, "topic_create", perm{rtype: wire.ResourceTopic, name: c.Name}, "", err) }()
 	if err := topics.CheckNewName("topic", c.Name); err != nil {
 		return wire.TopicInfo{}, err
 	}
@@ -43,28 +47,36 @@ func (s *Service) CreateTopic(ctx context.Context, c topics.Config) (wire.TopicI
 	if err != nil {
 		return wire.TopicInfo{}, err
 	}
-	info := s.topicInfo(t, false)
+	info = s.topicInfo(t, false)
 	info.Index = index
 	return info, nil
 }
 
 // DeleteTopic deletes a topic, its messages (for readers at once; on disk
 // by retention) and the groups' offsets for it.
-func (s *Service) DeleteTopic(ctx context.Context, name string) error {
+func (s *Service) DeleteTopic(ctx context.Context, name string) (err error) {
+	if err := s.Authorize(ctx, wire.OpDelete, wire.ResourceTopic, name); err != nil {
+		return err
+	}
+	defer func() { s.audited(ctx, "topic_delete", perm{rtype: wire.ResourceTopic, name: name}, "", err) }()
 	if err := s.RequireLeader(); err != nil {
 		return err
 	}
 	if _, err := s.topics.Lookup(name); err != nil {
 		return err
 	}
-	_, err := propose(s, ctx, fsm.DeleteTopic, name)
+	_, err = propose(s, ctx, fsm.DeleteTopic, name)
 	return err
 }
 
-// ListTopics returns every topic by name, without queue details.
-func (s *Service) ListTopics() []wire.TopicInfo {
+// ListTopics returns every topic the request may describe by name,
+// without queue details.
+func (s *Service) ListTopics(ctx context.Context) []wire.TopicInfo {
 	out := []wire.TopicInfo{}
 	for _, t := range s.topics.List() {
+		if !s.mayDescribe(ctx, wire.ResourceTopic, t.Name) {
+			continue
+		}
 		out = append(out, s.topicInfo(t, false))
 	}
 	return out
@@ -79,6 +91,9 @@ func (s *Service) DescribeTopic(name string) (wire.TopicInfo, error) {
 // position token; 0: at once), waiting for it at most wait
 // (DefaultMinIndexWait if 0); UNAVAILABLE, not applied, if it does not.
 func (s *Service) DescribeTopicAt(ctx context.Context, name string, minIndex uint64, wait time.Duration) (wire.TopicInfo, error) {
+	if err := s.Authorize(ctx, wire.OpDescribe, wire.ResourceTopic, name); err != nil {
+		return wire.TopicInfo{}, err
+	}
 	if err := s.readableAt(ctx, minIndex, min(wait, s.cfg.MaxWait)); err != nil {
 		return wire.TopicInfo{}, err
 	}

@@ -31,6 +31,13 @@ type nodeOptions struct {
 	admission                                                            broker.Admission // issue 11
 	quotas                                                               service.Quotas
 	maxAppendBytes                                                       int64
+	auth                                                                 authOptions // issue 12
+}
+
+// authOptions are the authentication and authorization flags (issue 12).
+type authOptions struct {
+	enabled                        bool
+	superusers, bootstrapTokenFile string
 }
 
 func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
@@ -70,6 +77,10 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.IntVar(&q.MaxGroups, "max-groups", service.DefaultMaxGroups, "consumer groups (TOO_MANY_GROUPS)")
 	fs.IntVar(&q.MaxMembersPerGroup, "max-members-per-group", service.DefaultMaxMembersPerGroup, "members of one consumer group (TOO_MANY_MEMBERS)")
 	fs.IntVar(&q.MaxCommandBytes, "max-command-bytes", service.DefaultMaxCommandBytes, "encoded size of one topic or group command (COMMAND_TOO_LARGE)")
+	// issue 12: authentication and authorization
+	fs.BoolVar(&o.auth.enabled, "auth", false, "require authentication (bearer token or client certificate) and enforce ACLs; off, every request is User:ANONYMOUS and allowed")
+	fs.StringVar(&o.auth.superusers, "superusers", "", "principals allowed everything, not stored in Raft: User:admin,...")
+	fs.StringVar(&o.auth.bootstrapTokenFile, "bootstrap-token-file", "", "file holding one token lmq_<id>_<secret>, accepted as the first superuser's credential (User:admin if --superusers is empty)")
 	fs.Int64Var(&o.maxAppendBytes, "max-append-bytes", replication.DefaultConfig().MaxAppendBytes, "entry bytes one Raft AppendEntries may carry: entries per RPC = this / (max-request-bytes + 256 KiB), at most 512")
 }
 
@@ -192,6 +203,14 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	cfg.Admission = o.admission
 	cfg.Quotas = o.quotas
 	cfg.Raft.MaxAppendBytes = o.maxAppendBytes
+	// issue 12
+	cfg.Auth.Enabled = o.auth.enabled
+	for _, p := range strings.Split(o.auth.superusers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.Auth.Superusers = append(cfg.Auth.Superusers, p)
+		}
+	}
+	cfg.BootstrapTokenFile = o.auth.bootstrapTokenFile
 	cfg.Logger = logger
 	return cfg, nil
 }
