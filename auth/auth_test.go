@@ -161,6 +161,17 @@ func TestTokenVerify(t *testing.T) {
 			t.Errorf("token %q: %v, want ErrBadToken", bad, err)
 		}
 	}
+	// A wrong secret resent costs no further hash (a flood of one bad
+	// token must not make the node compute 19 MiB argon2 hashes).
+	before := v.Hashes()
+	for range 50 {
+		if _, err := v.Verify(wrong); !errors.Is(err, ErrBadToken) {
+			t.Fatalf("wrong secret: %v", err)
+		}
+	}
+	if n := v.Hashes() - before; n != 0 {
+		t.Fatalf("a wrong secret resent 50 times cost %d hashes, want 0 (it was hashed once above)", n)
+	}
 	if err := s.RevokeToken(RevokeTokenCmd{ID: rec.ID}); err != nil {
 		t.Fatal(err)
 	}

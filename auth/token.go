@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 
@@ -135,13 +136,26 @@ type Verifier struct {
 	state *State
 	mu    sync.Mutex
 	cache map[[32]byte]cached
+	// failed remembers tokens whose secret was wrong (by the SHA-256 of
+	// the whole token), so that a client resending a bad token costs no
+	// argon2 hash each time; bounded like cache.
+	failed map[[32]byte]struct{}
+	// hashing bounds the argon2 hashes computed at once (19 MiB each):
+	// a flood of made-up secrets for a real token id costs at most this
+	// many hashes' memory and CPU at a time, not one per request.
+	hashing chan struct{}
+	hashes  atomic.Int64 // argon2 hashes computed (tests, metrics)
 }
+
+// maxHashing is how many token hashes a node computes at once.
+const maxHashing = 2
 
 type cached struct{ id, principal string }
 
 // NewVerifier returns a verifier over state.
 func NewVerifier(state *State) *Verifier {
-	return &Verifier{state: state, cache: map[[32]byte]cached{}}
+	return &Verifier{state: state, cache: map[[32]byte]cached{}, failed: map[[32]byte]struct{}{},
+		hashing: make(chan struct{}, maxHashing)}
 }
 
 // Verify returns the principal tok was created for, or ErrBadToken.
@@ -167,7 +181,23 @@ func (v *Verifier) Verify(tok string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w: unknown or revoked", ErrBadToken)
 	}
-	if !t.Hash.matches(secret) {
+	v.mu.Lock()
+	_, bad := v.failed[key]
+	v.mu.Unlock()
+	if bad {
+		return "", fmt.Errorf("%w: wrong secret", ErrBadToken)
+	}
+	v.hashing <- struct{}{}
+	v.hashes.Add(1)
+	match := t.Hash.matches(secret)
+	<-v.hashing
+	if !match {
+		v.mu.Lock()
+		if len(v.failed) >= maxCached {
+			clear(v.failed)
+		}
+		v.failed[key] = struct{}{}
+		v.mu.Unlock()
 		return "", fmt.Errorf("%w: wrong secret", ErrBadToken)
 	}
 	v.mu.Lock()
@@ -178,6 +208,9 @@ func (v *Verifier) Verify(tok string) (string, error) {
 	v.mu.Unlock()
 	return t.Principal, nil
 }
+
+// Hashes returns how many argon2 hashes Verify has computed.
+func (v *Verifier) Hashes() int64 { return v.hashes.Load() }
 
 // Cached returns the number of cached verifications (tests, metrics).
 func (v *Verifier) Cached() int {
