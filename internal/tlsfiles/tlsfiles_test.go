@@ -163,4 +163,3 @@ func serverCertOf(t *testing.T, path string) *x509.Certificate {
 	}
 	return c.Leaf
 }
-
