@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/ledgermq/ledgermq/broker/httpapi"
 	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/fsm"
+	"github.com/ledgermq/ledgermq/internal/tlsfiles"
 	"github.com/ledgermq/ledgermq/replication"
 	"github.com/ledgermq/ledgermq/wire"
 )
@@ -26,6 +26,7 @@ type Broker struct {
 	svc    *service.Service
 	http   *httpapi.Server
 	ln     net.Listener
+	tls    []*tlsfiles.Reloader // API and Raft port material (tls.go)
 	wg     sync.WaitGroup
 	closed atomic.Bool
 }
@@ -41,12 +42,18 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID)}
-	if b.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("broker: listen on %s: %w", cfg.Listen, err)
+	if err := b.openTLS(&rc); err != nil {
+		b.closeTLS()
+		return nil, err
+	}
+	if b.ln, err = b.listen(); err != nil {
+		b.closeTLS()
+		return nil, err
 	}
 	m := fsm.New()
 	if b.node, err = replication.Open(rc, m); err != nil {
 		b.ln.Close()
+		b.closeTLS()
 		return nil, err
 	}
 	b.svc = service.New(service.Config{ID: cfg.ID, GroupID: cfg.GroupID, ProposeTimeout: cfg.ProposeTimeout,
@@ -64,7 +71,8 @@ func Open(cfg Config) (*Broker, error) {
 			b.logger.Error("http server stopped", "err", err)
 		}
 	}()
-	b.logger.Info("broker started", "api", cfg.Listen, "raft", cfg.RaftListen, "data_dir", cfg.DataDir)
+	b.logger.Info("broker started", "api", cfg.Listen, "raft", cfg.RaftListen, "data_dir", cfg.DataDir,
+		"api_tls", cfg.TLS.API.Cert != "", "raft_tls", rc.TLS != nil)
 	return b, nil
 }
 
@@ -97,6 +105,7 @@ func (b *Broker) Close() error {
 	if errors.Is(nerr, replication.ErrClosed) {
 		nerr = nil
 	}
+	b.closeTLS()
 	return errors.Join(herr, nerr)
 }
 

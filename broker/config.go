@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/ledgermq/ledgermq/auth"
 	"github.com/ledgermq/ledgermq/broker/httpapi"
 	"github.com/ledgermq/ledgermq/broker/service"
+	"github.com/ledgermq/ledgermq/internal/tlsfiles"
 	"github.com/ledgermq/ledgermq/replication"
 )
 
@@ -75,6 +77,9 @@ type Config struct {
 	// BootstrapTokenFile (--bootstrap-token-file) when that is set.
 	Auth               service.AuthConfig
 	BootstrapTokenFile string
+
+	// issue 12: TLS on the API and the Raft port.
+	TLS TLSConfig
 }
 
 // authConfig validates the auth configuration and reads the bootstrap
@@ -99,6 +104,61 @@ func (c *Config) authConfig() (service.AuthConfig, error) {
 		}
 	}
 	return a, nil
+}
+
+// TLSConfig configures TLS. Files are PEM; they are re-read when they
+// change (polled every second) and on Broker.ReloadTLS (SIGHUP).
+type TLSConfig struct {
+	// API: with Cert and Key the HTTP API is HTTPS; CA verifies client
+	// certificates (principal User:<CN>) as ClientAuth says.
+	API tlsfiles.Files
+	// ClientAuth is "none", "request" (verify a certificate if one is
+	// sent) or "require". Default: "request" with API.CA, else "none".
+	ClientAuth string
+	// Raft: with Cert, Key and CA the Raft port is mutual TLS between
+	// members (node certificates carry ledgermq://node/<id>). Default:
+	// the API files, when only those are given.
+	Raft tlsfiles.Files
+}
+
+// clientAuth maps ClientAuth to crypto/tls.
+func (c *TLSConfig) clientAuth() (tls.ClientAuthType, error) {
+	mode := c.ClientAuth
+	if mode == "" {
+		mode = "none"
+		if c.API.CA != "" {
+			mode = "request"
+		}
+	}
+	switch mode {
+	case "none":
+		return tls.NoClientCert, nil
+	case "request", "require":
+		if c.API.CA == "" {
+			return 0, fmt.Errorf("broker: --tls-client-auth %s needs --tls-ca to verify client certificates", mode)
+		}
+		if mode == "require" {
+			return tls.RequireAndVerifyClientCert, nil
+		}
+		return tls.VerifyClientCertIfGiven, nil
+	}
+	return 0, fmt.Errorf("broker: --tls-client-auth: want none, request or require, got %q", c.ClientAuth)
+}
+
+// raftFiles is Raft, defaulting to API; ok is false when the Raft port
+// stays plain TCP.
+func (c *TLSConfig) raftFiles() (tlsfiles.Files, bool, error) {
+	f := c.Raft
+	if f == (tlsfiles.Files{}) {
+		f = c.API
+	}
+	if f == (tlsfiles.Files{}) {
+		return f, false, nil
+	}
+	if f.Cert == "" || f.Key == "" || f.CA == "" {
+		return f, false, fmt.Errorf("broker: mutual TLS on the Raft port needs a certificate, its key and the cluster CA (--raft-tls-cert, --raft-tls-key, --raft-tls-ca)")
+	}
+	return f, true, nil
 }
 
 // Admission is the admission-control and disk-watermark configuration.

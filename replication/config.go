@@ -88,6 +88,12 @@ type Config struct {
 
 	// Dialer opens connections to peers. Default DefaultDialer (TCP).
 	Dialer Dialer
+	// TLS, if set, makes the Raft port (Raft and the peer protocol) mutual
+	// TLS between members: a peer's certificate, signed by the cluster CA,
+	// must carry the URI SAN ledgermq://node/<id> of a member of the
+	// newest configuration, and every Raft RPC must claim that id
+	// (tlsmux.go, authtransport.go). Connections run over Dialer.
+	TLS TLSSource
 	// Transport, if set, replaces the TCP Raft transport (tests use
 	// raft.InmemTransport). The peer protocol still listens on RaftAddr,
 	// and PeerAddr maps a server to it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -30,6 +31,7 @@ type Node struct {
 	mux    *Mux
 	trans  raft.Transport
 	netTr  *raft.NetworkTransport // nil with an injected transport
+	authTr *authTransport         // with Config.TLS: netTr plus checked inbound RPCs
 	fsm    *fsm
 	raft   atomic.Pointer[raft.Raft]
 
@@ -126,6 +128,10 @@ func Open(cfg Config, sm StateMachine) (_ *Node, err error) {
 	}
 	n.wg.Add(1)
 	go n.watchCaughtUp()
+	if cfg.TLS != nil {
+		n.wg.Add(1)
+		go n.watchMembers()
+	}
 
 	if !hasState && n.inPeers(cfg.ID) {
 		if err := r.BootstrapCluster(raft.Configuration{Servers: n.serversCopy()}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -170,20 +176,45 @@ func (n *Node) openStores() error {
 }
 
 // listen opens the Raft port (shared with the peer protocol) and the Raft
-// transport over it, unless the config injects a transport.
+// transport over it, unless the config injects a transport. With
+// Config.TLS the port is mutual TLS between members (tlsmux.go) and the
+// transport checks who sends each RPC (authtransport.go).
 func (n *Node) listen() error {
-	var err error
-	if n.mux, err = NewMux(n.cfg.RaftAddr, n.cfg.Dialer, n.logger); err != nil {
-		return err
+	ln, err := net.Listen("tcp", n.cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("replication: listen on %s: %w", n.cfg.RaftAddr, err)
 	}
+	var auth *muxAuth
+	if n.cfg.TLS != nil {
+		n.authTr = newAuthTransport(ln.Addr(), n.isMember, n.memberAddr, n.transportConfig, n.logger)
+		auth = &muxAuth{tls: n.cfg.TLS, member: n.isMember, idAt: n.memberAt, raft: n.authTr.deliver,
+			onLog: n.logger.Warn}
+		if n.cfg.Transport != nil {
+			auth.raft = func(_ string, c net.Conn) { c.Close() } // raft runs elsewhere
+		}
+	}
+	n.mux = newMux(ln, n.cfg.Dialer, n.logger, auth)
 	ps := &peerServer{log: n.log, status: n.peerStatus, suspect: n.suspectView}
 	n.mux.setPeerHandler(ps.serve)
 	if n.cfg.Transport != nil {
 		n.trans = n.cfg.Transport
 		return nil
 	}
-	n.netTr = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  raftStream{n.mux},
+	cfg := n.transportConfig()
+	cfg.Stream = raftStream{n.mux}
+	n.netTr = raft.NewNetworkTransportWithConfig(cfg)
+	n.trans = n.netTr
+	if n.authTr != nil {
+		n.authTr.NetworkTransport = n.netTr
+		n.trans = n.authTr
+	}
+	return nil
+}
+
+// transportConfig is the configuration of the node's NetworkTransports,
+// without the stream layer.
+func (n *Node) transportConfig() *raft.NetworkTransportConfig {
+	return &raft.NetworkTransportConfig{
 		MaxPool: 4,
 		// No pipelining: replicate with one AppendEntries in flight per
 		// follower. In raft v1.8.0 a pipeline deadlocks when a follower
@@ -198,9 +229,7 @@ func (n *Node) listen() error {
 		MaxRPCsInFlight: 1,
 		Timeout:         10 * time.Second,
 		Logger:          newHCLog(n.logger),
-	})
-	n.trans = n.netTr
-	return nil
+	}
 }
 
 func (n *Node) inPeers(id string) bool {
@@ -732,6 +761,9 @@ func (n *Node) closeResources() error {
 	var errs []error
 	if n.netTr != nil {
 		errs = append(errs, n.netTr.Close())
+	}
+	if n.authTr != nil {
+		errs = append(errs, n.authTr.Close())
 	}
 	if n.mux != nil {
 		errs = append(errs, n.mux.Close())

@@ -48,6 +48,8 @@ type Mux struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // accepted, not yet handed to raft
 	shut  bool
+
+	auth *muxAuth // nil: plain TCP, no identities (tlsmux.go)
 }
 
 // NewMux listens on addr. dial may be nil for DefaultDialer.
@@ -56,10 +58,12 @@ func NewMux(addr string, dial Dialer, logger *slog.Logger) (*Mux, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replication: listen on %s: %w", addr, err)
 	}
-	return newMux(ln, dial, logger), nil
+	return newMux(ln, dial, logger, nil), nil
 }
 
-func newMux(ln net.Listener, dial Dialer, logger *slog.Logger) *Mux {
+// newMux serves ln; with auth set, every connection is mutual TLS from a
+// member (tlsmux.go).
+func newMux(ln net.Listener, dial Dialer, logger *slog.Logger, auth *muxAuth) *Mux {
 	if dial == nil {
 		dial = DefaultDialer
 	}
@@ -72,6 +76,10 @@ func newMux(ln net.Listener, dial Dialer, logger *slog.Logger) *Mux {
 		done:      make(chan struct{}),
 		raftDone:  make(chan struct{}),
 		conns:     make(map[net.Conn]struct{}),
+		auth:      auth,
+	}
+	if auth != nil {
+		auth.init()
 	}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -107,6 +115,13 @@ func (m *Mux) acceptLoop() {
 			c.Close()
 			return
 		}
+		if m.auth != nil && !m.auth.acquire() {
+			// Too many handshakes under way: strangers must not pin
+			// goroutines. A member's dial is retried by raft.
+			m.untrack(c)
+			c.Close()
+			continue
+		}
 		m.wg.Add(1)
 		go m.route(c)
 	}
@@ -128,13 +143,26 @@ func (m *Mux) untrack(c net.Conn) {
 	m.mu.Unlock()
 }
 
-// route reads the first byte and hands the connection on.
-func (m *Mux) route(c net.Conn) {
+// route reads the first byte and hands the connection on. With TLS the
+// handshake and the identity check come first (authenticate): nothing of
+// a connection that fails them is read past the handshake.
+func (m *Mux) route(raw net.Conn) {
 	defer m.wg.Done()
+	c, id := raw, ""
+	if m.auth != nil {
+		var ok bool
+		c, id, ok = m.authenticate(raw)
+		if !ok {
+			m.untrack(raw)
+			raw.Close()
+			return
+		}
+		c = m.auth.hold(c, id)
+	}
 	var b [1]byte
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadFull(c, b[:]); err != nil {
-		m.untrack(c)
+		m.untrack(raw)
 		c.Close()
 		return
 	}
@@ -146,11 +174,15 @@ func (m *Mux) route(c net.Conn) {
 		if h != nil {
 			h(c) // returns when the exchange ends; Close closes c to end it early
 		}
-		m.untrack(c)
+		m.untrack(raw)
 		c.Close()
 		return
 	}
-	m.untrack(c) // raft owns it from here and closes it on shutdown
+	m.untrack(raw) // raft owns it from here and closes it on shutdown
+	if m.auth != nil {
+		m.auth.raft(id, &prefixConn{Conn: c, first: b[0], has: true})
+		return
+	}
 	select {
 	case m.raftConns <- &prefixConn{Conn: c, first: b[0], has: true}:
 	case <-m.done:
@@ -201,6 +233,9 @@ func (m *Mux) Close() error {
 		c.Close()
 	}
 	m.mu.Unlock()
+	if m.auth != nil {
+		m.auth.closeAll()
+	}
 	err := m.ln.Close()
 	m.wg.Wait()
 	return err
@@ -213,12 +248,21 @@ func (m *Mux) Addr() net.Addr { return m.ln.Addr() }
 func (m *Mux) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return m.dial(ctx, string(address))
+	return m.dialConn(ctx, string(address))
+}
+
+// dialConn connects to a peer's Raft port: over mutual TLS, verifying the
+// node at addr, when the Mux has identities.
+func (m *Mux) dialConn(ctx context.Context, addr string) (net.Conn, error) {
+	if m.auth != nil {
+		return m.dialTLS(ctx, addr)
+	}
+	return m.dial(ctx, addr)
 }
 
 // dialPeer opens a peer-protocol connection.
 func (m *Mux) dialPeer(ctx context.Context, addr string) (net.Conn, error) {
-	c, err := m.dial(ctx, addr)
+	c, err := m.dialConn(ctx, addr)
 	if err != nil {
 		return nil, err
 	}

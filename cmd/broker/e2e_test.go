@@ -73,8 +73,19 @@ type group struct {
 }
 
 func newGroup(t *testing.T, n int) *group {
-	o := cluster.Options{Bin: binary(t, "broker"), Nodes: n, Dir: t.TempDir(), LogLevel: logLevel(),
-		Args: []string{"--segment-bytes", "1048576"}}
+	c := startCluster(t, cluster.Options{Bin: binary(t, "broker"), Nodes: n, Dir: t.TempDir(), LogLevel: logLevel(),
+		Args: []string{"--segment-bytes", "1048576"}})
+	g := &group{t: t, c: c, api: map[string]string{}, ids: c.IDs()}
+	for _, id := range g.ids {
+		g.api[id] = c.API(id)
+	}
+	return g
+}
+
+// startCluster starts the processes of o (their output to stderr with
+// LEDGERMQ_TEST_LOG) and kills them when the test ends.
+func startCluster(t *testing.T, o cluster.Options) *cluster.Group {
+	t.Helper()
 	if os.Getenv("LEDGERMQ_TEST_LOG") != "" {
 		o.Output = os.Stderr
 	}
@@ -83,11 +94,7 @@ func newGroup(t *testing.T, n int) *group {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	g := &group{t: t, c: c, api: map[string]string{}, ids: c.IDs()}
-	for _, id := range g.ids {
-		g.api[id] = c.API(id)
-	}
-	return g
+	return c
 }
 
 // newGroupWithTopic starts an n-node group, waits for a leader and

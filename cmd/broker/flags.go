@@ -31,7 +31,8 @@ type nodeOptions struct {
 	admission                                                            broker.Admission // issue 11
 	quotas                                                               service.Quotas
 	maxAppendBytes                                                       int64
-	auth                                                                 authOptions // issue 12
+	auth                                                                 authOptions      // issue 12
+	tls                                                                  broker.TLSConfig // issue 12
 }
 
 // authOptions are the authentication and authorization flags (issue 12).
@@ -82,6 +83,15 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.StringVar(&o.auth.superusers, "superusers", "", "principals allowed everything, not stored in Raft: User:admin,...")
 	fs.StringVar(&o.auth.bootstrapTokenFile, "bootstrap-token-file", "", "file holding one token lmq_<id>_<secret>, accepted as the first superuser's credential (User:admin if --superusers is empty)")
 	fs.Int64Var(&o.maxAppendBytes, "max-append-bytes", replication.DefaultConfig().MaxAppendBytes, "entry bytes one Raft AppendEntries may carry: entries per RPC = this / (max-request-bytes + 256 KiB), at most 512")
+	// issue 12: TLS (files are re-read when they change and on SIGHUP)
+	t := &o.tls
+	fs.StringVar(&t.API.Cert, "tls-cert", "", "PEM certificate of the HTTP API: serve HTTPS")
+	fs.StringVar(&t.API.Key, "tls-key", "", "PEM key of --tls-cert")
+	fs.StringVar(&t.API.CA, "tls-ca", "", "PEM CA bundle verifying API client certificates (principal User:<CN>)")
+	fs.StringVar(&t.ClientAuth, "tls-client-auth", "", "API client certificates: none, request (verified if sent) or require (default: request with --tls-ca, else none)")
+	fs.StringVar(&t.Raft.Cert, "raft-tls-cert", "", "PEM node certificate (URI SAN ledgermq://node/<id>) for mutual TLS on the Raft port (default: --tls-cert)")
+	fs.StringVar(&t.Raft.Key, "raft-tls-key", "", "PEM key of --raft-tls-cert (default: --tls-key)")
+	fs.StringVar(&t.Raft.CA, "raft-tls-ca", "", "PEM cluster CA verifying the other nodes (default: --tls-ca)")
 }
 
 func parseNodeFlags(args []string, stderr io.Writer) (*nodeOptions, error) {
@@ -211,6 +221,7 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 		}
 	}
 	cfg.BootstrapTokenFile = o.auth.bootstrapTokenFile
+	cfg.TLS = o.tls
 	cfg.Logger = logger
 	return cfg, nil
 }

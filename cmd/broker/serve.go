@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/ledgermq/ledgermq/broker"
 	"github.com/ledgermq/ledgermq/replication"
@@ -19,7 +22,22 @@ func serve(ctx context.Context, cfg broker.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	// SIGHUP re-reads the TLS files (they are also polled every second).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			logger.Info("SIGHUP: reloading TLS files")
+			if err := b.ReloadTLS(); err != nil {
+				logger.Error("TLS reload failed; the previous certificates stay in use", "err", err)
+			}
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
 	logger.Info("shutting down")
 	return b.Close()
 }

@@ -6,6 +6,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ledgermq/ledgermq/internal/devcerts"
 	"github.com/ledgermq/ledgermq/internal/netlab"
 	"github.com/ledgermq/ledgermq/internal/proc"
 	"github.com/ledgermq/ledgermq/internal/testnet"
@@ -42,6 +44,12 @@ type Options struct {
 	// nftables drop rules (internal/netlab); it needs root, ip and nft.
 	// Not with Proxies.
 	Netns bool
+	// TLS runs every node with the bundle's certificate of its id
+	// (devcerts.WriteBundle with the ids n1..nN) on the API (HTTPS, client
+	// certificates verified) and the Raft port (mutual TLS). The Group's
+	// HTTP clients then speak HTTPS, trust the bundle's CA and present
+	// its user "admin" certificate if it has one (tls.go).
+	TLS *devcerts.Bundle
 }
 
 // Node is one member's fixed settings.
@@ -63,6 +71,8 @@ type Group struct {
 	opts  Options
 	nodes []Node
 	hc    *http.Client
+	// tlsCfg is the clients' TLS configuration with Options.TLS, else nil.
+	tlsCfg *tls.Config
 
 	mu    sync.Mutex
 	procs map[string]*proc.Process // running nodes by id
@@ -86,7 +96,11 @@ func New(o Options) (*Group, error) {
 	if o.LogLevel == "" {
 		o.LogLevel = "warn"
 	}
-	g := &Group{opts: o, hc: &http.Client{Timeout: 5 * time.Second}, procs: map[string]*proc.Process{}}
+	g := &Group{opts: o, procs: map[string]*proc.Process{}}
+	if err := g.setupTLS(); err != nil {
+		return nil, err
+	}
+	g.hc = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: g.tlsCfg}}
 	addrs, err := g.addresses()
 	if err != nil {
 		return nil, err
@@ -109,6 +123,7 @@ func New(o Options) (*Group, error) {
 		if o.Nodes > 1 {
 			n.Args = append(n.Args, "--peers", strings.Join(peers, ","))
 		}
+		n.Args = append(n.Args, g.tlsArgs(n.ID)...)
 		n.Args = append(n.Args, o.Args...)
 		g.nodes = append(g.nodes, n)
 	}
@@ -352,7 +367,7 @@ func (g *Group) Status(ctx context.Context, id string) (wire.ClusterStatus, erro
 // getJSON sends GET path to node id's API and decodes the JSON answer into
 // out; what names the request in errors.
 func (g *Group) getJSON(ctx context.Context, id, path, what string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+g.API(id)+path, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", g.URL(id)+path, nil)
 	if err != nil {
 		return fmt.Errorf("%s of %s: %w", what, id, err)
 	}

@@ -299,7 +299,8 @@ func (g *Group) DialContext(ctx context.Context, network, addr string) (net.Conn
 // their API proxies (see DialContext), with the given overall timeout (0:
 // none), for client.WithHTTPClient.
 func (g *Group) HTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: g.DialContext, MaxIdleConnsPerHost: 16}}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: g.DialContext, MaxIdleConnsPerHost: 16,
+		TLSClientConfig: g.tlsCfg}}
 }
 
 // LeaderSeenBy asks node id, through its API proxy, which node it follows
