@@ -20,15 +20,17 @@ import (
 // Broker is one broker node: a replication node driving the state
 // machine, the service core over them, and the HTTP front-end.
 type Broker struct {
-	cfg    Config
-	logger *slog.Logger
-	node   *replication.Node
-	svc    *service.Service
-	http   *httpapi.Server
-	ln     net.Listener
-	tls    []*tlsfiles.Reloader // API and Raft port material (tls.go)
-	wg     sync.WaitGroup
-	closed atomic.Bool
+	cfg     Config
+	logger  *slog.Logger
+	node    *replication.Node
+	svc     *service.Service
+	http    *httpapi.Server
+	ln      net.Listener
+	tls     []*tlsfiles.Reloader // API and Raft port material (tls.go)
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+	stop    chan struct{} // closed by Close: background loops end
+	exposed []string      // listeners reachable without protection (--insecure)
 }
 
 // Open starts a broker node and its HTTP listener.
@@ -41,8 +43,12 @@ func Open(cfg Config) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID)}
+	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{})}
 	if err := b.openTLS(&rc); err != nil {
+		b.closeTLS()
+		return nil, err
+	}
+	if err := b.checkExposure(rc.TLS != nil); err != nil {
 		b.closeTLS()
 		return nil, err
 	}
@@ -72,7 +78,8 @@ func Open(cfg Config) (*Broker, error) {
 		}
 	}()
 	b.logger.Info("broker started", "api", cfg.Listen, "raft", cfg.RaftListen, "data_dir", cfg.DataDir,
-		"api_tls", cfg.TLS.API.Cert != "", "raft_tls", rc.TLS != nil)
+		"api_tls", cfg.TLS.API.Cert != "", "raft_tls", rc.TLS != nil, "auth", cfg.Auth.Enabled)
+	b.warnInsecure()
 	return b, nil
 }
 
@@ -92,6 +99,7 @@ func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return nil // closed already
 	}
+	close(b.stop)
 	b.svc.Drain()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

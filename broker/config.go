@@ -80,6 +80,10 @@ type Config struct {
 
 	// issue 12: TLS on the API and the Raft port.
 	TLS TLSConfig
+	// Insecure lets a node listen beyond loopback without TLS and
+	// authentication (exposure.go); it then warns every minute.
+	Insecure          bool
+	insecureWarnEvery time.Duration // tests
 }
 
 // authConfig validates the auth configuration and reads the bootstrap

@@ -33,6 +33,7 @@ type nodeOptions struct {
 	maxAppendBytes                                                       int64
 	auth                                                                 authOptions      // issue 12
 	tls                                                                  broker.TLSConfig // issue 12
+	insecure                                                             bool
 }
 
 // authOptions are the authentication and authorization flags (issue 12).
@@ -83,6 +84,7 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.StringVar(&o.auth.superusers, "superusers", "", "principals allowed everything, not stored in Raft: User:admin,...")
 	fs.StringVar(&o.auth.bootstrapTokenFile, "bootstrap-token-file", "", "file holding one token lmq_<id>_<secret>, accepted as the first superuser's credential (User:admin if --superusers is empty)")
 	fs.Int64Var(&o.maxAppendBytes, "max-append-bytes", replication.DefaultConfig().MaxAppendBytes, "entry bytes one Raft AppendEntries may carry: entries per RPC = this / (max-request-bytes + 256 KiB), at most 512")
+	fs.BoolVar(&o.insecure, "insecure", false, "allow listening beyond loopback without TLS and --auth (the node then warns every minute)")
 	// issue 12: TLS (files are re-read when they change and on SIGHUP)
 	t := &o.tls
 	fs.StringVar(&t.API.Cert, "tls-cert", "", "PEM certificate of the HTTP API: serve HTTPS")
@@ -222,6 +224,7 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	}
 	cfg.BootstrapTokenFile = o.auth.bootstrapTokenFile
 	cfg.TLS = o.tls
+	cfg.Insecure = o.insecure
 	cfg.Logger = logger
 	return cfg, nil
 }
