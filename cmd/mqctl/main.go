@@ -241,6 +241,14 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.groupCmd(ctx, args[1:])
 	case "config":
 		return a.configCmd(ctx, args[1:])
+	case "whoami":
+		return a.whoami(ctx, args[1:])
+	case "token", "tokens":
+		return a.tokenCmd(ctx, args[1:])
+	case "acl", "acls":
+		return a.aclCmd(ctx, args[1:])
+	case "principal":
+		return a.principalCmd(ctx, args[1:])
 	}
 	return usagef("mqctl", "unknown command %q", args[0])
 }
@@ -329,7 +337,7 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 
 // parse parses a command's arguments, flags and positional arguments in
 // any order ("--" ends the flags), checks that there are nargs positional
-// arguments and builds the client.
+// arguments (-n: at least n) and builds the client.
 func (a *app) parse(fs *flag.FlagSet, args []string, nargs int, argNames string) ([]string, error) {
 	return a.parseWith(fs, args, nargs, argNames, true)
 }
@@ -346,8 +354,11 @@ func (a *app) parseWith(fs *flag.FlagSet, args []string, nargs int, argNames str
 		}
 		return nil, &usageError{cmd: cmd, err: err}
 	}
+	if nargs < 0 && len(pos) >= -nargs { // -n: at least n
+		nargs = len(pos)
+	}
 	if len(pos) != nargs {
-		if len(pos) < nargs {
+		if len(pos) < max(nargs, -nargs) {
 			return nil, usagef(cmd, "%s: missing %s", strings.TrimPrefix(cmd, "mqctl "), argNames)
 		}
 		return nil, usagef(cmd, "%s: unexpected argument %q", strings.TrimPrefix(cmd, "mqctl "), pos[nargs])
