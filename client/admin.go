@@ -12,7 +12,8 @@ import (
 )
 
 // Admin manages a broker group: topics, consumer groups, the group's
-// members and its leadership. It is to Producer and Consumer what franz-go's
+// members and its leadership, and its security: API tokens, ACLs and the
+// groups of principals (admin_auth.go). It is to Producer and Consumer what franz-go's
 // kadm is to kgo: typed calls over the same transport, which finds the
 // leader by itself and follows failovers.
 //
@@ -28,12 +29,14 @@ import (
 // Reads (List*, Describe*, ClusterStatus) go to the leader when it is known
 // and otherwise to any broker; failures a resend may cure (no connection,
 // 503, 5xx, a lost answer) are resent with backoff until ctx ends. Writes
-// (CreateTopic, DeleteTopic, ResetOffsets, TransferLeadership) go to the
-// leader: a 421 NOT_LEADER answer sends them to the leader it names, and
+// (CreateTopic, DeleteTopic, ResetOffsets, TransferLeadership,
+// CreateToken, RevokeToken) go to the leader: a 421 NOT_LEADER answer sends them to the leader it names, and
 // they are resent only when the broker guarantees the attempt changed
 // nothing (Error.NotApplied and Error.Retriable, or no connection was
 // made). A write that may have been applied is never resent: its error
 // wraps ErrUnknownOutcome (and the broker's *Error, if it answered).
+// Idempotent writes (AddACL, RemoveACLs, SetPrincipalGroups) are resent
+// like reads. UNAUTHENTICATED and FORBIDDEN answers are never resent.
 //
 // Every call retries until ctx ends: give ctx a deadline. A broker's error
 // answer is returned as an *Error (see ErrorCode); other failures are
@@ -127,12 +130,12 @@ func minIndexQuery(q url.Values, n uint64) url.Values {
 // the topic was created (a position token). An existing topic gives
 // TOPIC_EXISTS, also after a first attempt whose outcome was unknown.
 func (a *Admin) CreateTopic(ctx context.Context, req wire.CreateTopicRequest) (*wire.TopicInfo, error) {
-	return write[wire.TopicInfo](ctx, a, "create topic "+req.Name, http.MethodPost, "/v1/topics", req)
+	return write[wire.TopicInfo](ctx, a, "create topic "+req.Name, http.MethodPost, "/v1/topics", req, retryUnapplied)
 }
 
 // DeleteTopic deletes a topic and its queues (DELETE /v1/topics/{topic}).
 func (a *Admin) DeleteTopic(ctx context.Context, topic string) error {
-	_, err := write[struct{}](ctx, a, "delete topic "+topic, http.MethodDelete, topicPath(topic), nil)
+	_, err := write[struct{}](ctx, a, "delete topic "+topic, http.MethodDelete, topicPath(topic), nil, retryUnapplied)
 	return err
 }
 
@@ -159,7 +162,7 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (*wire.GroupInf
 // (with Timestamp, RFC 3339) or "offset" (with Offset). A group with
 // members gives GROUP_ACTIVE.
 func (a *Admin) ResetOffsets(ctx context.Context, group string, req wire.ResetOffsetsRequest) (*wire.GroupInfo, error) {
-	return write[wire.GroupInfo](ctx, a, "reset offsets of group "+group, http.MethodPost, groupPath(group)+"/reset-offsets", req)
+	return write[wire.GroupInfo](ctx, a, "reset offsets of group "+group, http.MethodPost, groupPath(group)+"/reset-offsets", req, retryUnapplied)
 }
 
 // ClusterStatus returns the broker group as the answering node sees it:
@@ -174,7 +177,7 @@ func (a *Admin) ClusterStatus(ctx context.Context) (*wire.ClusterStatus, error) 
 // (POST /v1/cluster/transfer-leadership). Later calls go to the new leader.
 func (a *Admin) TransferLeadership(ctx context.Context, to string) (*TransferResult, error) {
 	tr, err := write[TransferResult](ctx, a, "transfer leadership", http.MethodPost, "/v1/cluster/transfer-leadership",
-		wire.TransferRequest{To: to})
+		wire.TransferRequest{To: to}, retryUnapplied)
 	if err != nil {
 		return nil, err
 	}
@@ -201,11 +204,28 @@ func readQuery[T any](ctx context.Context, a *Admin, op, path string, query url.
 }
 
 // write sends in (nil: no body) to the leader and decodes the answer as a
-// T. It resends only what was certainly not applied; any other failure is
+// T. It resends what retry allows (retryUnapplied: only what was
+// certainly not applied; retryAll: idempotent calls); any failure is
 // reported, marked as of unknown outcome unless the broker said it applied
 // nothing.
-func write[T any](ctx context.Context, a *Admin, op, method, path string, in any) (*T, error) {
-	r := &request{method: method, path: path, write: true, retry: retryUnapplied}
+func write[T any](ctx context.Context, a *Admin, op, method, path string, in any, retry retryMode) (*T, error) {
+	resp, err := send(ctx, a, op, method, path, in, retry)
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	if len(resp.body) == 0 {
+		return &v, nil
+	}
+	if err := decodeJSON(resp, &v); err != nil {
+		return nil, opError(op, err)
+	}
+	return &v, nil
+}
+
+// send is write without decoding the answer.
+func send(ctx context.Context, a *Admin, op, method, path string, in any, retry retryMode) (*response, error) {
+	r := &request{method: method, path: path, write: true, retry: retry}
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
@@ -220,14 +240,7 @@ func write[T any](ctx context.Context, a *Admin, op, method, path string, in any
 		}
 		return nil, opError(op, err)
 	}
-	var v T
-	if len(resp.body) == 0 {
-		return &v, nil
-	}
-	if err := decodeJSON(resp, &v); err != nil {
-		return nil, opError(op, err)
-	}
-	return &v, nil
+	return resp, nil
 }
 
 // opError returns err as it is when it is a broker's *Error (its code and

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +34,8 @@ import (
 // brokers (the producer's batches, whose resends it orders itself).
 type conn struct {
 	brokers    []string // base URLs: scheme://host:port
-	scheme     string   // for leader hints, which are host:port
+	scheme     string   // of every broker, and so of leader hints, which are host:port
+	token      string   // WithToken; "" for none
 	hc         *http.Client
 	ownHC      bool
 	log        *slog.Logger
@@ -60,6 +62,9 @@ type connConfig struct {
 	backoffMin     time.Duration
 	backoffMax     time.Duration
 	stallAfter     time.Duration
+	useTLS         bool        // WithTLS
+	tls            *tls.Config // WithTLS; nil: Go's defaults
+	token          string      // WithToken
 }
 
 func defaultConnConfig() connConfig {
@@ -82,6 +87,19 @@ func (c *connConfig) validate() error {
 		return fmt.Errorf("WithRetryBackoff: want 0 < min <= max, got %v and %v", c.backoffMin, c.backoffMax)
 	case c.stallAfter < 0:
 		return fmt.Errorf("WithStallTimeout: %v is negative", c.stallAfter)
+	case c.useTLS && c.httpClient != nil:
+		return errors.New("WithTLS and WithHTTPClient exclude each other: give the TLS configuration to the HTTP client's transport")
+	}
+	return validToken(c.token)
+}
+
+// validToken checks that a WithToken token can travel in a header. It
+// never repeats the token: errors are logged and printed.
+func validToken(t string) error {
+	for _, r := range t {
+		if r <= ' ' || r >= 0x7f {
+			return errors.New("WithToken: the token has a space, control or non-ASCII character")
+		}
 	}
 	return nil
 }
@@ -91,9 +109,14 @@ func newConn(brokers []string, cfg connConfig) (*conn, error) {
 		return nil, err
 	}
 	c := &conn{hc: cfg.httpClient, log: cfg.logger, reqTimeout: cfg.requestTimeout,
-		backoffMin: cfg.backoffMin, backoffMax: cfg.backoffMax, stallAfter: cfg.stallAfter}
+		backoffMin: cfg.backoffMin, backoffMax: cfg.backoffMax, stallAfter: cfg.stallAfter, token: cfg.token}
+	scheme, err := brokerScheme(brokers, cfg.useTLS)
+	if err != nil {
+		return nil, err
+	}
+	c.scheme = scheme
 	for _, b := range brokers {
-		base, err := normalizeBroker(b)
+		base, err := normalizeBroker(b, scheme)
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +125,6 @@ func newConn(brokers []string, cfg connConfig) (*conn, error) {
 	if len(c.brokers) == 0 {
 		return nil, errors.New("no broker given")
 	}
-	c.scheme, _, _ = strings.Cut(c.brokers[0], "://")
 	if c.hc == nil {
 		tr := &http.Transport{
 			Proxy:               nil, // brokers are reached directly: leader hints are their addresses
@@ -110,14 +132,48 @@ func newConn(brokers []string, cfg connConfig) (*conn, error) {
 			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
 		}
+		if scheme == "https" {
+			// The same configuration for every broker, leader hints
+			// included: its ServerName, if set, names them all; else each
+			// broker's host is verified. HTTP/1.1, as without TLS.
+			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			if cfg.tls != nil {
+				tr.TLSClientConfig = cfg.tls.Clone()
+			}
+		}
 		c.hc = &http.Client{Transport: tr}
 		c.ownHC = true
 	}
 	return c, nil
 }
 
-// normalizeBroker turns host:port or http(s)://host:port into a base URL.
-func normalizeBroker(s string) (string, error) {
+// brokerScheme is the scheme of every broker: https when TLS is asked for
+// (WithTLS) or any address says https://, else http. Leader hints name
+// host:port only, so one group is reached with one scheme.
+func brokerScheme(brokers []string, useTLS bool) (string, error) {
+	var plain, secure string
+	for _, b := range brokers {
+		switch s, _, _ := strings.Cut(strings.TrimSpace(b), "://"); strings.ToLower(s) {
+		case "http":
+			plain = b
+		case "https":
+			secure = b
+		}
+	}
+	switch {
+	case plain != "" && secure != "":
+		return "", fmt.Errorf("brokers %q and %q: one group is reached with one scheme", plain, secure)
+	case plain != "" && useTLS:
+		return "", fmt.Errorf("broker %q: WithTLS needs https:// or host:port addresses", plain)
+	case useTLS || secure != "":
+		return "https", nil
+	}
+	return "http", nil
+}
+
+// normalizeBroker turns host:port or http(s)://host:port into a base URL;
+// host:port takes scheme.
+func normalizeBroker(s, scheme string) (string, error) {
 	s = strings.TrimSpace(s)
 	if strings.Contains(s, "://") {
 		u, err := url.Parse(s)
@@ -129,7 +185,7 @@ func normalizeBroker(s string) (string, error) {
 	if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
 		return "", fmt.Errorf("broker %q is not host:port or http(s)://host:port", s)
 	}
-	return "http://" + s, nil
+	return scheme + "://" + s, nil
 }
 
 // close releases idle connections of a client the conn made itself.
@@ -213,6 +269,9 @@ func (c *conn) resendable(r *request, err error) bool {
 	var te *transportError
 	switch {
 	case errors.As(err, &ae):
+		if ae.Code == wire.CodeUnauthenticated || ae.Code == wire.CodeForbidden {
+			return false // the same credentials get the same answer
+		}
 		if ae.Code == wire.CodeNotLeader || ae.Retriable && ae.NotApplied {
 			return true
 		}
@@ -372,7 +431,7 @@ func (c *conn) send(ctx context.Context, base string, r *request) (*response, er
 	if r.contentType != "" {
 		req.Header.Set("Content-Type", r.contentType)
 	}
-	req.Header.Set("User-Agent", "ledgermq-go")
+	c.setHeaders(req)
 	w := c.watch(actx, cancel, base, r)
 	resp, err := c.hc.Do(req)
 	w.stop()
@@ -392,6 +451,15 @@ func (c *conn) send(ctx context.Context, base string, r *request) (*response, er
 		return nil, decodeError(resp.StatusCode, raw)
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: raw, addr: base}, nil
+}
+
+// setHeaders sets the headers every request carries: the client's name and
+// the credentials.
+func (c *conn) setHeaders(req *http.Request) {
+	req.Header.Set("User-Agent", "ledgermq-go")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 }
 
 // getJSON reads path into out, resending any retriable failure until ctx

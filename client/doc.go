@@ -134,6 +134,29 @@
 // commits but does not leave: its queues wait for its restart under the
 // same instance id, up to its session timeout.
 //
+// # Security
+//
+// Brokers that run with TLS and --auth (docs/security.md) want TLS and
+// credentials: a client certificate signed by their --tls-ca (principal
+// User:<CN>) and/or an API token (the token's principal wins):
+//
+//	pool := x509.NewCertPool()
+//	pool.AppendCertsFromPEM(caPEM) // the CA that signed the brokers' certificates
+//	cert, err := tls.LoadX509KeyPair("alice.crt", "alice.key") // optional
+//	p, err := client.NewProducer([]string{"broker1:7001", "broker2:7001", "broker3:7001"},
+//		client.WithTLS(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}),
+//		client.WithToken(os.Getenv("MQ_TOKEN")))
+//
+// WithTLS (or an https:// address) makes every request, leader hints
+// included, use TLS with that configuration; WithToken sends
+// "Authorization: Bearer <token>" on every request and is never logged.
+// Both are Opts, so producers, consumers (group members too) and Admin
+// take them. A refusal is final, never resent: an *Error with code
+// UNAUTHENTICATED (401: no, bad or revoked credentials) or FORBIDDEN
+// (403: the principal lacks the operation the message names). Admin
+// manages tokens, ACLs and principal groups (CreateToken, AddACL, ...) and
+// tells who the brokers take the caller for (WhoAmI).
+//
 // # Reading your writes
 //
 // Any broker serves reads from the committed state it has applied; a

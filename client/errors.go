@@ -133,6 +133,12 @@ func decodeError(status int, body []byte) *Error {
 		e.Code, e.Retriable = wire.CodeUnavailable, true
 	case http.StatusNotFound:
 		e.Code = wire.CodeNotFound
+	case http.StatusUnauthorized:
+		// Refused before anything was done (a proxy or gateway in front
+		// of the brokers, say), as the brokers' own 401 and 403.
+		e.Code, e.NotApplied = wire.CodeUnauthenticated, true
+	case http.StatusForbidden:
+		e.Code, e.NotApplied = wire.CodeForbidden, true
 	default:
 		e.Code = fmt.Sprintf("HTTP_%d", status)
 	}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -293,4 +294,34 @@ func WithLogger(l *slog.Logger) Opt {
 // timeout and up to 256 idle connections per broker.
 func WithHTTPClient(hc *http.Client) Opt {
 	return connOpt{func(c *connConfig) { c.httpClient = hc }}
+}
+
+// WithTLS makes the client reach the brokers over TLS with cfg: its
+// RootCAs verify the brokers' certificates (nil: the system's roots) and
+// its Certificates (or GetClientCertificate) are the client certificate
+// the brokers map to the principal User:<CN>. nil cfg means Go's defaults.
+// Addresses given as host:port are then reached with https://, and so are
+// the leaders that NOT_LEADER answers and cluster status name (host:port),
+// with the same cfg; an http:// address is refused.
+//
+// Without WithTLS, an https:// address also means TLS, with Go's defaults.
+// The configuration is cloned; requests use HTTP/1.1 as without TLS.
+// Conflict: WithHTTPClient (configure its transport instead).
+func WithTLS(cfg *tls.Config) Opt {
+	return connOpt{func(c *connConfig) { c.useTLS, c.tls = true, cfg }}
+}
+
+// WithToken makes every request carry the API token (lmq_<id>_<secret>,
+// from `mqctl token create` or Admin.CreateToken) as
+// "Authorization: Bearer <token>". A token and a client certificate may
+// both be given; the brokers then take the token's principal. The client
+// never logs the token; send it over TLS only, as anyone who reads it can
+// use it.
+//
+// A broker that refuses the credentials answers 401 UNAUTHENTICATED; one
+// that refuses the principal the operation answers 403 FORBIDDEN. Neither
+// is resent: the call (or the produced message) fails with an *Error of
+// that code.
+func WithToken(token string) Opt {
+	return connOpt{func(c *connConfig) { c.token = token }}
 }

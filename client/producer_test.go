@@ -887,12 +887,13 @@ func TestOptionsValidation(t *testing.T) {
 			t.Fatalf("option accepted")
 		}
 	}
-	for _, b := range [][]string{nil, {"nohost"}, {"ftp://x:1"}, {"http://x:1/path"}} {
+	// Mixed schemes too: leader hints (host:port) are reached with one.
+	for _, b := range [][]string{nil, {"nohost"}, {"ftp://x:1"}, {"http://x:1/path"}, {"http://localhost:2", "https://h:3/"}} {
 		if _, err := NewProducer(b); err == nil {
 			t.Fatalf("brokers %q accepted", b)
 		}
 	}
-	p, err := NewProducer([]string{"127.0.0.1:1", "http://localhost:2", "https://h:3/"})
+	p, err := NewProducer([]string{"127.0.0.1:1", "https://h:3/"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -241,6 +241,7 @@ func (c *conn) askLeader(ctx context.Context, base string) (wire.LeaderView, err
 	if err != nil {
 		return lv, err
 	}
+	c.setHeaders(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return lv, err

@@ -88,7 +88,7 @@ func TestCommandHelp(t *testing.T) {
 	} {
 		r := mqctl(t, context.Background(), "127.0.0.1:1", "", tc.args...)
 		if r.code != 0 || !strings.HasPrefix(r.stdout, tc.usage) || r.stderr != "" ||
-			!strings.HasSuffix(r.stdout, "\nGlobal flags --brokers, --format and --timeout: see 'mqctl help'.\n") {
+			!strings.HasSuffix(r.stdout, "\nGlobal flags (--brokers, --format, --timeout, --ca, --cert, --key, --token, --context, --config): see 'mqctl help'.\n") {
 			t.Errorf("%q: code %d, stdout %q, stderr %q", tc.args, r.code, r.stdout, r.stderr)
 		}
 		for _, f := range tc.flags {

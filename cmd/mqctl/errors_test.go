@@ -85,11 +85,13 @@ func TestGiveUp(t *testing.T) {
 }
 
 func TestBrokersFlag(t *testing.T) {
-	a := &app{brokers: " 127.0.0.1:7001, ,localhost:7002,http://h:1/", format: "text", timeout: 1}
+	a := &app{brokers: " 127.0.0.1:7001, ,localhost:7002,http://h:1/", format: "text", timeout: 1,
+		getenv: func(string) string { return "" }}
 	if err := a.setup(); err != nil || strings.Join(a.brokerList, "|") != "127.0.0.1:7001|localhost:7002|http://h:1/" {
 		t.Fatalf("got %q, %v", a.brokerList, err)
 	}
-	for _, bad := range []string{"", ",", "localhost", "h:", "a:1,b"} {
+	// ("" is no flag: the environment, the context or the default.)
+	for _, bad := range []string{",", "localhost", "h:", "a:1,b"} {
 		a.brokers = bad
 		if err := a.setup(); err == nil {
 			t.Errorf("--brokers %q: no error", bad)

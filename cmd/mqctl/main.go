@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +49,17 @@ Commands:
   group reset-offsets GROUP --topic T (--to-earliest | --to-latest | --to-time T | --to-offset N)
   cluster status
   cluster transfer-leadership [--to ID]
+  whoami
+  token create --principal User:NAME [--description D]
+  token list
+  token revoke ID
+  acl list [--principal P] [--topic T | --group G | --cluster]
+  acl add --principal P (--topic T | --group G | --cluster) [--prefixed] --operation OP [--deny]
+  acl remove --principal P (--topic T | --group G | --cluster) [--prefixed] --operation OP [--deny]
+  principal groups get User:NAME
+  principal groups set User:NAME [Group:G...]
+  config view
+  config use-context NAME
   help
 
 Global flags (also accepted after the command):
@@ -57,6 +69,27 @@ Global flags (also accepted after the command):
   --format text|json                  text for people (default); json prints the API's JSON
   --timeout D                         how long one request may take, retries and leader
                                       changes included (default 10s)
+  --ca FILE                           PEM CA certificate the brokers' certificates are
+                                      verified with; means TLS (env MQ_CA)
+  --cert FILE, --key FILE             client certificate and key (PEM), the principal
+                                      User:<CN>; means TLS (env MQ_CERT, MQ_KEY)
+  --token T                           API token lmq_<id>_<secret> (env MQ_TOKEN; prefer
+                                      the env or the config file: flags show in ps)
+  --context NAME                      the config file's context to use (default: its
+                                      current-context)
+  --config FILE                       the config file (env MQ_CONFIG; default
+                                      ~/.config/ledgermq/mqctl.yaml)
+
+An https:// broker address, --ca or --cert means TLS. Each setting comes from its
+flag, else its environment variable, else the context, else the default. A context
+file (kubectl-style):
+
+  current-context: prod
+  contexts:
+    - name: prod
+      brokers: b1.example.com:7001,b2.example.com:7001,b3.example.com:7001
+      ca: ca.crt                  # relative to the config file
+      token: lmq_<id>_<secret>
 
 Examples:
   mqctl topic create orders --queues 4 --retention 7d
@@ -76,6 +109,11 @@ Examples:
   mqctl cluster status
   mqctl cluster transfer-leadership --to n2
   mqctl topic delete orders
+  mqctl --context prod whoami
+  mqctl token create --principal User:ci --description "CI pipeline"
+  mqctl acl add --principal User:ci --topic orders --operation produce
+  mqctl acl add --principal Group:ops --topic orders- --prefixed --operation all
+  mqctl principal groups set User:alice Group:ops
 
 Run 'mqctl <command> -h' for a command's flags. Exit status: 0 on success,
 1 on failure (the message names the API error code), 2 on a usage error,
@@ -110,9 +148,17 @@ type app struct {
 	getenv         func(string) string
 
 	// Global flags.
-	brokers string
-	format  string
-	timeout time.Duration
+	brokers     string
+	format      string
+	timeout     time.Duration
+	ca          string
+	cert        string
+	key         string
+	token       string
+	contextName string
+	configFile  string
+
+	conn *connection // how the brokers are reached; set by setup
 
 	brokerList []string   // --brokers, split; set by setup
 	admin      *sdk.Admin // set by setup once the flags are parsed
@@ -163,10 +209,6 @@ func (a *app) run(ctx context.Context, args []string) int {
 }
 
 func (a *app) dispatch(ctx context.Context, args []string) error {
-	a.brokers = a.getenv("MQ_BROKERS")
-	if a.brokers == "" {
-		a.brokers = defaultBrokers
-	}
 	a.format, a.timeout = "text", 10*time.Second
 	fs := flag.NewFlagSet("mqctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -197,21 +239,56 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.clusterCmd(ctx, args[1:])
 	case "group", "groups":
 		return a.groupCmd(ctx, args[1:])
+	case "config":
+		return a.configCmd(ctx, args[1:])
+	case "whoami":
+		return a.whoami(ctx, args[1:])
+	case "token", "tokens":
+		return a.tokenCmd(ctx, args[1:])
+	case "acl", "acls":
+		return a.aclCmd(ctx, args[1:])
+	case "principal":
+		return a.principalCmd(ctx, args[1:])
 	}
 	return usagef("mqctl", "unknown command %q", args[0])
 }
 
 // globalFlags binds the global flags to a; every command's flag set has
-// them too, so they may follow the command.
+// them too, so they may follow the command, but for those the command
+// gives a meaning of its own (ownFlags).
 func (a *app) globalFlags(fs *flag.FlagSet) {
-	fs.StringVar(&a.brokers, "brokers", a.brokers, "comma-separated broker API addresses `host:port,...`")
-	fs.StringVar(&a.format, "format", a.format, "output `format`: text or json")
+	own := ownFlags(fs.Name())
+	str := func(p *string, name, usage string) {
+		if !slices.Contains(own, name) {
+			fs.StringVar(p, name, *p, usage)
+		}
+	}
+	str(&a.brokers, "brokers", "comma-separated broker API addresses `host:port,...`")
+	str(&a.format, "format", "output `format`: text or json")
 	fs.DurationVar(&a.timeout, "timeout", a.timeout, "time limit of one request, retries included")
+	str(&a.ca, "ca", "PEM `file` of the CA that signed the brokers' certificates")
+	str(&a.cert, "cert", "PEM `file` of the client certificate")
+	str(&a.key, "key", "PEM `file` of the client certificate's key")
+	str(&a.token, "token", "API `token`")
+	str(&a.contextName, "context", "the config file's context `NAME` to use")
+	str(&a.configFile, "config", "the config `file`")
 }
 
-func isGlobalFlag(name string) bool {
-	return name == "brokers" || name == "format" || name == "timeout"
+// ownFlags are the global flags command (its flag set's name) uses for a
+// meaning of its own: after `produce`, --key is the messages' key, so the
+// client key goes before the command (mqctl --key F produce), in MQ_KEY or
+// in the context.
+func ownFlags(command string) []string {
+	if command == "mqctl produce" {
+		return []string{"key"}
+	}
+	return nil
 }
+
+// globalFlagNames are the flags every command takes.
+var globalFlagNames = []string{"brokers", "format", "timeout", "ca", "cert", "key", "token", "context", "config"}
+
+func isGlobalFlag(name string) bool { return slices.Contains(globalFlagNames, name) }
 
 // cmdSpec describes a command for its flag set and its -h output.
 type cmdSpec struct {
@@ -238,7 +315,7 @@ func (a *app) flagSet(spec cmdSpec) *flag.FlagSet {
 func printFlags(w io.Writer, fs *flag.FlagSet) {
 	first := true
 	fs.VisitAll(func(f *flag.Flag) {
-		if isGlobalFlag(f.Name) {
+		if isGlobalFlag(f.Name) && !slices.Contains(ownFlags(fs.Name()), f.Name) {
 			return
 		}
 		if first {
@@ -255,13 +332,18 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintf(w, "%-26s %s\n", line, usage)
 	})
-	fmt.Fprintln(w, "\nGlobal flags --brokers, --format and --timeout: see 'mqctl help'.")
+	fmt.Fprintln(w, "\nGlobal flags (--brokers, --format, --timeout, --ca, --cert, --key, --token, --context, --config): see 'mqctl help'.")
 }
 
 // parse parses a command's arguments, flags and positional arguments in
 // any order ("--" ends the flags), checks that there are nargs positional
-// arguments and builds the client.
+// arguments (-n: at least n) and builds the client.
 func (a *app) parse(fs *flag.FlagSet, args []string, nargs int, argNames string) ([]string, error) {
+	return a.parseWith(fs, args, nargs, argNames, true)
+}
+
+// parseWith is parse that builds the client only when connect is true.
+func (a *app) parseWith(fs *flag.FlagSet, args []string, nargs int, argNames string, connect bool) ([]string, error) {
 	pos, err := parseInterspersed(fs, args)
 	cmd := fs.Name()
 	if err != nil {
@@ -272,11 +354,17 @@ func (a *app) parse(fs *flag.FlagSet, args []string, nargs int, argNames string)
 		}
 		return nil, &usageError{cmd: cmd, err: err}
 	}
+	if nargs < 0 && len(pos) >= -nargs { // -n: at least n
+		nargs = len(pos)
+	}
 	if len(pos) != nargs {
-		if len(pos) < nargs {
+		if len(pos) < max(nargs, -nargs) {
 			return nil, usagef(cmd, "%s: missing %s", strings.TrimPrefix(cmd, "mqctl "), argNames)
 		}
 		return nil, usagef(cmd, "%s: unexpected argument %q", strings.TrimPrefix(cmd, "mqctl "), pos[nargs])
+	}
+	if !connect {
+		return pos, a.checkFormat()
 	}
 	if err := a.setup(); err != nil {
 		return nil, &usageError{cmd: cmd, err: err}
@@ -305,20 +393,28 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// setup checks the global flags and builds the admin client.
-func (a *app) setup() error {
+// checkFormat checks --format.
+func (a *app) checkFormat() error {
 	if a.format != "text" && a.format != "json" {
 		return fmt.Errorf("--format must be text or json, not %q", a.format)
+	}
+	return nil
+}
+
+// setup checks the global flags, resolves the connection (flags,
+// environment, config file context) and builds the admin client.
+func (a *app) setup() error {
+	if err := a.checkFormat(); err != nil {
+		return err
 	}
 	if a.timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive")
 	}
-	a.brokerList = nil
-	for _, b := range strings.Split(a.brokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			a.brokerList = append(a.brokerList, b)
-		}
+	conn, err := a.resolve()
+	if err != nil {
+		return err
 	}
+	a.conn, a.brokerList = conn, conn.brokers
 	if len(a.brokerList) == 0 {
 		return errors.New("--brokers: no broker given")
 	}
@@ -332,7 +428,11 @@ func (a *app) setup() error {
 
 // opts are the SDK options of every client mqctl makes.
 func (a *app) opts() []sdk.Opt {
-	return append([]sdk.Opt{sdk.WithRequestTimeout(a.timeout)}, a.sdkOpts...)
+	o := []sdk.Opt{sdk.WithRequestTimeout(a.timeout)}
+	if a.conn != nil {
+		o = append(o, a.conn.sdkOptions()...)
+	}
+	return append(o, a.sdkOpts...)
 }
 
 func (a *app) json() bool { return a.format == "json" }
