@@ -14,10 +14,13 @@ import (
 // "Authentication and authorization").
 
 // public routes need no credentials; clusterRoutes need describe on the
-// cluster (the other routes' permissions are checked by the core).
+// cluster (the other routes' permissions are checked by the core). The
+// cluster status and the leader are the clients' metadata: every
+// authenticated principal may read them, as every Kafka client may ask
+// for the broker list, since no client can find the leader without them.
 var (
 	publicRoutes  = map[string]bool{"healthz": true, "readyz": true}
-	clusterRoutes = map[string]bool{"cluster": true, "leader": true, "metrics": true}
+	clusterRoutes = map[string]bool{"metrics": true}
 )
 
 // authenticate sets the call's identity from its credentials: a bearer

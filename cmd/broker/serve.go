@@ -51,6 +51,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	apiPort := fs.Int("api-port", 7001, "first node's API port; node i uses api-port+i-1")
 	raftPort := fs.Int("raft-port", 8001, "first node's Raft port")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
+	secure := fs.Bool("secure", false, "TLS on every port and authentication: a throw-away CA, node and client certificates and an admin token under --data-dir")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +77,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}
 	}()
+	var sec *devSecurity
+	if *secure {
+		var err error
+		if sec, err = setupDevSecurity(*dir, peers, *apiPort); err != nil {
+			return err
+		}
+	}
 	var apis []string
 	for i, p := range peers {
 		cfg := broker.DefaultConfig()
@@ -83,6 +91,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg.Listen = fmt.Sprintf("127.0.0.1:%d", *apiPort+i)
 		cfg.DataDir = filepath.Join(*dir, p.ID)
 		cfg.Logger = logger
+		sec.configure(&cfg)
 		b, err := broker.Open(cfg)
 		if err != nil {
 			return err
@@ -91,11 +100,18 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		apis = append(apis, cfg.Listen)
 	}
 	fmt.Fprintf(stdout, "LedgerMQ dev group of %d nodes is up (data in %s).\n", *nodes, *dir)
+	scheme := "http"
+	if sec != nil {
+		scheme = "https"
+	}
 	for i, p := range peers {
-		fmt.Fprintf(stdout, "  %s  api http://%s  raft %s\n", p.ID, apis[i], p.RaftAddr)
+		fmt.Fprintf(stdout, "  %s  api %s://%s  raft %s\n", p.ID, scheme, apis[i], p.RaftAddr)
+	}
+	if sec != nil {
+		sec.printUsage(stdout)
 	}
 	fmt.Fprintf(stdout, "Try:\n  mqctl topic create orders --queues 4\n  echo hello | mqctl produce orders\n  mqctl consume orders --from-beginning\n  mqctl cluster status\n")
-	if strings.Join(apis, ",") != "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003" {
+	if sec == nil && strings.Join(apis, ",") != "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003" {
 		fmt.Fprintf(stdout, "  (set MQ_BROKERS=%s for mqctl)\n", strings.Join(apis, ","))
 	}
 	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")

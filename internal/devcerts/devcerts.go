@@ -193,3 +193,32 @@ func (b *Bundle) RenewUser(user string) error {
 	b.Users[user] = f
 	return err
 }
+
+// OpenBundle returns the bundle in dir when it holds the CA and a
+// certificate and key for every node and user, and otherwise writes a new
+// one there (WriteBundle). An opened bundle has no CA key (CA is nil): it
+// can be used, not extended.
+func OpenBundle(dir string, nodes, users []string) (*Bundle, error) {
+	b := &Bundle{Dir: dir, Nodes: map[string]tlsfiles.Files{}, Users: map[string]tlsfiles.Files{}}
+	complete := fileExists(b.CAFile())
+	add := func(m map[string]tlsfiles.Files, base, name string) {
+		f := tlsfiles.Files{CA: b.CAFile(), Cert: filepath.Join(dir, base+".pem"), Key: filepath.Join(dir, base+"-key.pem")}
+		complete = complete && fileExists(f.Cert) && fileExists(f.Key)
+		m[name] = f
+	}
+	for _, id := range nodes {
+		add(b.Nodes, "node-"+id, id)
+	}
+	for _, u := range users {
+		add(b.Users, "user-"+u, u)
+	}
+	if complete {
+		return b, nil
+	}
+	return WriteBundle(dir, nodes, users)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
