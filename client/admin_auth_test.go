@@ -121,9 +121,10 @@ func TestAuthE2E(t *testing.T) {
 	}
 	ca := testcerts.NewCA(t, "test CA")
 	certFile, keyFile := testcerts.WriteFiles(t, dir, "server", ca.Server(t))
-	secret := make([]byte, 16)
+	id, secret := make([]byte, 8), make([]byte, 16)
+	rand.Read(id)
 	rand.Read(secret)
-	boot := "lmq_boot_" + hex.EncodeToString(secret)
+	boot := wire.TokenPrefix + hex.EncodeToString(id) + "_" + hex.EncodeToString(secret)
 	bootFile := filepath.Join(dir, "bootstrap-token")
 	if err := os.WriteFile(bootFile, []byte(boot+"\n"), 0o600); err != nil {
 		t.Fatal(err)
