@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -179,5 +181,100 @@ func TestDevGroup(t *testing.T) {
 			c.Close()
 			t.Errorf("%s still accepts connections after runDev returned", api)
 		}
+	}
+}
+
+var devSecureNodeLine = regexp.MustCompile(`(?m)^  (n\d)  api https://(\S+)  raft (\S+)$`)
+
+// TestDevSecure runs `broker dev --nodes 3 --secure`: every API is HTTPS
+// and wants credentials; the admin token and certificate it wrote are the
+// superuser's; plain HTTP and requests without credentials are refused;
+// a restart keeps the credentials.
+func TestDevSecure(t *testing.T) {
+	bases := freeRanges(t, 3, 2)
+	dir := t.TempDir()
+	start := func() (apis []string, stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		text, done, err := startDev(t, ctx, []string{"--nodes", "3", "--secure", "--data-dir", dir, "--api-port", strconv.Itoa(bases[0]),
+			"--raft-port", strconv.Itoa(bases[1]), "--log-level", "error"})
+		if done == nil {
+			cancel()
+			t.Fatalf("runDev returned: %v\n%s", err, text)
+		}
+		for _, m := range devSecureNodeLine.FindAllStringSubmatch(text, -1) {
+			apis = append(apis, m[2])
+		}
+		if len(apis) != 3 || !strings.Contains(text, "export MQ_CONFIG="+filepath.Join(dir, "mqctl.yaml")) {
+			cancel()
+			t.Fatalf("output:\n%s", text)
+		}
+		return apis, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("runDev: %v", err)
+			}
+		}
+	}
+	apis, stop := start()
+	token, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "tls", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls", "user-admin.pem"), filepath.Join(dir, "tls", "user-admin-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(url string, certs []tls.Certificate, tok string) (int, string) {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}}
+		req, _ := http.NewRequest("GET", url, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		r, err := c.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
+	tok := strings.TrimSpace(string(token))
+	for _, api := range apis {
+		waitReady := time.Now().Add(20 * time.Second)
+		for {
+			code, body := get("https://"+api+"/v1/auth/whoami", nil, tok)
+			if code == http.StatusOK && strings.Contains(body, `"User:admin"`) && strings.Contains(body, `"superuser":true`) {
+				break
+			}
+			if time.Now().After(waitReady) {
+				t.Fatalf("%s whoami with the admin token: %d %s", api, code, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if code, body := get("https://"+api+"/v1/auth/whoami", []tls.Certificate{cert}, ""); code != http.StatusOK || !strings.Contains(body, `"User:admin"`) {
+			t.Fatalf("%s whoami with the admin certificate: %d %s", api, code, body)
+		}
+		if code, body := get("https://"+api+"/v1/topics", nil, ""); code != http.StatusUnauthorized {
+			t.Fatalf("%s without credentials: %d %s", api, code, body)
+		}
+		if code, body := get("http://"+api+"/v1/topics", nil, ""); code == http.StatusOK {
+			t.Fatalf("%s answered plain HTTP: %s", api, body)
+		}
+	}
+	stop()
+	apis, stop = start()
+	defer stop()
+	again, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil || string(again) != string(token) {
+		t.Fatalf("the admin token changed across a restart (%v)", err)
+	}
+	if code, body := get("https://"+apis[0]+"/healthz", nil, ""); code != http.StatusOK {
+		t.Fatalf("healthz after the restart: %d %s", code, body)
 	}
 }
