@@ -34,6 +34,7 @@ type nodeOptions struct {
 	auth                                                                 authOptions      // issue 12
 	tls                                                                  broker.TLSConfig // issue 12
 	insecure                                                             bool
+	pprofListen                                                          string
 }
 
 // authOptions are the authentication and authorization flags (issue 12).
@@ -64,6 +65,7 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.DurationVar(&o.snapInterval, "snapshot-interval", replication.DefaultConfig().SnapshotInterval, "how often to check whether a state snapshot is due")
 	fs.Uint64Var(&o.snapThreshold, "snapshot-threshold", replication.DefaultConfig().SnapshotThreshold, "log entries since the last snapshot that make one due (bounds restart replay)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (off when empty)")
 	// issue 11: admission and disk
 	a := &o.admission
 	fs.Int64Var(&a.MaxInflightBytes, "max-inflight-bytes", d.Admission.MaxInflightBytes, "request bytes all requests being served may hold; over it requests get 503 OVERLOADED before their body is read")

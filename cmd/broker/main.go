@@ -40,6 +40,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.pprofListen != "" {
+		pctx, stopPprof := context.WithCancel(ctx)
+		wait, err := startPprof(pctx, o.pprofListen, logger)
+		if err != nil {
+			stopPprof()
+			return err
+		}
+		defer wait()
+		defer stopPprof()
+	}
 	return serve(ctx, cfg, logger)
 }
 
