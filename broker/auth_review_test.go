@@ -2,7 +2,10 @@ package broker
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/ledgermq/ledgermq/wire"
@@ -70,5 +73,29 @@ func TestAuthGroupOffsetsNeedTopic(t *testing.T) {
 	r = authCall(t, "GET", base+"/v1/groups/g1", bob, nil)
 	if err := json.Unmarshal(r.body, &gi); err != nil || len(gi.Queues) != 1 {
 		t.Fatalf("bob describes g1: %s", r.body)
+	}
+}
+
+// TestAuthAuditAdminFailures: an admin operation that fails before it
+// is proposed (bad input, unknown token) is in the audit log too.
+func TestAuthAuditAdminFailures(t *testing.T) {
+	path, admin := bootstrapToken(t)
+	logs := &syncBuffer{}
+	bs := startGroup(t, 1, func(c *Config) {
+		c.Auth.Enabled, c.Auth.Superusers, c.BootstrapTokenFile = true, []string{"User:admin"}, path
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	base := "http://" + leaderOf(t, bs).Addr()
+	expectCode(t, authCall(t, "POST", base+"/v1/auth/tokens", admin, wire.TokenRequest{Principal: "Group:ops"}), http.StatusBadRequest, wire.CodeInvalidArgument)
+	expectCode(t, authCall(t, "DELETE", base+"/v1/auth/tokens/0123456789abcdef", admin, nil), http.StatusNotFound, wire.CodeNotFound)
+	expectCode(t, authCall(t, "POST", base+"/v1/acls", admin, wire.ACL{Principal: "User:bob", ResourceType: "queue", Resource: "q", Operation: "produce"}), http.StatusBadRequest, wire.CodeInvalidArgument)
+	expectCode(t, authCall(t, "DELETE", base+"/v1/acls", admin, wire.ACL{Principal: "bob", ResourceType: "topic", Resource: "q", Operation: "produce"}), http.StatusBadRequest, wire.CodeInvalidArgument)
+	expectCode(t, authCall(t, "PUT", base+"/v1/auth/principals/User:bob/groups", admin, wire.PrincipalGroups{Groups: []string{"ops"}}), http.StatusBadRequest, wire.CodeInvalidArgument)
+	out := logs.String()
+	for _, op := range []string{"token_create", "token_revoke", "acl_add", "acl_delete", "principal_groups_set"} {
+		if !strings.Contains(out, "logger=audit principal=User:admin operation="+op+" resource=cluster result=failed") &&
+			!regexp.MustCompile(`logger=audit principal=User:admin operation=`+op+` resource="[^"]*" result=failed`).MatchString(out) {
+			t.Errorf("the audit log lacks the failed %s:\n%s", op, out)
+		}
 	}
 }
