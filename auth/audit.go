@@ -24,21 +24,45 @@ type Event struct {
 }
 
 // Audit is the audit log: a slog logger with logger=audit, rate-limited
-// by a token bucket. Lines over the rate are dropped and counted; the
-// next line written reports how many were suppressed.
+// by token buckets. Lines over the rate are dropped and counted; the
+// next line written from the same bucket reports how many were
+// suppressed. Refusals (failed authentication, denied authorization),
+// which anyone who reaches the API can cause, and the operations of
+// principals allowed to make them (admin operations) have a bucket each,
+// so that a flood of refusals cannot hide an admin operation.
 type Audit struct {
-	logger     *slog.Logger
-	rate       float64 // tokens per second
-	burst      float64
-	now        func() time.Time
-	mu         sync.Mutex
-	tokens     float64
-	last       time.Time
-	suppressed int64
+	logger  *slog.Logger
+	now     func() time.Time
+	mu      sync.Mutex
+	refused bucket // Result denied or unauthenticated
+	ops     bucket // the rest: operations that were allowed (ok or failed)
+}
+
+// bucket is one token bucket of lines.
+type bucket struct {
+	rate, burst float64 // tokens per second, at most burst
+	tokens      float64
+	last        time.Time
+	suppressed  int64
+}
+
+// take reports whether a line may be written at t and, if so, how many
+// were suppressed before it.
+func (b *bucket) take(t time.Time) (bool, int64) {
+	b.tokens = min(b.burst, b.tokens+t.Sub(b.last).Seconds()*b.rate)
+	b.last = t
+	if b.tokens < 1 {
+		b.suppressed++
+		return false, 0
+	}
+	b.tokens--
+	n := b.suppressed
+	b.suppressed = 0
+	return true, n
 }
 
 // NewAudit returns an audit log writing to logger (rate per second,
-// bursts of burst lines; zero: the defaults).
+// bursts of burst lines, for each bucket; zero: the defaults).
 func NewAudit(logger *slog.Logger, rate, burst int, now func() time.Time) *Audit {
 	if rate <= 0 {
 		rate = DefaultAuditRate
@@ -49,25 +73,22 @@ func NewAudit(logger *slog.Logger, rate, burst int, now func() time.Time) *Audit
 	if now == nil {
 		now = time.Now
 	}
-	return &Audit{logger: logger.With("logger", "audit"), rate: float64(rate), burst: float64(burst),
-		now: now, tokens: float64(burst), last: now()}
+	b := bucket{rate: float64(rate), burst: float64(burst), tokens: float64(burst), last: now()}
+	return &Audit{logger: logger.With("logger", "audit"), now: now, refused: b, ops: b}
 }
 
 // Record writes e unless over the rate.
 func (a *Audit) Record(e Event) {
 	a.mu.Lock()
-	t := a.now()
-	a.tokens = min(a.burst, a.tokens+t.Sub(a.last).Seconds()*a.rate)
-	a.last = t
-	if a.tokens < 1 {
-		a.suppressed++
-		a.mu.Unlock()
+	b := &a.ops
+	if e.Result == "denied" || e.Result == "unauthenticated" {
+		b = &a.refused
+	}
+	ok, suppressed := b.take(a.now())
+	a.mu.Unlock()
+	if !ok {
 		return
 	}
-	a.tokens--
-	suppressed := a.suppressed
-	a.suppressed = 0
-	a.mu.Unlock()
 	attrs := []slog.Attr{slog.String("principal", e.Principal), slog.String("operation", e.Operation),
 		slog.String("resource", e.Resource), slog.String("result", e.Result)}
 	if e.Remote != "" {

@@ -277,16 +277,35 @@ func TestAuditRateLimit(t *testing.T) {
 	}
 	now = now.Add(time.Second) // refills 50
 	buf.Reset()
-	a.Record(Event{Principal: "User:x", Operation: "acl_add", Resource: "topic t", Result: "ok"})
+	a.Record(Event{Principal: "User:x", Operation: "produce", Resource: "topic t", Result: "denied"})
 	line := buf.String()
-	for _, want := range []string{`"logger":"audit"`, `"suppressed":9900`, `"operation":"acl_add"`, `"principal":"User:x"`} {
+	for _, want := range []string{`"logger":"audit"`, `"suppressed":9900`, `"operation":"produce"`, `"principal":"User:x"`} {
 		if !strings.Contains(line, want) {
 			t.Fatalf("line %s lacks %s", line, want)
 		}
 	}
 	buf.Reset()
-	a.Record(Event{Principal: "User:x", Operation: "acl_add", Resource: "topic t", Result: "ok"})
+	a.Record(Event{Principal: "User:x", Operation: "produce", Resource: "topic t", Result: "denied"})
 	if strings.Contains(buf.String(), "suppressed") {
 		t.Fatal("the suppressed count was reported twice")
+	}
+}
+
+// TestAuditFloodHidesNoAdminOperation: a stranger's flood of refused
+// requests (no credentials needed) must not empty the bucket the admin
+// operations are written from: they have a bucket of their own.
+func TestAuditFloodHidesNoAdminOperation(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Unix(0, 0)
+	a := NewAudit(slog.New(slog.NewJSONHandler(&buf, nil)), 50, 100, func() time.Time { return now })
+	for range 10_000 {
+		a.Record(Event{Principal: "User:ANONYMOUS", Operation: "authenticate", Resource: "cluster", Result: "unauthenticated"})
+	}
+	buf.Reset()
+	a.Record(Event{Principal: "User:mallory", Operation: "acl_add", Resource: "topic t", Result: "ok"})
+	a.Record(Event{Principal: "User:mallory", Operation: "topic_delete", Resource: "topic t", Result: "failed"})
+	out := buf.String()
+	if !strings.Contains(out, `"operation":"acl_add"`) || !strings.Contains(out, `"operation":"topic_delete"`) || strings.Contains(out, "suppressed") {
+		t.Fatalf("admin operations after a flood of refusals: %q", out)
 	}
 }

@@ -282,3 +282,23 @@ func TestTLSRaftPortRotation(t *testing.T) {
 	}
 	c.waitConverged(10 * time.Second)
 }
+
+// TestTLSStalledStrangersDoNotLockOutMembers: connections that stall
+// before the handshake (no credentials needed) must not hold the Raft
+// port's handshake slots against the members: a member connecting after
+// maxHandshakes of them is served.
+func TestTLSStalledStrangersDoNotLockOutMembers(t *testing.T) {
+	c, b, _ := tlsCluster(t)
+	l := c.leader(10 * time.Second)
+	for range maxHandshakes + 8 {
+		raw, err := net.Dial("tcp", l.RaftAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+	}
+	time.Sleep(300 * time.Millisecond) // accepted, handshakes under way
+	if _, err := peerStatusOver(l.RaftAddr(), clientTLS(t, b.Nodes["n2"])); err != nil {
+		t.Fatalf("member n2 was locked out by %d stalled connections: %v", maxHandshakes+8, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,8 +30,11 @@ const (
 	// handshakeTimeout bounds a TLS handshake on the Raft port: a
 	// stranger that connects and stalls holds a goroutine this long.
 	handshakeTimeout = 5 * time.Second
-	// maxHandshakes bounds the handshakes under way at once; connections
-	// beyond it are closed at once.
+	// maxHandshakes bounds the handshakes under way at once; a connection
+	// beyond it evicts the oldest (strangers that connect and stall must
+	// not lock the members out: a member's handshake takes a round trip,
+	// so a stranger would have to open maxHandshakes connections per
+	// round trip to keep one out).
 	maxHandshakes = 64
 )
 
@@ -47,7 +51,9 @@ type muxAuth struct {
 	onLog  func(msg string, args ...any)    // refusals (Warn)
 
 	srv *tls.Config
-	sem chan struct{}
+
+	hmu     sync.Mutex
+	pending []net.Conn // handshakes under way, oldest first
 
 	mu   sync.Mutex
 	held map[*heldConn]struct{}
@@ -55,16 +61,31 @@ type muxAuth struct {
 
 func (a *muxAuth) init() {
 	a.srv = a.tls.ServerConfig(tls.RequireAndVerifyClientCert)
-	a.sem = make(chan struct{}, maxHandshakes)
 	a.held = map[*heldConn]struct{}{}
 }
 
-func (a *muxAuth) acquire() bool {
-	select {
-	case a.sem <- struct{}{}:
-		return true
-	default:
-		return false
+// startHandshake takes a handshake slot for c, closing the oldest
+// handshake under way if every slot is taken (its goroutine then ends).
+func (a *muxAuth) startHandshake(c net.Conn) {
+	a.hmu.Lock()
+	var evict net.Conn
+	if len(a.pending) >= maxHandshakes {
+		evict = a.pending[0]
+		a.pending = a.pending[1:]
+	}
+	a.pending = append(a.pending, c)
+	a.hmu.Unlock()
+	if evict != nil {
+		evict.Close()
+	}
+}
+
+// endHandshake releases c's slot (if not evicted).
+func (a *muxAuth) endHandshake(c net.Conn) {
+	a.hmu.Lock()
+	defer a.hmu.Unlock()
+	if i := slices.Index(a.pending, c); i >= 0 {
+		a.pending = slices.Delete(a.pending, i, i+1)
 	}
 }
 
@@ -72,7 +93,7 @@ func (a *muxAuth) acquire() bool {
 // The handshake slot taken by the accept loop is released here.
 func (m *Mux) authenticate(raw net.Conn) (net.Conn, string, bool) {
 	a := m.auth
-	defer func() { <-a.sem }()
+	defer a.endHandshake(raw)
 	tc := tls.Server(raw, a.srv)
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()

@@ -115,12 +115,10 @@ func (m *Mux) acceptLoop() {
 			c.Close()
 			return
 		}
-		if m.auth != nil && !m.auth.acquire() {
-			// Too many handshakes under way: strangers must not pin
-			// goroutines. A member's dial is retried by raft.
-			m.untrack(c)
-			c.Close()
-			continue
+		if m.auth != nil {
+			// Bounded: too many handshakes under way evict the oldest, so
+			// that strangers neither pin goroutines nor lock members out.
+			m.auth.startHandshake(c)
 		}
 		m.wg.Add(1)
 		go m.route(c)

@@ -223,10 +223,12 @@ func (s *Service) WhoAmI(ctx context.Context) (wire.WhoAmI, error) {
 // CreateToken makes a token for a user. The leader generates and hashes
 // the secret; only the hash is proposed. The answer holds the token, the
 // one time it is shown.
-func (s *Service) CreateToken(ctx context.Context, req wire.TokenRequest) (wire.TokenInfo, error) {
+func (s *Service) CreateToken(ctx context.Context, req wire.TokenRequest) (_ wire.TokenInfo, err error) {
 	if err := s.authAdmin(ctx); err != nil {
 		return wire.TokenInfo{}, err
 	}
+	detail := "for " + req.Principal
+	defer func() { s.audited(ctx, "token_create", clusterRes, detail, err) }()
 	if err := s.RequireLeader(); err != nil {
 		return wire.TokenInfo{}, err
 	}
@@ -238,8 +240,8 @@ func (s *Service) CreateToken(ctx context.Context, req wire.TokenRequest) (wire.
 	if err != nil {
 		return wire.TokenInfo{}, err
 	}
-	_, err = propose(s, ctx, fsm.CreateToken, auth.CreateTokenCmd{Token: rec})
-	if err := s.audited(ctx, "token_create", clusterRes, "token "+rec.ID+" for "+req.Principal, err); err != nil {
+	detail = "token " + rec.ID + " for " + req.Principal
+	if _, err := propose(s, ctx, fsm.CreateToken, auth.CreateTokenCmd{Token: rec}); err != nil {
 		return wire.TokenInfo{}, err
 	}
 	info := tokenInfo(rec)
@@ -265,18 +267,19 @@ func (s *Service) ListTokens(ctx context.Context) (wire.TokenList, error) {
 
 // RevokeToken deletes a token; every node refuses it once it has applied
 // the revocation.
-func (s *Service) RevokeToken(ctx context.Context, id string) error {
+func (s *Service) RevokeToken(ctx context.Context, id string) (err error) {
 	if err := s.authAdmin(ctx); err != nil {
 		return err
 	}
+	defer func() { s.audited(ctx, "token_revoke", clusterRes, "token "+id, err) }()
 	if err := s.RequireLeader(); err != nil {
 		return err
 	}
 	if _, ok := s.auth.state.Token(id); !ok {
 		return fmt.Errorf("%w: %q", auth.ErrTokenNotFound, id)
 	}
-	_, err := propose(s, ctx, fsm.RevokeToken, auth.RevokeTokenCmd{ID: id})
-	return s.audited(ctx, "token_revoke", clusterRes, "token "+id, err)
+	_, err = propose(s, ctx, fsm.RevokeToken, auth.RevokeTokenCmd{ID: id})
+	return err
 }
 
 // ListACLs lists the ACLs matching the filter's non-empty fields.
@@ -288,11 +291,12 @@ func (s *Service) ListACLs(ctx context.Context, principal, rtype, resource strin
 }
 
 // AddACL adds an ACL: true if it is new, false if it was there already.
-func (s *Service) AddACL(ctx context.Context, a wire.ACL) (bool, error) {
+func (s *Service) AddACL(ctx context.Context, a wire.ACL) (added bool, err error) {
 	if err := s.authAdmin(ctx); err != nil {
 		return false, err
 	}
-	a, err := auth.NormalizeACL(a)
+	defer func() { s.audited(ctx, "acl_add", perm{rtype: a.ResourceType, name: a.Resource}, aclString(a), err) }()
+	a, err = auth.NormalizeACL(a)
 	if err != nil {
 		return false, err
 	}
@@ -305,16 +309,16 @@ func (s *Service) AddACL(ctx context.Context, a wire.ACL) (bool, error) {
 	if s.auth.state.ACLCount() >= auth.MaxACLs {
 		return false, fmt.Errorf("%w: the group has the maximum of %d ACLs; remove unused ones first", auth.ErrTooManyACLs, auth.MaxACLs)
 	}
-	added, err := propose(s, ctx, fsm.AddACL, auth.ACLCmd{ACL: a})
-	return added, s.audited(ctx, "acl_add", perm{rtype: a.ResourceType, name: a.Resource}, aclString(a), err)
+	return propose(s, ctx, fsm.AddACL, auth.ACLCmd{ACL: a})
 }
 
 // DeleteACL deletes an ACL: the number deleted (0 or 1).
-func (s *Service) DeleteACL(ctx context.Context, a wire.ACL) (int, error) {
+func (s *Service) DeleteACL(ctx context.Context, a wire.ACL) (_ int, err error) {
 	if err := s.authAdmin(ctx); err != nil {
 		return 0, err
 	}
-	a, err := auth.NormalizeACL(a)
+	defer func() { s.audited(ctx, "acl_delete", perm{rtype: a.ResourceType, name: a.Resource}, aclString(a), err) }()
+	a, err = auth.NormalizeACL(a)
 	if err != nil {
 		return 0, err
 	}
@@ -324,8 +328,7 @@ func (s *Service) DeleteACL(ctx context.Context, a wire.ACL) (int, error) {
 	if !s.auth.state.HasACL(a) {
 		return 0, nil
 	}
-	n, err := propose(s, ctx, fsm.DeleteACL, auth.ACLCmd{ACL: a})
-	return n, s.audited(ctx, "acl_delete", perm{rtype: a.ResourceType, name: a.Resource}, aclString(a), err)
+	return propose(s, ctx, fsm.DeleteACL, auth.ACLCmd{ACL: a})
 }
 
 func aclString(a wire.ACL) string {
@@ -344,16 +347,18 @@ func (s *Service) PrincipalGroups(ctx context.Context, principal string) (wire.P
 }
 
 // SetPrincipalGroups replaces the groups of a user.
-func (s *Service) SetPrincipalGroups(ctx context.Context, principal string, groups []string) (wire.PrincipalGroups, error) {
+func (s *Service) SetPrincipalGroups(ctx context.Context, principal string, groups []string) (_ wire.PrincipalGroups, err error) {
 	if err := s.authAdmin(ctx); err != nil {
 		return wire.PrincipalGroups{}, err
 	}
+	defer func() {
+		s.audited(ctx, "principal_groups_set", clusterRes, fmt.Sprintf("%s in %v", principal, groups), err)
+	}()
 	gs, err := auth.NormalizeGroups(principal, groups)
 	if err != nil {
 		return wire.PrincipalGroups{}, err
 	}
-	_, err = propose(s, ctx, fsm.SetPrincipalGroups, auth.SetGroupsCmd{Principal: principal, Groups: gs})
-	if err := s.audited(ctx, "principal_groups_set", clusterRes, fmt.Sprintf("%s in %v", principal, gs), err); err != nil {
+	if _, err := propose(s, ctx, fsm.SetPrincipalGroups, auth.SetGroupsCmd{Principal: principal, Groups: gs}); err != nil {
 		return wire.PrincipalGroups{}, err
 	}
 	return wire.PrincipalGroups{Principal: principal, Groups: gs}, nil

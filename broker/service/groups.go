@@ -346,6 +346,11 @@ func (s *Service) ResetOffsets(ctx context.Context, group, topic string, to Rese
 	if err := s.Authorize(ctx, wire.OpAlter, wire.ResourceGroup, group); err != nil {
 		return wire.GroupInfo{}, err
 	}
+	// and describe on the topic: else a group's alter would tell whether
+	// any topic exists, its offsets and its messages' timestamps.
+	if err := s.Authorize(ctx, wire.OpDescribe, wire.ResourceTopic, topic); err != nil {
+		return wire.GroupInfo{}, err
+	}
 	defer func() {
 		s.audited(ctx, "group_reset", perm{rtype: wire.ResourceGroup, name: group}, "topic "+topic+" to "+to.To, err)
 	}()
@@ -401,7 +406,7 @@ func (s *Service) ResetOffsets(ctx context.Context, group, topic string, to Rese
 	if _, err := propose(s, ctx, fsm.ResetOffsets, c); err != nil {
 		return wire.GroupInfo{}, err
 	}
-	return s.describeGroup(group)
+	return s.describeGroup(ctx, group)
 }
 
 // ListGroups returns every group the request may describe by name.
@@ -411,7 +416,7 @@ func (s *Service) ListGroups(ctx context.Context) []wire.GroupInfo {
 		if !s.mayDescribe(ctx, wire.ResourceGroup, g.Name) {
 			continue
 		}
-		out = append(out, s.groupInfo(g))
+		out = append(out, s.groupInfo(ctx, g))
 	}
 	return out
 }
@@ -421,10 +426,10 @@ func (s *Service) DescribeGroup(ctx context.Context, group string) (wire.GroupIn
 	if err := s.Authorize(ctx, wire.OpDescribe, wire.ResourceGroup, group); err != nil {
 		return wire.GroupInfo{}, err
 	}
-	return s.describeGroup(group)
+	return s.describeGroup(ctx, group)
 }
 
-func (s *Service) describeGroup(group string) (wire.GroupInfo, error) {
+func (s *Service) describeGroup(ctx context.Context, group string) (wire.GroupInfo, error) {
 	if err := s.readableAt(context.Background(), 0, 0); err != nil {
 		return wire.GroupInfo{}, err
 	}
@@ -432,10 +437,12 @@ func (s *Service) describeGroup(group string) (wire.GroupInfo, error) {
 	if err != nil {
 		return wire.GroupInfo{}, err
 	}
-	return s.groupInfo(g), nil
+	return s.groupInfo(ctx, g), nil
 }
 
-func (s *Service) groupInfo(g consumer.GroupView) wire.GroupInfo {
+// groupInfo describes g to the request in ctx: the queues (offsets, lag)
+// of topics it may not describe are left out.
+func (s *Service) groupInfo(ctx context.Context, g consumer.GroupView) wire.GroupInfo {
 	info := wire.GroupInfo{Group: g.Name, Generation: g.Generation, Members: []wire.GroupMember{}, Queues: []wire.GroupQueue{}}
 	owner := map[consumer.TQ]string{}
 	topicSet := map[string]bool{}
@@ -453,7 +460,7 @@ func (s *Service) groupInfo(g consumer.GroupView) wire.GroupInfo {
 		topicSet[q.Topic] = true
 	}
 	for _, t := range s.topics.List() {
-		if !topicSet[t.Name] {
+		if !topicSet[t.Name] || !s.mayDescribe(ctx, wire.ResourceTopic, t.Name) {
 			continue
 		}
 		for i := 0; i < t.Queues; i++ {
