@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -307,5 +308,54 @@ func TestAuditFloodHidesNoAdminOperation(t *testing.T) {
 	out := buf.String()
 	if !strings.Contains(out, `"operation":"acl_add"`) || !strings.Contains(out, `"operation":"topic_delete"`) || strings.Contains(out, "suppressed") {
 		t.Fatalf("admin operations after a flood of refusals: %q", out)
+	}
+}
+
+// TestVerifierHashBounds: one argon2 check per token id at a time (a
+// flood of made-up secrets for one id holds one slot, the others fail
+// fast with ErrBusy), at most maxHashing at once, and a check that waits
+// longer than busyWait for a slot gives up with ErrBusy instead of
+// queueing without bound.
+func TestVerifierHashBounds(t *testing.T) {
+	v := NewVerifier(New())
+	release := make(chan struct{})
+	blocked := func() bool { <-release; return false }
+	started := func(id string) {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			v.mu.Lock()
+			ok := v.hashingID[id]
+			v.mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the check of %s did not start", id)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { v.hash("a", blocked) })
+	started("a")
+	if _, err := v.hash("a", func() bool { return true }); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a second check of the same id: %v, want ErrBusy", err)
+	}
+	if ok, err := v.hash("b", func() bool { return true }); err != nil || !ok {
+		t.Fatalf("another id while one is hashed: %v %v", ok, err)
+	}
+	wg.Go(func() { v.hash("c", blocked) })
+	started("c")
+	begin := time.Now()
+	if _, err := v.hash("d", func() bool { return true }); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a check with every slot taken: %v, want ErrBusy", err)
+	}
+	if waited := time.Since(begin); waited < busyWait/2 {
+		t.Fatalf("gave up after %v; it should wait for a slot about %v", waited, busyWait)
+	}
+	close(release)
+	wg.Wait()
+	if ok, err := v.hash("a", func() bool { return true }); err != nil || !ok {
+		t.Fatalf("after the flood: %v %v", ok, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 
@@ -145,7 +146,19 @@ type Verifier struct {
 	// many hashes' memory and CPU at a time, not one per request.
 	hashing chan struct{}
 	hashes  atomic.Int64 // argon2 hashes computed (tests, metrics)
+	// hashingID holds the token ids being hashed: one hash per id at a
+	// time, so a flood of made-up secrets for one id takes one of the
+	// maxHashing slots, not all of them.
+	hashingID map[string]bool
 }
+
+// ErrBusy: the token could not be checked now (a hash of the same token
+// id is under way, or every hashing slot stayed taken for busyWait); the
+// client may retry.
+var ErrBusy = errors.New("auth: too many token checks at once; retry")
+
+// busyWait bounds how long a token check waits for a hashing slot.
+const busyWait = 500 * time.Millisecond
 
 // maxHashing is how many token hashes a node computes at once.
 const maxHashing = 2
@@ -155,7 +168,7 @@ type cached struct{ id, principal string }
 // NewVerifier returns a verifier over state.
 func NewVerifier(state *State) *Verifier {
 	return &Verifier{state: state, cache: map[[32]byte]cached{}, failed: map[[32]byte]struct{}{},
-		hashing: make(chan struct{}, maxHashing)}
+		hashing: make(chan struct{}, maxHashing), hashingID: map[string]bool{}}
 }
 
 // Verify returns the principal tok was created for, or ErrBadToken.
@@ -187,10 +200,10 @@ func (v *Verifier) Verify(tok string) (string, error) {
 	if bad {
 		return "", fmt.Errorf("%w: wrong secret", ErrBadToken)
 	}
-	v.hashing <- struct{}{}
-	v.hashes.Add(1)
-	match := t.Hash.matches(secret)
-	<-v.hashing
+	match, err := v.hash(id, func() bool { return t.Hash.matches(secret) })
+	if err != nil {
+		return "", err
+	}
 	if !match {
 		v.mu.Lock()
 		if len(v.failed) >= maxCached {
@@ -207,6 +220,32 @@ func (v *Verifier) Verify(tok string) (string, error) {
 	v.cache[key] = cached{id: t.ID, principal: t.Principal}
 	v.mu.Unlock()
 	return t.Principal, nil
+}
+
+// hash runs one argon2 check for token id within the hashing bounds.
+func (v *Verifier) hash(id string, check func() bool) (bool, error) {
+	v.mu.Lock()
+	if v.hashingID[id] {
+		v.mu.Unlock()
+		return false, ErrBusy
+	}
+	v.hashingID[id] = true
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		delete(v.hashingID, id)
+		v.mu.Unlock()
+	}()
+	t := time.NewTimer(busyWait)
+	defer t.Stop()
+	select {
+	case v.hashing <- struct{}{}:
+	case <-t.C:
+		return false, ErrBusy
+	}
+	defer func() { <-v.hashing }()
+	v.hashes.Add(1)
+	return check(), nil
 }
 
 // Hashes returns how many argon2 hashes Verify has computed.

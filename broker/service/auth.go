@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -103,6 +104,11 @@ func (s *Service) Authenticate(token, certCN, remote string) (Identity, error) {
 			return Identity{Principal: s.auth.bootstrap, Remote: remote}, nil
 		}
 		p, err := s.auth.verifier.Verify(token)
+		if errors.Is(err, auth.ErrBusy) {
+			e := Errorf(wire.CodeOverloaded, "too many token checks at once on this node; retry shortly")
+			e.Retriable = true
+			return Identity{}, e
+		}
 		if err != nil {
 			return fail(wire.Anonymous, "the bearer token is malformed, unknown or revoked")
 		}
