@@ -53,9 +53,12 @@ import (
 //
 // -faults.tls runs every lab secured: TLS on the API (the SDK and the
 // test's requests over HTTPS with a client certificate) and mutual TLS on
-// the Raft port, through the same proxies (TLS passes a TCP proxy
-// unchanged) or namespaces. TestLeaderFaultsTLS runs the kill and stall so in
-// the default suite.
+// the Raft port. The netns and direct labs run so; the proxy lab does not
+// (see labDescription):
+//
+//	go test -run TestLeaderFaults ./cmd/broker -faults.tls -faults.labs=netns,direct
+//
+// TestLeaderFaultsTLS runs the kill and stall so in the default suite.
 var (
 	faultReps       = flag.Int("faults.reps", 1, "repetitions of each leader fault in TestLeaderFaults")
 	faultLoad       = flag.Duration("faults.load", 1500*time.Millisecond, "load before each fault and after the last")
