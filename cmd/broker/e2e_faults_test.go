@@ -22,6 +22,7 @@ import (
 
 	"github.com/ledgermq/ledgermq/client"
 	"github.com/ledgermq/ledgermq/internal/cluster"
+	"github.com/ledgermq/ledgermq/internal/devcerts"
 	"github.com/ledgermq/ledgermq/internal/netlab"
 	"github.com/ledgermq/ledgermq/internal/stats"
 	"github.com/ledgermq/ledgermq/wire"
@@ -49,11 +50,21 @@ import (
 // gives it the proxies' own addresses instead: a client whose broker list
 // differs from the addresses the brokers advertise (DNS names, NAT).
 // LEDGERMQ_TEST_SDKLOG=1 logs the producers' debug output to stderr.
+//
+// -faults.tls runs every lab secured: TLS on the API (the SDK and the
+// test's requests over HTTPS with a client certificate) and mutual TLS on
+// the Raft port. The netns and direct labs run so; the proxy lab does not
+// (see labDescription):
+//
+//	go test -run TestLeaderFaults ./cmd/broker -faults.tls -faults.labs=netns,direct
+//
+// TestLeaderFaultsTLS runs the kill and stall so in the default suite.
 var (
 	faultReps       = flag.Int("faults.reps", 1, "repetitions of each leader fault in TestLeaderFaults")
 	faultLoad       = flag.Duration("faults.load", 1500*time.Millisecond, "load before each fault and after the last")
 	faultProxyAddrs = flag.Bool("faults.proxyaddrs", false, "give the SDK the proxies' addresses rather than the advertised ones")
-	faultLabs       = flag.String("faults.labs", "proxy,netns", "fault labs TestLeaderFaults runs: proxy (TCP fault proxies), netns (a network namespace per node, nftables drops; needs root, ip and nft)")
+	faultTLS        = flag.Bool("faults.tls", false, "run TestLeaderFaults with TLS on the API and mutual TLS on the Raft port")
+	faultLabs       = flag.String("faults.labs", "proxy,netns", "fault labs TestLeaderFaults runs: proxy (TCP fault proxies), netns (a network namespace per node, nftables drops; needs root, ip and nft), direct (no proxies: kill and stall only)")
 )
 
 const (
@@ -73,6 +84,7 @@ type leaderFault struct {
 	inject   func(lab *faultLab, id string) error
 	heal     func(lab *faultLab, id string) error
 	needRoot bool // mounts file systems
+	network  bool // drops packets: not in the direct lab
 }
 
 var leaderFaults = []leaderFault{
@@ -82,11 +94,11 @@ var leaderFaults = []leaderFault{
 	{name: "stall", hold: 3 * time.Second,
 		inject: func(lab *faultLab, id string) error { return lab.c.Pause(id) },
 		heal:   func(lab *faultLab, id string) error { return lab.c.Resume(id) }},
-	{name: "blackhole", hold: 5 * time.Second,
+	{name: "blackhole", hold: 5 * time.Second, network: true,
 		inject: func(lab *faultLab, id string) error { return lab.c.Blackhole(id) }, heal: healAll},
-	{name: "partition", hold: 5 * time.Second,
+	{name: "partition", hold: 5 * time.Second, network: true,
 		inject: func(lab *faultLab, id string) error { return lab.c.Partition(id) }, heal: healAll},
-	{name: "oneway", hold: 5 * time.Second, // its outbound peer packets dropped
+	{name: "oneway", hold: 5 * time.Second, network: true, // its outbound peer packets dropped
 		inject: func(lab *faultLab, id string) error { return lab.c.Isolate(id, cluster.Outbound) }, heal: healAll},
 	{name: "diskfull", hold: 2 * time.Second, needRoot: true, // its disk fills up (ENOSPC); restarted once it has room
 		inject: (*faultLab).fillDisk, heal: (*faultLab).freeDisk},
@@ -159,11 +171,26 @@ type faultLab struct {
 var labDescription = map[string]string{
 	"proxy": "every byte through TCP fault proxies",
 	"netns": "each node in its own network namespace, faults are nftables drops",
+	// With TLS the proxy lab cannot run: its nodes see a peer at a proxy of
+	// their own link, and the Raft port refuses an RPC whose sender claims
+	// another address than the receiver's configuration has for it.
+	"direct": "no proxies, process faults only (kill, stall)",
 }
 
-func newFaultLab(t *testing.T, kind string, disks bool) *faultLab {
+// newFaultLab starts a lab of kind; secure puts every node's certificate
+// of a throw-away CA on its API and its Raft port (cluster.Options.TLS)
+// and makes every client of the lab speak HTTPS with the CA's "admin"
+// client certificate.
+func newFaultLab(t *testing.T, kind string, disks, secure bool) *faultLab {
 	o := cluster.Options{Bin: binary(t, "broker"), Nodes: 3, Dir: t.TempDir(), LogLevel: logLevel(),
 		Proxies: kind == "proxy", Netns: kind == "netns", Args: []string{"--segment-bytes", "1048576"}}
+	if secure {
+		b, err := devcerts.WriteBundle(t.TempDir(), []string{"n1", "n2", "n3"}, []string{"admin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.TLS = b
+	}
 	if disks && !mountDisks(t, o.Dir, o.Nodes) {
 		t.Skip("the fault needs root to mount a tmpfs per node")
 	}
@@ -182,12 +209,16 @@ func newFaultLab(t *testing.T, kind string, disks bool) *faultLab {
 			t.Log(b.String())
 		}
 	})
-	lab := &faultLab{t: t, c: c, hc: c.HTTPClient(0), brokers: c.APIs(), dir: o.Dir, disks: disks}
-	if !*faultProxyAddrs {
-		lab.brokers = nil
-		for _, n := range c.Nodes() {
-			lab.brokers = append(lab.brokers, n.ListenAPI) // dialed through the proxy by lab.hc
+	lab := &faultLab{t: t, c: c, hc: c.HTTPClient(0), dir: o.Dir, disks: disks}
+	for _, n := range c.Nodes() {
+		addr := n.ListenAPI // dialed through the proxy by lab.hc
+		if *faultProxyAddrs {
+			addr = n.API
 		}
+		if secure {
+			addr = "https://" + addr // the SDK then speaks HTTPS through lab.hc, whose transport has the TLS configuration
+		}
+		lab.brokers = append(lab.brokers, addr)
 	}
 	ctx := context.Background()
 	if err := c.WaitReachable(ctx, 20*time.Second); err != nil {
@@ -437,12 +468,26 @@ func TestLeaderFaults(t *testing.T) {
 					t.Skipf("the namespace lab cannot run here: %v", err)
 				}
 			}
-			leaderFaultsIn(t, kind)
+			leaderFaultsIn(t, kind, leaderFaults, *faultTLS)
 		})
 	}
 }
 
-func leaderFaultsIn(t *testing.T, kind string) {
+// TestLeaderFaultsTLS is TestLeaderFaults' kill and stall with TLS on the
+// API and mutual TLS on the Raft port (-faults.tls runs every fault so), in
+// the default suite, in the direct lab (the proxy lab cannot run with TLS,
+// see labDescription): the leader SIGKILLed, then SIGSTOPped, under load,
+// every acknowledged message read back exactly once.
+func TestLeaderFaultsTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs OS processes")
+	}
+	leaderFaultsIn(t, "direct", leaderFaults, true) // kill and stall: the others need a network lab
+}
+
+// leaderFaultsIn runs faults in a fresh lab of kind each (secure: with
+// TLS, see newFaultLab).
+func leaderFaultsIn(t *testing.T, kind string, faults []leaderFault, secure bool) {
 	type row struct {
 		name          string
 		outages       []time.Duration
@@ -451,12 +496,15 @@ func leaderFaultsIn(t *testing.T, kind string) {
 		stuck         int // rounds without any acknowledgement after the fault
 	}
 	var rows []row
-	for _, f := range leaderFaults {
+	for _, f := range faults {
 		if f.needRoot && kind != "netns" {
 			continue // once is enough: it is no network fault
 		}
+		if f.network && kind == "direct" {
+			continue
+		}
 		t.Run(f.name, func(t *testing.T) {
-			lab := newFaultLab(t, kind, f.needRoot)
+			lab := newFaultLab(t, kind, f.needRoot, secure)
 			l := startLoad(t, lab)
 			var rounds []faultRound
 			for range *faultReps {
@@ -519,7 +567,11 @@ func leaderFaultsIn(t *testing.T, kind string) {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "write outage per leader fault (%d rounds each, %d writers, SDK defaults, %s):\n", *faultReps, faultWriters, labDescription[kind])
+	tlsNote := ""
+	if secure {
+		tlsNote = ", TLS on the API and mutual TLS on the Raft port"
+	}
+	fmt.Fprintf(&b, "write outage per leader fault (%d rounds each, %d writers, SDK defaults, %s%s):\n", *faultReps, faultWriters, labDescription[kind], tlsNote)
 	fmt.Fprintf(&b, "%-10s %10s %10s %14s %13s %9s %7s %6s %s\n", "fault", "median ms", "worst ms", "read median ms", "read worst ms", "acked", "failed", "stuck", "rounds ms (write/read)")
 	for _, r := range rows {
 		s, rs := stats.Of(r.outages), stats.Of(r.readGaps)
@@ -675,7 +727,7 @@ func (lab *faultLab) converged(t *testing.T) wire.TopicInfo {
 func (lab *faultLab) getJSON(id, path string, out any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+lab.c.API(id)+path, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", lab.c.URL(id)+path, nil)
 	if err != nil {
 		return err
 	}
@@ -737,7 +789,7 @@ func TestClusterStatusWhileFollowerBlackholed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs OS processes")
 	}
-	lab := newFaultLab(t, "proxy", false)
+	lab := newFaultLab(t, "proxy", false, false)
 	l := startLoad(t, lab)
 	time.Sleep(*faultLoad) // load before the fault
 	leader := lab.leader("")

@@ -124,6 +124,12 @@ func New(o Options) (*Group, error) {
 			n.Args = append(n.Args, "--peers", strings.Join(peers, ","))
 		}
 		n.Args = append(n.Args, g.tlsArgs(n.ID)...)
+		if o.Netns {
+			// The lab's addresses are not loopback, but reachable from this
+			// host only: the broker's secure-by-default check would refuse
+			// them without TLS and --auth.
+			n.Args = append(n.Args, "--insecure")
+		}
 		n.Args = append(n.Args, o.Args...)
 		g.nodes = append(g.nodes, n)
 	}

@@ -21,7 +21,7 @@ import (
 type Drivers func(name string) (driver.Driver, error)
 
 // RunWorkload is the `run` subcommand: -workload FILE [-driver NAME] [-out
-// DIR] [-duration D]. It runs the workload in a fresh temporary directory,
+// DIR] [-duration D] [-tls] [-auth] [-fsync-baseline]. It runs the workload in a fresh temporary directory,
 // writes the JSON result to DIR and prints a summary.
 func RunWorkload(ctx context.Context, args []string, stdout, stderr io.Writer, drivers Drivers, defaultDriver string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
@@ -32,6 +32,9 @@ func RunWorkload(ctx context.Context, args []string, stdout, stderr io.Writer, d
 	dur := fs.Duration("duration", 0, "override the workload's test duration")
 	fault := fs.String("fault", "", "override the workload's leader fault: kill, stall, blackhole or partition (needs root: network namespaces)")
 	hold := fs.Duration("fault-hold", 0, "override how long each fault lasts before it is healed (default: the workload's, else kill 1s, stall 3s, blackhole 5s, partition 5s)")
+	secure := fs.Bool("tls", false, "secured cluster: TLS on the client API and mutual TLS between the nodes (drivers with driver.SecuritySetter); the result is named after the secured driver, e.g. ledgermq-tls")
+	auth := fs.Bool("auth", false, "with -tls: authentication and ACLs on, the clients authenticate as a superuser (implies -tls)")
+	baseline := fs.Bool("fsync-baseline", false, "time raw write+fsync in the cluster's directory after the run (the workload's fsyncBaseline)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,6 +47,9 @@ func RunWorkload(ctx context.Context, args []string, stdout, stderr io.Writer, d
 	}
 	if *dur > 0 {
 		w.Test.Duration = *dur
+	}
+	if *baseline {
+		w.FsyncBaseline = true
 	}
 	if *fault != "" || *hold != 0 {
 		f, h := *fault, *hold
@@ -60,6 +66,15 @@ func RunWorkload(ctx context.Context, args []string, stdout, stderr io.Writer, d
 	d, err := drivers(*drv)
 	if err != nil {
 		return err
+	}
+	if *secure || *auth {
+		ss, ok := d.(driver.SecuritySetter)
+		if !ok {
+			return fmt.Errorf("run: driver %s cannot run secured (-tls, -auth)", d.Name())
+		}
+		if err := ss.SetSecurity(*secure, *auth); err != nil {
+			return err
+		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	base, err := os.MkdirTemp("", "omb-"+d.Name()+"-")
@@ -111,6 +126,9 @@ func PrintSummary(w io.Writer, res *runner.Result) {
 		fmt.Fprintf(w, "healthy after the heal: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", s.P50, s.P99, s.Max)
 	} else if s != nil && s.Count > 0 {
 		fmt.Fprintf(w, "catch-up after a restart: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", s.P50, s.P99, s.Max)
+	}
+	if c := res.CPU; c != nil {
+		fmt.Fprintf(w, "CPU in the window: servers %.1f s (%.1f µs/msg), clients %.1f s (%.1f µs/msg)\n", c.ServerSeconds, c.ServerUsPerMsg, c.ClientSeconds, c.ClientUsPerMsg)
 	}
 	if f := res.Fsync; f != nil {
 		fmt.Fprintf(w, "raw write(100 KiB)+fsync: %.1f MB/s, p50 %.2f ms, p99 %.2f ms; published MB/s ÷ raw = %.3f (×3 replicas on this disk: %.3f)\n",

@@ -118,6 +118,26 @@ type NodeLeaderStats struct {
 	Leader        string `json:"leader"`
 }
 
+// SecuritySetter is implemented by drivers that can run their cluster
+// secured: TLS on the client API and mutual TLS between the nodes, and
+// with auth also authentication (the benchmark's clients then authenticate
+// as a superuser). The runner's caller (package cli, flags -tls and -auth)
+// calls it before Start; a secured driver's Name says so (e.g.
+// "ledgermq-tls"), so that results of plain and secured runs are told
+// apart in reports.
+type SecuritySetter interface {
+	SetSecurity(tls, auth bool) error
+}
+
+// CPUReporter is implemented by drivers that can tell how much CPU time
+// their server processes have used since they started (user + system,
+// summed over the running nodes). The runner reads it at the start and at
+// the end of the measurement window of runs without leader kills or faults
+// and reports the difference per message (Result.CPU).
+type CPUReporter interface {
+	ServerCPU() (time.Duration, error)
+}
+
 // Wait waits for wg or the end of ctx, for a Producer's Flush.
 func Wait(ctx context.Context, wg *sync.WaitGroup) error {
 	ch := make(chan struct{})

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/ledgermq/ledgermq/client"
 	"github.com/ledgermq/ledgermq/internal/cluster"
+	"github.com/ledgermq/ledgermq/internal/devcerts"
 	"github.com/ledgermq/ledgermq/internal/proc"
 	"github.com/ledgermq/ledgermq/wire"
 )
@@ -20,6 +22,10 @@ const (
 	APIJSON   = "json"   // POST /v1/topics/{t}/messages, values base64 in JSON
 	APIBinary = "binary" // POST /v1/topics/{t}/queues/{q}/batches, wire.Encode batches
 )
+
+// clientUser is the user of the secured group's client certificate
+// (principal User:admin, a superuser with auth).
+const clientUser = "admin"
 
 const (
 	leaderTimeout = 60 * time.Second
@@ -33,17 +39,44 @@ const (
 // Durability: LedgerMQ's default is already an fsync of the commit log on
 // every append before the acknowledgement, so both "fsync" and "default"
 // start the brokers with --sync every-append.
+//
+// Secured (SetSecurity): the group starts with a throw-away CA
+// (internal/devcerts) and every node's certificate on the API (HTTPS) and
+// the Raft port (mutual TLS); every client of the run, SDK or HTTP,
+// speaks HTTPS and presents the bundle's "admin" client certificate. With
+// auth the nodes also run --auth --superusers User:admin, so every request
+// is authenticated (by that certificate) and authorized as a superuser.
 type LedgerMQ struct {
-	log *slog.Logger
-	g   *cluster.Group
-	api string
+	log       *slog.Logger
+	g         *cluster.Group
+	hc        *http.Client // the HTTP produce API's and the driver's own requests
+	api       string
+	tls, auth bool
 }
 
 // NewLedgerMQ returns an unstarted LedgerMQ driver.
 func NewLedgerMQ() *LedgerMQ { return &LedgerMQ{api: APISDK} }
 
-// Name implements Driver.
-func (d *LedgerMQ) Name() string { return "ledgermq" }
+// Name implements Driver: "ledgermq", "ledgermq-tls" or
+// "ledgermq-tls-auth" (SetSecurity).
+func (d *LedgerMQ) Name() string {
+	switch {
+	case d.auth:
+		return "ledgermq-tls-auth"
+	case d.tls:
+		return "ledgermq-tls"
+	}
+	return "ledgermq"
+}
+
+// SetSecurity implements SecuritySetter: TLS on the API and mutual TLS on
+// the Raft port; auth adds --auth with the clients' certificate as a
+// superuser, and implies TLS (the clients authenticate with their
+// certificate).
+func (d *LedgerMQ) SetSecurity(tls, auth bool) error {
+	d.tls, d.auth = tls || auth, auth
+	return nil
+}
 
 // SetProduceAPI implements ProduceAPISetter: "sdk", "json" or "binary".
 func (d *LedgerMQ) SetProduceAPI(api string) error {
@@ -75,10 +108,20 @@ func (d *LedgerMQ) Start(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("ledgermq: %w", err)
 	}
-	d.g, err = cluster.Start(cluster.Options{Bin: bin, Nodes: 3, Dir: o.BaseDir, Args: []string{"--sync", "every-append"}, Netns: o.Netns})
+	co := cluster.Options{Bin: bin, Nodes: 3, Dir: o.BaseDir, Args: []string{"--sync", "every-append"}, Netns: o.Netns}
+	if d.tls {
+		if co.TLS, err = devcerts.WriteBundle(filepath.Join(o.BaseDir, "certs"), []string{"n1", "n2", "n3"}, []string{clientUser}); err != nil {
+			return fmt.Errorf("ledgermq: %w", err)
+		}
+	}
+	if d.auth {
+		co.Args = append(co.Args, "--auth", "--superusers", "User:"+clientUser)
+	}
+	d.g, err = cluster.Start(co)
 	if err != nil {
 		return fmt.Errorf("ledgermq: %w", err)
 	}
+	d.hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true, TLSClientConfig: d.g.TLSConfig()}}
 	l, err := d.g.WaitLeader(ctx, "", leaderTimeout)
 	if err == nil {
 		err = d.g.WaitReachable(ctx, 30*time.Second)
@@ -87,7 +130,7 @@ func (d *LedgerMQ) Start(ctx context.Context, o Options) error {
 		d.g.Tail(os.Stderr, 20)
 		return fmt.Errorf("ledgermq: %w", err)
 	}
-	d.log.Info("ledgermq group up", "leader", l, "netns", o.Netns, "apis", d.g.APIs())
+	d.log.Info("ledgermq group up", "leader", l, "netns", o.Netns, "tls", d.tls, "auth", d.auth, "apis", d.g.APIs())
 	return nil
 }
 
@@ -107,7 +150,7 @@ func (d *LedgerMQ) CreateTopic(ctx context.Context, name string, queues int) err
 		if err != nil {
 			return fmt.Errorf("ledgermq: create topic %s: %w", name, err)
 		}
-		err = call(ctx, "POST", d.g.API(l), "/v1/topics", "application/json", jsonBody(wire.CreateTopicRequest{Name: name, Queues: queues}), nil)
+		err = d.call(ctx, "POST", d.g.API(l), "/v1/topics", "application/json", jsonBody(wire.CreateTopicRequest{Name: name, Queues: queues}), nil)
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
@@ -136,9 +179,12 @@ func (d *LedgerMQ) WaitCaughtUp(ctx context.Context, node string) error {
 // producer when SetProduceAPI chose json or binary.
 func (d *LedgerMQ) NewProducer(ctx context.Context, topic string, batchBytes int, linger time.Duration) (Producer, error) {
 	if d.api != APISDK {
-		return newHTTPProducer(ctx, d.g, d.api, topic, batchBytes, linger)
+		return newHTTPProducer(ctx, d, topic, batchBytes, linger)
 	}
 	opts := []client.ProducerOpt{client.WithLinger(linger)}
+	if d.tls {
+		opts = append(opts, client.WithTLS(d.g.TLSConfig()))
+	}
 	if batchBytes > 0 {
 		opts = append(opts, client.WithBatchBytes(batchBytes))
 	}
@@ -166,7 +212,11 @@ func (d *LedgerMQ) NewConsumer(ctx context.Context, topic string, queues int) (C
 	for q := range queues {
 		as[q] = client.AtStart()
 	}
-	c, err := client.NewConsumer(d.g.APIs(), client.WithAssignment(topic, as))
+	opts := []client.ConsumerOpt{client.WithAssignment(topic, as)}
+	if d.tls {
+		opts = append(opts, client.WithTLS(d.g.TLSConfig()))
+	}
+	c, err := client.NewConsumer(d.g.APIs(), opts...)
 	if err != nil {
 		return nil, err
 	}

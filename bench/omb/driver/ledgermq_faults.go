@@ -64,7 +64,7 @@ func (d *LedgerMQ) LeaderStats(ctx context.Context) (map[string]NodeLeaderStats,
 	hc := d.g.HTTPClient(5 * time.Second)
 	out := map[string]NodeLeaderStats{}
 	for _, id := range d.g.Running() {
-		req, err := http.NewRequestWithContext(ctx, "GET", "http://"+d.g.API(id)+"/metrics", nil)
+		req, err := http.NewRequestWithContext(ctx, "GET", d.g.URL(id)+"/metrics", nil)
 		if err != nil {
 			return nil, err
 		}

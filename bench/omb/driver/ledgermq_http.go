@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ledgermq/ledgermq/internal/cluster"
 	"github.com/ledgermq/ledgermq/wire"
 )
 
@@ -24,8 +23,6 @@ const (
 	writeDeadline  = 15 * time.Second // one write, redirects included
 )
 
-var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}}
-
 func jsonBody(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -34,17 +31,22 @@ func jsonBody(v any) []byte {
 	return b
 }
 
-// call sends one request and decodes a JSON answer into out; an error
-// answer is returned as a *wire.APIError.
-func call(ctx context.Context, method, addr, path, ctype string, body []byte, out any) error {
+// call sends one request to the node at addr (host:port; HTTPS when the
+// group is secured) and decodes a JSON answer into out; an error answer is
+// returned as a *wire.APIError.
+func (d *LedgerMQ) call(ctx context.Context, method, addr, path, ctype string, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	scheme := "http://"
+	if d.tls {
+		scheme = "https://"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, scheme+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	req.Header.Set("Content-Type", ctype)
-	resp, err := httpClient.Do(req)
+	resp, err := d.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
@@ -73,7 +75,7 @@ func call(ctx context.Context, method, addr, path, ctype string, body []byte, ou
 // when a connection is refused. Any other failure leaves the outcome
 // unknown: the request's messages fail and are not resent.
 type httpProducer struct {
-	g       *cluster.Group
+	d       *LedgerMQ
 	api     string
 	topic   string
 	queues  int
@@ -93,20 +95,21 @@ type pendingMsg struct {
 	done  func(error)
 }
 
-func newHTTPProducer(ctx context.Context, g *cluster.Group, api, topic string, batchBytes int, linger time.Duration) (*httpProducer, error) {
+func newHTTPProducer(ctx context.Context, d *LedgerMQ, topic string, batchBytes int, linger time.Duration) (*httpProducer, error) {
+	g := d.g
 	l, err := g.WaitLeader(ctx, "", leaderTimeout)
 	if err != nil {
 		return nil, err
 	}
 	var ti wire.TopicInfo
-	if err := call(ctx, "GET", g.API(l), "/v1/topics/"+topic, "", nil, &ti); err != nil {
+	if err := d.call(ctx, "GET", g.API(l), "/v1/topics/"+topic, "", nil, &ti); err != nil {
 		return nil, fmt.Errorf("describe topic %s: %w", topic, err)
 	}
 	cs, err := g.Status(ctx, l)
 	if err != nil {
 		return nil, err
 	}
-	p := &httpProducer{g: g, api: api, topic: topic, queues: len(ti.QueueInfo), groupID: cs.GroupID,
+	p := &httpProducer{d: d, api: d.api, topic: topic, queues: len(ti.QueueInfo), groupID: cs.GroupID,
 		maxB: max(batchBytes, 1), linger: max(linger, time.Millisecond), in: make(chan pendingMsg, 1024), sem: make(chan struct{}, httpInFlight)}
 	if batchBytes == 0 {
 		p.maxB = 100 << 10
@@ -203,11 +206,11 @@ func (p *httpProducer) send(batch []pendingMsg, q int) error {
 // write POSTs to the leader, following redirects, for at most
 // writeDeadline.
 func (p *httpProducer) write(path, ctype string, body []byte, out any) error {
-	apis := p.g.APIs()
+	apis := p.d.g.APIs()
 	target, i := apis[0], 0
 	deadline := time.Now().Add(writeDeadline)
 	for {
-		err := call(context.Background(), "POST", target, path, ctype, body, out)
+		err := p.d.call(context.Background(), "POST", target, path, ctype, body, out)
 		var ae *wire.APIError
 		switch {
 		case err == nil:

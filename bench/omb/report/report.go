@@ -116,6 +116,18 @@ var rows = []row{
 		}
 		return strings.Join(s, ", ")
 	}},
+	{"CPU µs/msg: servers / clients", func(r *runner.Result) string {
+		if r.CPU == nil {
+			return "–"
+		}
+		return fmt.Sprintf("%.1f / %.1f", r.CPU.ServerUsPerMsg, r.CPU.ClientUsPerMsg)
+	}},
+	{"raw write+fsync MB/s; published ÷ raw", func(r *runner.Result) string {
+		if r.Fsync == nil {
+			return "–"
+		}
+		return fmt.Sprintf("%.1f; %.3f", r.Fsync.MBps, r.PublishOverFsync)
+	}},
 	{"machine (CPUs, load at start)", func(r *runner.Result) string {
 		return fmt.Sprintf("%d, %s", r.Machine.NumCPU, r.Machine.LoadAvg)
 	}},

@@ -16,8 +16,9 @@ import (
 func TestWrite(t *testing.T) {
 	w := workload.Workload{Name: "wl", Topics: 1, QueuesPerTopic: 2, MessageSize: 1024}
 	var rs []*runner.Result
-	for i, sys := range []string{"ledgermq", "nats"} {
+	for i, sys := range []string{"ledgermq", "ledgermq-tls"} {
 		r := &runner.Result{System: sys, Workload: w, StartedAt: time.Now(), PublishRate: float64(1000 * (i + 1)),
+			CPU:            &runner.CPU{ServerUsPerMsg: float64(10 + i), ClientUsPerMsg: 5},
 			PublishLatency: runner.Latency{P50: 1, P75: 2, P95: 3, P99: 4, P999: 5}, E2ELatency: runner.Latency{P50: 2, P99: 8},
 			Kills: []runner.Kill{{Node: "n1", FirstAckMs: 500}, {Node: "n2", FirstAckMs: 700}}}
 		for s := range 10 {
@@ -37,7 +38,8 @@ func TestWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(md), "| metric | ledgermq | nats |") || !strings.Contains(string(md), "500, 700") {
+	if !strings.Contains(string(md), "| metric | ledgermq | ledgermq-tls |") || !strings.Contains(string(md), "500, 700") ||
+		!strings.Contains(string(md), "| CPU µs/msg: servers / clients | 10.0 / 5.0 | 11.0 / 5.0 |") {
 		t.Errorf("README:\n%s", md)
 	}
 	for _, f := range files {

@@ -54,6 +54,10 @@ type Result struct {
 	// and the end of the window (drivers with driver.LeaderStats).
 	Leadership *Leadership `json:"leadership,omitempty"`
 
+	// CPU is the CPU time of the window per published message (drivers
+	// with driver.CPUReporter; runs without kills or faults).
+	CPU *CPU `json:"cpu,omitempty"`
+
 	// Fsync is the raw write+fsync baseline (workload fsyncBaseline), and
 	// PublishOverFsync publishMBps ÷ its MB/s.
 	Fsync            *Fsync  `json:"fsync,omitempty"`

@@ -43,6 +43,10 @@
 // heal; healthy = heal → the driver reports the node back and caught up
 // (WaitHealthy), which the runner awaits before the next event.
 //
+// CPU (driver.CPUReporter; runs without kills or faults): the server
+// processes' CPU time and this process's (the clients) in the window, per
+// message acknowledged in the window.
+//
 // Leadership (driver.LeaderStats): every node's leader-change counter and
 // term at the start and the end of the window.
 package runner
@@ -253,12 +257,14 @@ func (r *run) measure(ctx context.Context, res *Result, cons []driver.Consumer, 
 	if w.Fault != "" {
 		killWG.Go(func() { kills = r.faults(prodCtx) })
 	}
+	if d := time.Until(r.winS); d > 0 {
+		time.Sleep(d)
+	}
+	cpuStart, hasCPU := readCPU(r.d)
+	hasCPU = hasCPU && !r.tracksAcks()
 	ls, hasLS := r.d.(driver.LeaderStats)
 	var lsStart map[string]driver.NodeLeaderStats
 	if hasLS {
-		if d := time.Until(r.winS); d > 0 {
-			time.Sleep(d)
-		}
 		var err error
 		if lsStart, err = ls.LeaderStats(ctx); err != nil {
 			r.log.Warn("leader stats", "err", err)
@@ -266,6 +272,9 @@ func (r *run) measure(ctx context.Context, res *Result, cons []driver.Consumer, 
 	}
 
 	prodWG.Wait()
+	if cpuEnd, ok := readCPU(r.d); ok && hasCPU {
+		res.CPU = cpuUsed(cpuStart, cpuEnd, r.pubWin.Load())
+	}
 	killWG.Wait()
 	if hasLS && lsStart != nil {
 		if end, err := ls.LeaderStats(ctx); err != nil {

@@ -14,13 +14,34 @@ import (
 )
 
 // TestSmoke runs workloads/ci-smoke.yaml against three LedgerMQ broker
-// processes and checks the JSON result: messages were published and
-// consumed and no acknowledged message was lost. It builds ./cmd/broker,
-// so it is skipped with -short.
+// processes, plain and secured (TLS on the API, mutual TLS on the Raft
+// port, --auth with the clients' certificate as superuser), and checks the
+// JSON result: messages were published and consumed, no acknowledged
+// message was lost, the result names the secured system as such and has
+// the window's CPU. It builds ./cmd/broker, so it is skipped with -short.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three broker processes")
 	}
+	for _, tc := range []struct {
+		name, system string
+		tls, auth    bool
+	}{{"plain", "ledgermq", false, false}, {"tls-auth", "ledgermq-tls-auth", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := driver.NewLedgerMQ()
+			if err := d.SetSecurity(tc.tls, tc.auth); err != nil {
+				t.Fatal(err)
+			}
+			got := smoke(t, d)
+			if got.System != tc.system {
+				t.Errorf("system %q, want %q", got.System, tc.system)
+			}
+		})
+	}
+}
+
+// smoke runs ci-smoke with d and checks its JSON result.
+func smoke(t *testing.T, d driver.Driver) runner.Result {
 	w, err := workload.Load("../workloads/ci-smoke.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +49,7 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	res, err := runner.Run(ctx, driver.NewLedgerMQ(), w, runner.Options{BaseDir: t.TempDir(), Log: log})
+	res, err := runner.Run(ctx, d, w, runner.Options{BaseDir: t.TempDir(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,8 +66,8 @@ func TestSmoke(t *testing.T) {
 	if err := json.Unmarshal(data, &got); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("published %d consumed %d acked %d lost %d dups %d pub p99 %.1f ms",
-		got.Published, got.Consumed, got.Acked, got.Lost, got.Duplicates, got.PublishLatency.P99)
+	t.Logf("%s: published %d consumed %d acked %d lost %d dups %d pub p99 %.1f ms, CPU %+v",
+		got.System, got.Published, got.Consumed, got.Acked, got.Lost, got.Duplicates, got.PublishLatency.P99, got.CPU)
 	if got.Published == 0 || got.Consumed == 0 || got.Acked == 0 {
 		t.Errorf("published %d, consumed %d, acked %d: want all > 0", got.Published, got.Consumed, got.Acked)
 	}
@@ -56,6 +77,10 @@ func TestSmoke(t *testing.T) {
 	if got.PublishLatency.Count == 0 {
 		t.Error("no publish latency recorded")
 	}
+	if got.CPU == nil || got.CPU.ServerSeconds <= 0 || got.CPU.ClientSeconds <= 0 {
+		t.Errorf("CPU %+v: want server and client CPU time in the window", got.CPU)
+	}
+	return got
 }
 
 type testWriter struct{ t *testing.T }
