@@ -153,19 +153,19 @@ func (t *authTransport) admit(id string, rpc raft.RPC) bool {
 }
 
 func (t *authTransport) checkClaim(id string, cmd any) error {
-	var hdr raft.RPCHeader
-	var legacy []byte // the deprecated leader / candidate address
+	var hdr *raft.RPCHeader
+	var legacy *[]byte // the deprecated leader / candidate address
 	switch c := cmd.(type) {
 	case *raft.AppendEntriesRequest:
-		hdr, legacy = c.RPCHeader, c.Leader
+		hdr, legacy = &c.RPCHeader, &c.Leader
 	case *raft.RequestVoteRequest:
-		hdr, legacy = c.RPCHeader, c.Candidate
+		hdr, legacy = &c.RPCHeader, &c.Candidate
 	case *raft.RequestPreVoteRequest:
-		hdr = c.RPCHeader
+		hdr = &c.RPCHeader
 	case *raft.InstallSnapshotRequest:
-		hdr, legacy = c.RPCHeader, c.Leader
+		hdr, legacy = &c.RPCHeader, &c.Leader
 	case *raft.TimeoutNowRequest:
-		hdr = c.RPCHeader
+		hdr = &c.RPCHeader
 	default:
 		return fmt.Errorf("unknown RPC %T", cmd)
 	}
@@ -176,11 +176,15 @@ func (t *authTransport) checkClaim(id string, cmd any) error {
 	if !ok {
 		return nil // not yet in this node's configuration (it joins): the id alone is checked
 	}
+	// The address raft will believe (as the leader's, the candidate's) is
+	// the one this node's configuration has for the authenticated id, not
+	// the one the sender claims: nodes may reach each other at different
+	// addresses (NAT, proxies), and a sender cannot point raft elsewhere.
 	if string(hdr.Addr) != want {
-		return fmt.Errorf("node %s claims the address %q, the configuration has %s", id, hdr.Addr, want)
+		hdr.Addr = []byte(want)
 	}
-	if len(legacy) > 0 && string(legacy) != want {
-		return fmt.Errorf("node %s claims the address %q, the configuration has %s", id, legacy, want)
+	if legacy != nil && len(*legacy) > 0 && string(*legacy) != want {
+		*legacy = []byte(want)
 	}
 	return nil
 }

@@ -183,23 +183,39 @@ func TestTLSNodeCannotSpeakForAnother(t *testing.T) {
 	if err == nil {
 		t.Fatal("an AppendEntries claiming n3 on n2's connection was not refused")
 	}
-	// n2 claiming its own id but n3's address is refused too.
-	hdr2 := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("n2"), Addr: []byte(n3.RaftAddr)}
-	if err := tr.TimeoutNow(raft.ServerID(leader), target, &raft.TimeoutNowRequest{RPCHeader: hdr2}, &raft.TimeoutNowResponse{}); err == nil {
-		t.Fatal("a TimeoutNow from n2 claiming n3's address was not refused")
-	}
 	time.Sleep(300 * time.Millisecond)
 	if now := l.Leader(); now.Term != term || now.ID != leader || !l.IsLeader() {
 		t.Fatalf("a false claim moved the leader or term: %+v, was %s in term %d", now, leader, term)
 	}
 
 	// The same connection telling the truth reaches raft: a vote request
-	// from n2 in a later term makes the leader step down to that term.
-	hdr.ID, hdr.Addr = []byte("n2"), []byte(c.cfgs["n2"].RaftAddr)
+	// from n2 in a later term makes the leader step down to that term. The
+	// address it claims (n3's here) is replaced by n2's in the
+	// configuration (TestClaimedAddressNormalized), so it cannot point
+	// raft at another node.
+	hdr.ID, hdr.Addr = []byte("n2"), []byte(n3.RaftAddr)
 	tr.RequestVote(raft.ServerID(leader), target, &raft.RequestVoteRequest{RPCHeader: hdr, Term: term + 100,
 		LastLogIndex: 1 << 40, LastLogTerm: term + 50, LeadershipTransfer: true}, &vr)
 	if now := l.raft.Load().CurrentTerm(); now < term+100 {
 		t.Fatalf("n2's own vote request did not reach raft (term %d, sent %d): the check refuses everything", now, term+100)
+	}
+}
+
+// TestClaimedAddressNormalized: an RPC from an authenticated node carries,
+// when raft sees it, that node's address from the receiver's configuration,
+// whatever address the sender claimed; a claim of another id is refused.
+func TestClaimedAddressNormalized(t *testing.T) {
+	tr := &authTransport{addrOf: func(id string) (string, bool) { return map[string]string{"n2": "10.0.0.2:8001"}[id], id == "n2" }}
+	ae := &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{ID: []byte("n2"), Addr: []byte("10.0.0.3:8001")}, Leader: []byte("10.0.0.3:8001")}
+	if err := tr.checkClaim("n2", ae); err != nil || string(ae.Addr) != "10.0.0.2:8001" || string(ae.Leader) != "10.0.0.2:8001" {
+		t.Fatalf("AppendEntries: %v, addr %s leader %s", err, ae.Addr, ae.Leader)
+	}
+	rv := &raft.RequestVoteRequest{RPCHeader: raft.RPCHeader{ID: []byte("n2"), Addr: []byte("elsewhere:1")}, Candidate: []byte("elsewhere:1")}
+	if err := tr.checkClaim("n2", rv); err != nil || string(rv.Addr) != "10.0.0.2:8001" || string(rv.Candidate) != "10.0.0.2:8001" {
+		t.Fatalf("RequestVote: %v, addr %s candidate %s", err, rv.Addr, rv.Candidate)
+	}
+	if err := tr.checkClaim("n2", &raft.TimeoutNowRequest{RPCHeader: raft.RPCHeader{ID: []byte("n3")}}); err == nil {
+		t.Fatal("n2 claiming n3 was accepted")
 	}
 }
 
