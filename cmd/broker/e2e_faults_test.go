@@ -170,8 +170,8 @@ type faultLab struct {
 
 // labDescription says how each lab injects faults, for the summary.
 var labDescription = map[string]string{
-	"proxy": "every byte through TCP fault proxies",
-	"netns": "each node in its own network namespace, faults are nftables drops",
+	"proxy":  "every byte through TCP fault proxies",
+	"netns":  "each node in its own network namespace, faults are nftables drops",
 	"direct": "no proxies, process faults only (kill, stall)",
 }
 
