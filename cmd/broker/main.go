@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -42,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if o.pprofListen != "" {
 		pctx, stopPprof := context.WithCancel(ctx)
-		wait, err := startPprof(pctx, o.pprofListen, logger)
+		wait, err := startPprof(pctx, o.pprofListen, filepath.Join(cfg.DataDir, "pprof.addr"), logger)
 		if err != nil {
 			stopPprof()
 			return err

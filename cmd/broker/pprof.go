@@ -8,14 +8,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"path/filepath"
 	"time"
 )
 
 // startPprof serves Go's profiles (net/http/pprof) on addr, a loopback
 // address only (profiles show the process's memory and code paths: reach
-// them through SSH). It stops when ctx ends; the returned wait blocks
-// until it has.
-func startPprof(ctx context.Context, addr string, logger *slog.Logger) (wait func(), err error) {
+// them through SSH). Port 0 picks a free port; the address serving is
+// written to addrFile (when not empty), so that tools find every node's.
+// It stops when ctx ends; the returned wait blocks until it has.
+func startPprof(ctx context.Context, addr, addrFile string, logger *slog.Logger) (wait func(), err error) {
 	host, _, err := net.SplitHostPort(addr)
 	if ip := net.ParseIP(host); err != nil || host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return nil, fmt.Errorf("--pprof-listen %q: want a loopback address such as 127.0.0.1:6060", addr)
@@ -23,6 +26,15 @@ func startPprof(ctx context.Context, addr string, logger *slog.Logger) (wait fun
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--pprof-listen: %w", err)
+	}
+	if addrFile != "" {
+		if err := os.MkdirAll(filepath.Dir(addrFile), 0o755); err == nil {
+			err = os.WriteFile(addrFile, []byte(ln.Addr().String()+"\n"), 0o644)
+		}
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("--pprof-listen: %w", err)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
