@@ -34,6 +34,10 @@ type Log struct {
 
 	first atomic.Uint64 // index of the first entry (LastIndex+1 if empty)
 	last  atomic.Uint64 // index of the last entry (FirstIndex-1 if empty)
+	// gen counts the mutations that replace entries (TruncateAfter,
+	// Reset); appends and head deletions leave it alone. Caches of entries
+	// compare it (Generation).
+	gen atomic.Uint64
 
 	syncer syncer
 
@@ -163,6 +167,12 @@ func (l *Log) Dir() string { return l.dir }
 // FirstIndex returns the index of the first entry. If the log is empty it
 // is LastIndex()+1, the index the next Append must start at.
 func (l *Log) FirstIndex() uint64 { return l.first.Load() }
+
+// Generation changes whenever entries may have been replaced (a
+// TruncateAfter or Reset began), never on Append or DeleteBefore: an entry
+// read or cached under one generation is still the log's entry at that
+// index while the generation is the same.
+func (l *Log) Generation() uint64 { return l.gen.Load() }
 
 // LastIndex returns the index of the last entry, FirstIndex()-1 if empty.
 func (l *Log) LastIndex() uint64 { return l.last.Load() }

@@ -29,6 +29,7 @@ func (l *Log) TruncateAfter(index uint64) error {
 	if first := l.first.Load(); index+1 < first {
 		return fmt.Errorf("%w: cannot truncate after %d, the first index is %d", ErrBeforeFirst, index, first)
 	}
+	l.gen.Add(1)
 	if err := l.truncateAfterLocked(index); err != nil {
 		return l.syncer.fail(err)
 	}
@@ -160,6 +161,7 @@ func (l *Log) Reset(next uint64) error {
 	if err := l.syncer.failure(); err != nil {
 		return err
 	}
+	l.gen.Add(1)
 	if err := l.writeResetMarker(next); err != nil {
 		return fmt.Errorf("commitlog: reset: %w", err)
 	}

@@ -43,6 +43,8 @@ type LogStore struct {
 
 	failed atomic.Pointer[error] // the latched disk failure
 	onFail func(error)           // set by the Node before raft starts
+
+	cache *entryCache // the entries stored last (entrycache.go)
 }
 
 // NewLogStore wraps an open commit log. The caller keeps ownership of log
@@ -51,7 +53,7 @@ func NewLogStore(log *commitlog.Log, logger *slog.Logger) *LogStore {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &LogStore{log: log, logger: logger}
+	return &LogStore{log: log, logger: logger, cache: newEntryCache()}
 }
 
 // Failure returns the disk failure that latched the store (it wraps
@@ -102,6 +104,14 @@ func (s *LogStore) LastIndex() (uint64, error) {
 
 // GetLog implements raft.LogStore.
 func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
+	// The range first: an entry retention deleted is not found, cached or
+	// not.
+	if index < s.log.FirstIndex() || index > s.log.LastIndex() {
+		return raft.ErrLogNotFound
+	}
+	if s.cache.get(index, s.log.Generation(), out) {
+		return nil
+	}
 	e, err := s.log.Read(index)
 	if err != nil {
 		if errors.Is(err, commitlog.ErrBeforeFirst) || errors.Is(err, commitlog.ErrAfterLast) {
@@ -142,6 +152,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 			AppendedAt: l.AppendedAt,
 		})
 	}
+	gen := s.log.Generation()
 	err := s.log.Append(batch)
 	clear(batch) // drop references to raft's buffers
 	*bp = batch[:0]
@@ -149,6 +160,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if err != nil {
 		return fmt.Errorf("replication: store logs %d..%d: %w", logs[0].Index, logs[len(logs)-1].Index, s.fail(err))
 	}
+	s.cache.add(logs, gen)
 	return nil
 }
 
