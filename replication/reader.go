@@ -28,8 +28,16 @@ type Entry struct {
 // ReadEntry returns the data of the entry at index. Readers of the state
 // machine use it to serve what the state machine indexed (a fetch reads
 // the batch a produce command stored); index must be committed, which a
-// state machine's own references always are.
+// state machine's own references always are. The bytes must not be
+// modified: a recent entry's are shared with the log's entry cache (a
+// consumer at the head of a queue reads what was just stored).
 func (n *Node) ReadEntry(index uint64) ([]byte, error) {
+	if n.store != nil {
+		var l raft.Log
+		if n.store.GetLog(index, &l) == nil {
+			return l.Data, nil
+		}
+	}
 	e, err := n.log.Read(index)
 	if err != nil {
 		return nil, fmt.Errorf("replication: read entry %d: %w", index, err)
