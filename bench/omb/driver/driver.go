@@ -138,6 +138,20 @@ type CPUReporter interface {
 	ServerCPU() (time.Duration, error)
 }
 
+// InFlightSetter is implemented by drivers whose producers bound their
+// unacknowledged messages themselves (flag -inflight of the run command);
+// the runner's own bound is the workload's maxOutstandingBytes.
+type InFlightSetter interface {
+	SetMaxInFlight(n int) error
+}
+
+// SettingsReporter is implemented by drivers with settings of their own
+// (e.g. the in-flight window); the runner records them in the result
+// (Result.DriverSettings) so that every figure says how it was measured.
+type SettingsReporter interface {
+	Settings() map[string]string
+}
+
 // Wait waits for wg or the end of ctx, for a Producer's Flush.
 func Wait(ctx context.Context, wg *sync.WaitGroup) error {
 	ch := make(chan struct{})

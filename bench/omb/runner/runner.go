@@ -7,7 +7,7 @@
 // the queues); with producerRate > 0 each of the P producers sends
 // producerRate/P msgs/s on a fixed schedule (catching up at most 1 s of
 // backlog), else as fast as the system acknowledges. Each producer keeps at
-// most maxOutstandingBytes of unacknowledged payload, so a saturated system
+// most the workload's maxOutstandingBytes (default 8 MiB) of unacknowledged payload, so a saturated system
 // shows up as bounded latency instead of unbounded client buffering.
 //
 // One consumer per topic reads every queue from the start
@@ -73,12 +73,11 @@ import (
 )
 
 const (
-	maxOutstandingBytes = 8 << 20
-	flushTimeout        = 2 * time.Minute
-	drainIdle           = 15 * time.Second
-	drainMax            = 2 * time.Minute
-	outageTimeout       = 60 * time.Second
-	gapSlack            = time.Second
+	flushTimeout  = 2 * time.Minute
+	drainIdle     = 15 * time.Second
+	drainMax      = 2 * time.Minute
+	outageTimeout = 60 * time.Second
+	gapSlack      = time.Second
 )
 
 // Options configures Run.
@@ -160,6 +159,9 @@ func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) 
 		return nil, fmt.Errorf("start %s: %w", d.Name(), err)
 	}
 	defer func() { err = errors.Join(err, d.Stop()) }()
+	if sr, ok := d.(driver.SettingsReporter); ok {
+		res.DriverSettings = sr.Settings()
+	}
 
 	cons, prods, err := r.clients(ctx)
 	defer func() {
@@ -333,7 +335,11 @@ func (r *run) summarize(res *Result, kills []Kill) {
 // produce sends until ctx ends; rate 0 means as fast as possible.
 func (r *run) produce(ctx context.Context, idx int, p driver.Producer, rate float64) {
 	size := r.w.MessageSize
-	sem := make(chan struct{}, max(16, maxOutstandingBytes/size))
+	outstanding := r.w.MaxOutstandingBytes
+	if outstanding == 0 { // a workload not from workload.Parse
+		outstanding = workload.DefaultMaxOutstandingBytes
+	}
+	sem := make(chan struct{}, max(16, outstanding/size))
 	var interval time.Duration
 	if rate > 0 {
 		interval = time.Duration(float64(time.Second) / rate)

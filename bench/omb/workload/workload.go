@@ -45,7 +45,15 @@ type Workload struct {
 	// FsyncBaseline: after the run, time write+fsync of 100 KiB chunks in
 	// the cluster's directory for the test duration (at most 10 s).
 	FsyncBaseline bool `yaml:"fsyncBaseline" json:"fsyncBaseline,omitempty"`
+	// MaxOutstandingBytes bounds each producer's unacknowledged payload in
+	// the runner (default DefaultMaxOutstandingBytes); a driver may bound
+	// its in-flight messages lower (driver.InFlightSetter).
+	MaxOutstandingBytes int `yaml:"maxOutstandingBytes" json:"maxOutstandingBytes,omitempty"`
 }
+
+// DefaultMaxOutstandingBytes is a producer's default bound on
+// unacknowledged payload (8 MiB: 8192 messages of 1 KiB).
+const DefaultMaxOutstandingBytes = 8 << 20
 
 // Duration is a time.Duration read from a Go duration string.
 type Duration struct{ time.Duration }
@@ -98,6 +106,7 @@ func Parse(data []byte) (*Workload, error) {
 	def(&w.MessageSize, 1024)
 	def(&w.ProducersPerTopic, 1)
 	def(&w.ConsumersPerTopic, 1)
+	def(&w.MaxOutstandingBytes, DefaultMaxOutstandingBytes)
 	if w.Durability == "" {
 		w.Durability = "fsync"
 	}
@@ -109,8 +118,8 @@ func Parse(data []byte) (*Workload, error) {
 		return nil, errors.New("workload: testDuration or testDurationMinutes must be positive")
 	case w.MessageSize < 16:
 		return nil, errors.New("workload: messageSize must be at least 16 (8-byte timestamp + 8-byte id)")
-	case w.ProducerRate < 0 || w.BatchBytes < 0 || w.LingerMs < 0:
-		return nil, errors.New("workload: producerRate, batchBytes and lingerMs must not be negative")
+	case w.ProducerRate < 0 || w.BatchBytes < 0 || w.LingerMs < 0 || w.MaxOutstandingBytes < 0:
+		return nil, errors.New("workload: producerRate, batchBytes, lingerMs and maxOutstandingBytes must not be negative")
 	}
 	return w, nil
 }
