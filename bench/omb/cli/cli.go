@@ -97,29 +97,38 @@ func (f *runFlags) load(drivers Drivers) (*workload.Workload, driver.Driver, err
 			return nil, nil, err
 		}
 	}
-	d, err := drivers(f.drv)
+	d, err := f.driver(drivers)
 	if err != nil {
 		return nil, nil, err
+	}
+	return w, d, nil
+}
+
+// driver makes the driver the flags name, with their settings.
+func (f *runFlags) driver(drivers Drivers) (driver.Driver, error) {
+	d, err := drivers(f.drv)
+	if err != nil {
+		return nil, err
 	}
 	if f.secure || f.auth {
 		ss, ok := d.(driver.SecuritySetter)
 		if !ok {
-			return nil, nil, fmt.Errorf("driver %s cannot run secured (-tls, -auth)", d.Name())
+			return nil, fmt.Errorf("driver %s cannot run secured (-tls, -auth)", d.Name())
 		}
 		if err := ss.SetSecurity(f.secure, f.auth); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	if f.inflight > 0 {
 		is, ok := d.(driver.InFlightSetter)
 		if !ok {
-			return nil, nil, fmt.Errorf("driver %s has no in-flight window of its own (-inflight); use -max-outstanding", d.Name())
+			return nil, fmt.Errorf("driver %s has no in-flight window of its own (-inflight); use -max-outstanding", d.Name())
 		}
 		if err := is.SetMaxInFlight(f.inflight); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	return w, d, nil
+	return d, nil
 }
 
 // runOnce runs w with d in a fresh temporary directory.
@@ -158,6 +167,81 @@ func RunWorkload(ctx context.Context, args []string, stdout, stderr io.Writer, d
 	}
 	PrintSummary(stdout, res)
 	fmt.Fprintf(stdout, "result: %s\n", path)
+	return nil
+}
+
+// maxCurveLingerMs is the longest linger of a curve's runs (OMB's latency
+// settings: at most 1 ms).
+const maxCurveLingerMs = 1
+
+// Curve is the `curve` subcommand: the run flags plus -percents and
+// -max-rate. It measures the workload's maximum publish rate (producerRate
+// 0; skipped with -max-rate), then runs it at fixed rates of
+// runner.CurvePercents of that maximum, each with a fresh cluster, with a
+// linger of at most 1 ms; it writes every run's result and the curve
+// (runner.Curve) to the output directory. `omb report` charts curves.
+func Curve(ctx context.Context, args []string, stdout, stderr io.Writer, drivers Drivers, defaultDriver string) error {
+	fs := flag.NewFlagSet("curve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f runFlags
+	f.register(fs, defaultDriver)
+	maxRate := fs.Float64("max-rate", 0, "skip the max-rate run and use this maximum (msgs/s)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	w, d, err := f.load(drivers)
+	if err != nil {
+		return fmt.Errorf("curve: %w", err)
+	}
+	if w.LingerMs > maxCurveLingerMs {
+		w.LingerMs = maxCurveLingerMs
+	}
+	c := &runner.Curve{Kind: runner.CurveKind, System: d.Name(), Workload: w.Name, StartedAt: time.Now(), LingerMs: w.LingerMs, MaxRate: *maxRate}
+	fmt.Fprintf(stdout, "curve %s [%s]: linger %.1f ms, %d producers/topic, durability %s\n", w.Name, d.Name(), w.LingerMs, w.ProducersPerTopic, w.Durability)
+	point := func(pct float64, rate int) (runner.CurvePoint, error) {
+		wr := *w
+		wr.ProducerRate = rate
+		// A fresh driver per run: drivers keep per-cluster state.
+		dr, err := f.driver(drivers)
+		if err != nil {
+			return runner.CurvePoint{}, err
+		}
+		res, err := runOnce(ctx, dr, &wr, stderr)
+		if err != nil {
+			return runner.CurvePoint{}, err
+		}
+		path, err := runner.WriteResult(f.out, res)
+		if err != nil {
+			return runner.CurvePoint{}, err
+		}
+		p := runner.PointOf(pct, res, path)
+		cpu := ""
+		if p.CPU != nil {
+			cpu = fmt.Sprintf(", server CPU %.1f µs/msg", p.CPU.ServerUsPerMsg)
+		}
+		fmt.Fprintf(stdout, "  %5.0f%% (target %7d): %8.0f msgs/s, publish p50/p99/p99.9 %.2f/%.2f/%.2f ms, e2e p50/p99/p99.9 %.2f/%.2f/%.2f ms%s\n",
+			pct, rate, p.PublishRate, p.PublishLatency.P50, p.PublishLatency.P99, p.PublishLatency.P999,
+			p.E2ELatency.P50, p.E2ELatency.P99, p.E2ELatency.P999, cpu)
+		return p, nil
+	}
+	if c.MaxRate <= 0 {
+		if c.Max, err = point(0, 0); err != nil {
+			return err
+		}
+		c.MaxRate = c.Max.PublishRate
+	}
+	for _, pct := range runner.CurvePercents {
+		p, err := point(pct, max(1, int(c.MaxRate*pct/100)))
+		if err != nil {
+			return err
+		}
+		c.Points = append(c.Points, p)
+	}
+	path, err := runner.WriteCurve(f.out, c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "curve: %s\n", path)
 	return nil
 }
 

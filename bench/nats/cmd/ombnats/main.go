@@ -59,7 +59,7 @@ func tuning() error {
 	return nil
 }
 
-const usage = "usage: ombnats run -workload FILE -driver nats|ledgermq -out DIR [-duration D] | ombnats asyncbench [-durability fsync|default] [-producers P] [-pending N] | ombnats smoke [-n N]"
+const usage = "usage: ombnats run|curve -workload FILE -driver nats|ledgermq -out DIR [-duration D] | ombnats asyncbench [-durability fsync|default] [-producers P] [-pending N] | ombnats smoke [-n N]"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -73,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "run":
 		return cli.RunWorkload(ctx, args[1:], stdout, stderr, newDriver, "nats")
+	case "curve":
+		return cli.Curve(ctx, args[1:], stdout, stderr, newDriver, "nats")
 	case "asyncbench":
 		return asyncBench(ctx, args[1:], stdout, stderr)
 	case "smoke":
