@@ -104,14 +104,16 @@ func (d *Driver) inFlight() int {
 	return DefaultMaxInFlight
 }
 
-// Settings implements driver.SettingsReporter: the in-flight window and
-// the servers' fsync setting.
+// Settings implements driver.SettingsReporter: the in-flight window, the
+// ack timeout, the servers' fsync setting and the resends of the closed
+// producers (publishes sent again after an error or the ack timeout).
 func (d *Driver) Settings() map[string]string {
 	sync := "default (no fsync before ack; sync every 2 min)"
 	if d.fsync {
 		sync = "always (fsync before ack)"
 	}
-	return map[string]string{"inflight": strconv.Itoa(d.inFlight()), "sync_interval": sync}
+	return map[string]string{"inflight": strconv.Itoa(d.inFlight()), "ack_timeout": AckTimeout.String(),
+		"sync_interval": sync, "resends": strconv.FormatInt(d.resends.Load(), 10)}
 }
 
 // ServerCPU implements driver.CPUReporter: user + system CPU of every
@@ -673,6 +675,27 @@ func (p *producer) Close() error {
 // NewConsumer implements driver.Driver: an ordered consumer over every
 // subject of the topic's stream, from the first message.
 func (d *Driver) NewConsumer(ctx context.Context, topic string, queues int) (driver.Consumer, error) {
+	return d.newConsumer(ctx, topic, nil)
+}
+
+var _ driver.QueueConsumer = (*Driver)(nil)
+
+// NewQueueConsumer implements driver.QueueConsumer: an ordered consumer
+// filtered to the subjects of the queues read, from the first message.
+func (d *Driver) NewQueueConsumer(ctx context.Context, topic string, queues int, read []int) (driver.Consumer, error) {
+	var filter []string
+	for _, q := range read {
+		if q < 0 || q >= queues {
+			return nil, fmt.Errorf("nats: queue %d of %d", q, queues)
+		}
+		filter = append(filter, topic+"."+strconv.Itoa(q))
+	}
+	return d.newConsumer(ctx, topic, filter)
+}
+
+// newConsumer is an ordered consumer of the subjects filter (nil: every
+// subject) from the first message.
+func (d *Driver) newConsumer(ctx context.Context, topic string, filter []string) (driver.Consumer, error) {
 	nc, err := d.connect("omb-consumer")
 	if err != nil {
 		return nil, err
@@ -683,7 +706,8 @@ func (d *Driver) NewConsumer(ctx context.Context, topic string, queues int) (dri
 		return nil, err
 	}
 	oc, err := js.OrderedConsumer(ctx, topic, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		FilterSubjects: filter,
 	})
 	if err != nil {
 		nc.Close()

@@ -280,6 +280,25 @@ func PrintSummary(w io.Writer, res *runner.Result) {
 	} else if s != nil && s.Count > 0 {
 		fmt.Fprintf(w, "catch-up after a restart: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", s.P50, s.P99, s.Max)
 	}
+	if b := res.Backlog; b != nil {
+		cpu := ""
+		if b.CPU != nil {
+			cpu = fmt.Sprintf(", servers %.1f µs/msg", b.CPU.ServerUsPerMsg)
+		}
+		fmt.Fprintf(w, "backlog: %d messages (%.2f GB) produced in %.1f s (%.0f msgs/s%s)\n", b.Messages, float64(b.Bytes)/1e9, b.ProduceSeconds, b.ProduceRate, cpu)
+		for _, d := range b.Drains {
+			if d.Skipped != "" {
+				fmt.Fprintf(w, "  drain with %d consumers: skipped (%s)\n", d.Consumers, d.Skipped)
+				continue
+			}
+			cpu := ""
+			if d.CPU != nil {
+				cpu = fmt.Sprintf(", servers %.1f µs/msg, clients %.1f µs/msg", d.CPU.ServerUsPerMsg, d.CPU.ClientUsPerMsg)
+			}
+			fmt.Fprintf(w, "  drain with %d consumers: %d received in %.1f s: %.0f msgs/s, %.1f MB/s, lost %d, duplicates %d%s\n",
+				d.Consumers, d.Received, d.Seconds, d.MsgsPerSec, d.MBps, d.Lost, d.Duplicates, cpu)
+		}
+	}
 	if c := res.CPU; c != nil {
 		fmt.Fprintf(w, "CPU in the window: servers %.1f s (%.1f µs/msg), clients %.1f s (%.1f µs/msg)\n", c.ServerSeconds, c.ServerUsPerMsg, c.ClientSeconds, c.ClientUsPerMsg)
 	}

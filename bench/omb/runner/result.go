@@ -63,6 +63,9 @@ type Result struct {
 
 	// Fsync is the raw write+fsync baseline (workload fsyncBaseline), and
 	// PublishOverFsync publishMBps ÷ its MB/s.
+	// Backlog is the backlog drain of a consumerBacklogSizeGB workload.
+	Backlog *Backlog `json:"backlog,omitempty"`
+
 	Fsync            *Fsync  `json:"fsync,omitempty"`
 	PublishOverFsync float64 `json:"publishOverFsync,omitempty"`
 }

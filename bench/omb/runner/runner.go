@@ -160,9 +160,24 @@ func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) 
 	}
 	defer func() { err = errors.Join(err, d.Stop()) }()
 	if sr, ok := d.(driver.SettingsReporter); ok {
-		res.DriverSettings = sr.Settings()
+		// Read at the end (before Stop): settings may count things, e.g.
+		// resends.
+		defer func() {
+			if res != nil {
+				res.DriverSettings = sr.Settings()
+			}
+		}()
 	}
 
+	if w.ConsumerBacklogSizeGB > 0 {
+		if w.Fault != "" || w.KillLeaderEvery.Duration > 0 {
+			return nil, errors.New("a backlog-drain workload cannot have leader kills or faults")
+		}
+		if err := r.backlog(ctx, res); err != nil {
+			return nil, fmt.Errorf("backlog drain: %w", err)
+		}
+		return res, nil
+	}
 	cons, prods, err := r.clients(ctx)
 	defer func() {
 		for _, c := range cons {
@@ -334,12 +349,7 @@ func (r *run) summarize(res *Result, kills []Kill) {
 
 // produce sends until ctx ends; rate 0 means as fast as possible.
 func (r *run) produce(ctx context.Context, idx int, p driver.Producer, rate float64) {
-	size := r.w.MessageSize
-	outstanding := r.w.MaxOutstandingBytes
-	if outstanding == 0 { // a workload not from workload.Parse
-		outstanding = workload.DefaultMaxOutstandingBytes
-	}
-	sem := make(chan struct{}, max(16, outstanding/size))
+	sem := r.outstanding()
 	var interval time.Duration
 	if rate > 0 {
 		interval = time.Duration(float64(time.Second) / rate)
@@ -361,21 +371,39 @@ func (r *run) produce(ctx context.Context, idx int, p driver.Producer, rate floa
 			}
 			next = next.Add(interval)
 		}
-		select {
-		case <-ctx.Done():
+		if !r.send(ctx, p, sem, idx, seq) {
 			return
-		case sem <- struct{}{}:
 		}
-		id := makeID(idx, seq)
-		v := make([]byte, size)
-		sent := time.Now()
-		binary.BigEndian.PutUint64(v, uint64(sent.UnixNano()))
-		binary.BigEndian.PutUint64(v[8:], id)
-		p.Send(nil, v, func(err error) {
-			<-sem
-			r.onAck(id, sent, err)
-		})
 	}
+}
+
+// send publishes message seq of producer idx once sem has room (false:
+// ctx ended first); the acknowledgement frees the slot.
+func (r *run) send(ctx context.Context, p driver.Producer, sem chan struct{}, idx int, seq uint64) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case sem <- struct{}{}:
+	}
+	id := makeID(idx, seq)
+	v := make([]byte, r.w.MessageSize)
+	sent := time.Now()
+	binary.BigEndian.PutUint64(v, uint64(sent.UnixNano()))
+	binary.BigEndian.PutUint64(v[8:], id)
+	p.Send(nil, v, func(err error) {
+		<-sem
+		r.onAck(id, sent, err)
+	})
+	return true
+}
+
+// outstanding is a producer's bound on unacknowledged messages.
+func (r *run) outstanding() chan struct{} {
+	b := r.w.MaxOutstandingBytes
+	if b == 0 { // a workload not from workload.Parse
+		b = workload.DefaultMaxOutstandingBytes
+	}
+	return make(chan struct{}, max(16, b/r.w.MessageSize))
 }
 
 func (r *run) onAck(id uint64, sent time.Time, err error) {
