@@ -80,6 +80,7 @@ type Driver struct {
 
 	maxInFlight int  // per producer; 0 = DefaultMaxInFlight
 	fsync       bool // sync_interval: always (Options.Durability "fsync")
+	started     bool // Start ran: Name tells the durability
 }
 
 var (
@@ -159,8 +160,15 @@ var _ driver.Driver = (*Driver)(nil)
 // New returns an unstarted NATS JetStream driver.
 func New() *Driver { return &Driver{} }
 
-// Name implements driver.Driver.
-func (d *Driver) Name() string { return "nats" }
+// Name implements driver.Driver: "nats" with sync_interval: always (fsync
+// before ack; durability fsync), "nats-nofsync" with NATS's default sync
+// once started with durability default.
+func (d *Driver) Name() string {
+	if d.started && !d.fsync {
+		return "nats-nofsync"
+	}
+	return "nats"
+}
 
 // FindServer locates nats-server: $NATS_SERVER, then PATH, then
 // /tmp/natsbin/nats-server.
@@ -210,6 +218,7 @@ func (d *Driver) Start(ctx context.Context, o driver.Options) error {
 	default:
 		return fmt.Errorf("nats: unknown durability %q", o.Durability)
 	}
+	d.started = true
 	bin, err := FindServer()
 	if err != nil {
 		return err

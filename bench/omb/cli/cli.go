@@ -29,7 +29,7 @@ type runFlags struct {
 	secure, auth, baseline          bool
 	producers, inflight, rate       int
 	maxOutstanding                  int
-	linger                          float64
+	linger, backlogGB               float64
 }
 
 func (f *runFlags) register(fs *flag.FlagSet, defaultDriver string) {
@@ -48,6 +48,7 @@ func (f *runFlags) register(fs *flag.FlagSet, defaultDriver string) {
 	fs.IntVar(&f.maxOutstanding, "max-outstanding", 0, "override the workload's maxOutstandingBytes (each producer's unacknowledged payload in the runner; default 8 MiB)")
 	fs.Float64Var(&f.linger, "linger-ms", -1, "override the workload's lingerMs")
 	fs.StringVar(&f.durability, "durability", "", "override the workload's durability: fsync or default")
+	fs.Float64Var(&f.backlogGB, "backlog-gb", 0, "override the workload's consumerBacklogSizeGB (backlog-drain workloads)")
 	fs.IntVar(&f.inflight, "inflight", 0, "the driver's in-flight window per producer (drivers with driver.InFlightSetter, e.g. nats)")
 }
 
@@ -84,6 +85,12 @@ func (f *runFlags) load(drivers Drivers) (*workload.Workload, driver.Driver, err
 	}
 	if f.durability != "" {
 		w.Durability = f.durability
+	}
+	if f.backlogGB > 0 {
+		if w.ConsumerBacklogSizeGB == 0 {
+			return nil, nil, errors.New("-backlog-gb needs a backlog-drain workload (consumerBacklogSizeGB)")
+		}
+		w.ConsumerBacklogSizeGB = f.backlogGB
 	}
 	if f.fault != "" || f.hold != 0 {
 		fl, h := f.fault, f.hold
@@ -214,6 +221,7 @@ func Curve(ctx context.Context, args []string, stdout, stderr io.Writer, drivers
 		if err != nil {
 			return runner.CurvePoint{}, err
 		}
+		c.System = res.System // named once started (e.g. nats-nofsync)
 		p := runner.PointOf(pct, res, path)
 		cpu := ""
 		if p.CPU != nil {

@@ -159,6 +159,7 @@ func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) 
 		return nil, fmt.Errorf("start %s: %w", d.Name(), err)
 	}
 	defer func() { err = errors.Join(err, d.Stop()) }()
+	res.System = d.Name() // a driver may name its durability once started (e.g. nats-nofsync)
 	if sr, ok := d.(driver.SettingsReporter); ok {
 		// Read at the end (before Stop): settings may count things, e.g.
 		// resends.
