@@ -227,8 +227,12 @@ func Curve(ctx context.Context, args []string, stdout, stderr io.Writer, drivers
 		if p.CPU != nil {
 			cpu = fmt.Sprintf(", server CPU %.1f µs/msg", p.CPU.ServerUsPerMsg)
 		}
-		fmt.Fprintf(stdout, "  %5.0f%% (target %7d): %8.0f msgs/s, publish p50/p99/p99.9 %.2f/%.2f/%.2f ms, e2e p50/p99/p99.9 %.2f/%.2f/%.2f ms%s\n",
-			pct, rate, p.PublishRate, p.PublishLatency.P50, p.PublishLatency.P99, p.PublishLatency.P999,
+		label := fmt.Sprintf("%5.0f%% (target %7d)", pct, rate)
+		if rate == 0 {
+			label = fmt.Sprintf("%-22s", "max rate run")
+		}
+		fmt.Fprintf(stdout, "  %s: %8.0f msgs/s, publish p50/p99/p99.9 %.2f/%.2f/%.2f ms, e2e p50/p99/p99.9 %.2f/%.2f/%.2f ms%s\n",
+			label, p.PublishRate, p.PublishLatency.P50, p.PublishLatency.P99, p.PublishLatency.P999,
 			p.E2ELatency.P50, p.E2ELatency.P99, p.E2ELatency.P999, cpu)
 		return p, nil
 	}
