@@ -57,8 +57,10 @@ var (
 // keyHeader carries the message key (base64) since NATS has no key field.
 const keyHeader = "Omb-Key"
 
-// MaxInFlight bounds the unacknowledged async publishes per producer.
-const MaxInFlight = 256
+// DefaultMaxInFlight bounds the unacknowledged async publishes per
+// producer unless SetMaxInFlight (flag -inflight) says otherwise; chosen
+// by the sweep in docs/benchmarks.md ("NATS at its best").
+const DefaultMaxInFlight = 4096
 
 // Driver drives a 3-node nats-server cluster.
 type Driver struct {
@@ -75,6 +77,63 @@ type Driver struct {
 
 	resends     atomic.Int64 // over every closed producer
 	disconnects atomic.Int64 // of every client connection
+
+	maxInFlight int  // per producer; 0 = DefaultMaxInFlight
+	fsync       bool // sync_interval: always (Options.Durability "fsync")
+	started     bool // Start ran: Name tells the durability
+}
+
+var (
+	_ driver.InFlightSetter   = (*Driver)(nil)
+	_ driver.SettingsReporter = (*Driver)(nil)
+	_ driver.CPUReporter      = (*Driver)(nil)
+)
+
+// SetMaxInFlight implements driver.InFlightSetter.
+func (d *Driver) SetMaxInFlight(n int) error {
+	if n < 1 {
+		return fmt.Errorf("nats: in-flight window must be >= 1, got %d", n)
+	}
+	d.maxInFlight = n
+	return nil
+}
+
+func (d *Driver) inFlight() int {
+	if d.maxInFlight > 0 {
+		return d.maxInFlight
+	}
+	return DefaultMaxInFlight
+}
+
+// Settings implements driver.SettingsReporter: the in-flight window, the
+// ack timeout, the servers' fsync setting and the resends of the closed
+// producers (publishes sent again after an error or the ack timeout).
+func (d *Driver) Settings() map[string]string {
+	sync := "default (no fsync before ack; sync every 2 min)"
+	if d.fsync {
+		sync = "always (fsync before ack)"
+	}
+	return map[string]string{"inflight": strconv.Itoa(d.inFlight()), "ack_timeout": AckTimeout.String(),
+		"sync_interval": sync, "resends": strconv.FormatInt(d.resends.Load(), 10)}
+}
+
+// ServerCPU implements driver.CPUReporter: user + system CPU of every
+// running nats-server (/proc/<pid>/stat).
+func (d *Driver) ServerCPU() (time.Duration, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var total time.Duration
+	for _, n := range d.node {
+		if n.proc == nil {
+			continue
+		}
+		cpu, err := driver.ProcCPU(n.proc.Pid())
+		if err != nil {
+			return 0, fmt.Errorf("nats: CPU of %s: %w", n.name, err)
+		}
+		total += cpu
+	}
+	return total, nil
 }
 
 // Disconnects returns how often a client connection lost its server.
@@ -101,8 +160,15 @@ var _ driver.Driver = (*Driver)(nil)
 // New returns an unstarted NATS JetStream driver.
 func New() *Driver { return &Driver{} }
 
-// Name implements driver.Driver.
-func (d *Driver) Name() string { return "nats" }
+// Name implements driver.Driver: "nats" with sync_interval: always (fsync
+// before ack; durability fsync), "nats-nofsync" with NATS's default sync
+// once started with durability default.
+func (d *Driver) Name() string {
+	if d.started && !d.fsync {
+		return "nats-nofsync"
+	}
+	return "nats"
+}
 
 // FindServer locates nats-server: $NATS_SERVER, then PATH, then
 // /tmp/natsbin/nats-server.
@@ -147,10 +213,12 @@ func (d *Driver) Start(ctx context.Context, o driver.Options) error {
 	switch o.Durability {
 	case "fsync":
 		sync = "  sync_interval: always\n"
+		d.fsync = true
 	case "", "default":
 	default:
 		return fmt.Errorf("nats: unknown durability %q", o.Durability)
 	}
+	d.started = true
 	bin, err := FindServer()
 	if err != nil {
 		return err
@@ -234,6 +302,9 @@ cluster {
 	d.log.Info("nats cluster up", "server", bin, "durability", o.Durability, "urls", urls)
 	return nil
 }
+
+// URLs returns the servers' client URLs, comma-separated.
+func (d *Driver) URLs() string { return d.urls() }
 
 func (d *Driver) urls() string {
 	var u []string
@@ -444,7 +515,10 @@ func (d *Driver) Restart(ctx context.Context, node string) error {
 }
 
 // NewProducer implements driver.Driver. batchBytes and linger are not
-// used: the NATS client coalesces writes in its own buffered writer.
+// used: the NATS client coalesces writes in its own buffered writer. Each
+// producer has its own connection and at most the in-flight window of
+// unacknowledged publishes; acknowledgements come through the library's
+// ack and error handlers (no goroutine per message).
 func (d *Driver) NewProducer(ctx context.Context, topic string, batchBytes int, linger time.Duration) (driver.Producer, error) {
 	s, err := d.js.Stream(ctx, topic)
 	if err != nil {
@@ -455,20 +529,34 @@ func (d *Driver) NewProducer(ctx context.Context, topic string, batchBytes int, 
 	if err != nil {
 		return nil, err
 	}
+	inflight := d.inFlight()
 	p := &producer{
-		nc:     nc,
-		topic:  topic,
-		queues: queues,
-		prefix: nuid.Next(),
-		sem:    make(chan struct{}, MaxInFlight),
-		log:    d.log,
-		d:      d,
+		nc:      nc,
+		topic:   topic,
+		queues:  queues,
+		prefix:  nuid.Next(),
+		sem:     make(chan struct{}, inflight),
+		pending: make(map[*nats.Msg]pendingMsg, inflight),
+		log:     d.log,
+		d:       d,
 	}
 	p.js, err = jetstream.New(nc,
 		// Our own semaphore bounds in-flight messages; keep the library's
 		// limit above it so PublishMsgAsync never stalls.
-		jetstream.WithPublishAsyncMaxPending(4*MaxInFlight),
+		jetstream.WithPublishAsyncMaxPending(2*inflight),
 		jetstream.WithPublishAsyncTimeout(AckTimeout),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
+			if pm, ok := p.take(m); ok {
+				pm.finish(nil)
+			}
+		}),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			if pm, ok := p.take(m); ok {
+				// The handler runs on the library's ack goroutine: resend
+				// from another one.
+				go p.retry(pm, err)
+			}
+		}),
 	)
 	if err != nil {
 		nc.Close()
@@ -492,6 +580,16 @@ type producer struct {
 	// resends counts publishes sent again after an error or ack timeout.
 	resends atomic.Int64
 	d       *Driver
+
+	mu      sync.Mutex
+	pending map[*nats.Msg]pendingMsg // the attempt in flight → its message
+}
+
+// pendingMsg is one message until it is acknowledged or given up.
+type pendingMsg struct {
+	m        *nats.Msg
+	deadline time.Time
+	finish   func(error)
 }
 
 // retryFor is how long a message is resent (with the same Nats-Msg-Id)
@@ -510,8 +608,8 @@ func (p *producer) subject(key []byte) string {
 	return p.topic + "." + strconv.FormatUint(q, 10)
 }
 
-// Send implements driver.Producer. It blocks while MaxInFlight messages
-// are unacknowledged.
+// Send implements driver.Producer. It blocks while the in-flight window
+// is full.
 func (p *producer) Send(key, value []byte, done func(err error)) {
 	if p.closed.Load() {
 		done(errors.New("nats: producer closed"))
@@ -530,35 +628,41 @@ func (p *producer) Send(key, value []byte, done func(err error)) {
 		p.wg.Done()
 		done(err)
 	}
-	p.publish(m, time.Now().Add(retryFor), finish)
+	p.publish(pendingMsg{m: m, deadline: time.Now().Add(retryFor), finish: finish})
 }
 
-func (p *producer) publish(m *nats.Msg, deadline time.Time, finish func(error)) {
+// take removes attempt m from the pending table.
+func (p *producer) take(m *nats.Msg) (pendingMsg, bool) {
+	p.mu.Lock()
+	pm, ok := p.pending[m]
+	delete(p.pending, m)
+	p.mu.Unlock()
+	return pm, ok
+}
+
+func (p *producer) publish(pm pendingMsg) {
 	// A fresh *nats.Msg per attempt: the library keeps a reference in its
-	// pending-ack table. Same headers, so the same Nats-Msg-Id.
-	fut, err := p.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header})
-	if err != nil {
-		p.retry(m, deadline, finish, err)
-		return
-	}
-	go func() {
-		select {
-		case <-fut.Ok():
-			finish(nil)
-		case err := <-fut.Err():
-			p.retry(m, deadline, finish, err)
+	// pending-ack table and hands it to the handlers. Same headers, so the
+	// same Nats-Msg-Id.
+	a := &nats.Msg{Subject: pm.m.Subject, Data: pm.m.Data, Header: pm.m.Header}
+	p.mu.Lock()
+	p.pending[a] = pm
+	p.mu.Unlock()
+	if _, err := p.js.PublishMsgAsync(a); err != nil {
+		if pm, ok := p.take(a); ok {
+			p.retry(pm, err)
 		}
-	}()
+	}
 }
 
-func (p *producer) retry(m *nats.Msg, deadline time.Time, finish func(error), err error) {
-	if p.closed.Load() || time.Now().After(deadline) || errors.Is(err, nats.ErrConnectionClosed) {
-		finish(err)
+func (p *producer) retry(pm pendingMsg, err error) {
+	if p.closed.Load() || time.Now().After(pm.deadline) || errors.Is(err, nats.ErrConnectionClosed) {
+		pm.finish(err)
 		return
 	}
-	p.log.Debug("nats publish failed, resending", "subject", m.Subject, "err", err)
+	p.log.Debug("nats publish failed, resending", "subject", pm.m.Subject, "err", err)
 	p.resends.Add(1)
-	time.AfterFunc(RetryWait, func() { p.publish(m, deadline, finish) })
+	time.AfterFunc(RetryWait, func() { p.publish(pm) })
 }
 
 // Flush implements driver.Producer: it waits until every sent message has
@@ -580,6 +684,27 @@ func (p *producer) Close() error {
 // NewConsumer implements driver.Driver: an ordered consumer over every
 // subject of the topic's stream, from the first message.
 func (d *Driver) NewConsumer(ctx context.Context, topic string, queues int) (driver.Consumer, error) {
+	return d.newConsumer(ctx, topic, nil)
+}
+
+var _ driver.QueueConsumer = (*Driver)(nil)
+
+// NewQueueConsumer implements driver.QueueConsumer: an ordered consumer
+// filtered to the subjects of the queues read, from the first message.
+func (d *Driver) NewQueueConsumer(ctx context.Context, topic string, queues int, read []int) (driver.Consumer, error) {
+	var filter []string
+	for _, q := range read {
+		if q < 0 || q >= queues {
+			return nil, fmt.Errorf("nats: queue %d of %d", q, queues)
+		}
+		filter = append(filter, topic+"."+strconv.Itoa(q))
+	}
+	return d.newConsumer(ctx, topic, filter)
+}
+
+// newConsumer is an ordered consumer of the subjects filter (nil: every
+// subject) from the first message.
+func (d *Driver) newConsumer(ctx context.Context, topic string, filter []string) (driver.Consumer, error) {
 	nc, err := d.connect("omb-consumer")
 	if err != nil {
 		return nil, err
@@ -590,7 +715,8 @@ func (d *Driver) NewConsumer(ctx context.Context, topic string, queues int) (dri
 		return nil, err
 	}
 	oc, err := js.OrderedConsumer(ctx, topic, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		FilterSubjects: filter,
 	})
 	if err != nil {
 		nc.Close()

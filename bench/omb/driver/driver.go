@@ -138,6 +138,30 @@ type CPUReporter interface {
 	ServerCPU() (time.Duration, error)
 }
 
+// QueueConsumer is implemented by drivers that can read a subset of a
+// topic's queues from the start (backlog drains with more than one
+// consumer: each reads its share of the queues). queues is the topic's
+// queue count, read the queues to read.
+type QueueConsumer interface {
+	NewQueueConsumer(ctx context.Context, topic string, queues int, read []int) (Consumer, error)
+}
+
+// InFlightSetter is implemented by drivers whose producers bound their
+// unacknowledged messages themselves (flag -inflight of the run command);
+// the runner's own bound is the workload's maxOutstandingBytes.
+type InFlightSetter interface {
+	SetMaxInFlight(n int) error
+}
+
+// SettingsReporter is implemented by drivers with settings of their own
+// (e.g. the in-flight window) or counters worth keeping (e.g. resends);
+// the runner records them at the end of the run, before Stop, in the
+// result (Result.DriverSettings) so that every figure says how it was
+// measured.
+type SettingsReporter interface {
+	Settings() map[string]string
+}
+
 // Wait waits for wg or the end of ctx, for a Producer's Flush.
 func Wait(ctx context.Context, wg *sync.WaitGroup) error {
 	ch := make(chan struct{})

@@ -208,8 +208,20 @@ func (p *lmqProducer) Close() error                    { return p.p.Close() }
 
 // NewConsumer implements Driver: it reads every queue from its start.
 func (d *LedgerMQ) NewConsumer(ctx context.Context, topic string, queues int) (Consumer, error) {
-	as := make(map[int]client.Start, queues)
-	for q := range queues {
+	read := make([]int, queues)
+	for q := range read {
+		read[q] = q
+	}
+	return d.NewQueueConsumer(ctx, topic, queues, read)
+}
+
+var _ QueueConsumer = (*LedgerMQ)(nil)
+
+// NewQueueConsumer implements QueueConsumer: it reads the queues read
+// from their start.
+func (d *LedgerMQ) NewQueueConsumer(ctx context.Context, topic string, queues int, read []int) (Consumer, error) {
+	as := make(map[int]client.Start, len(read))
+	for _, q := range read {
 		as[q] = client.AtStart()
 	}
 	opts := []client.ConsumerOpt{client.WithAssignment(topic, as)}

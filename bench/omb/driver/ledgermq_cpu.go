@@ -19,7 +19,7 @@ const clockTick = 10 * time.Millisecond
 func (d *LedgerMQ) ServerCPU() (time.Duration, error) {
 	var total time.Duration
 	for _, id := range d.g.Running() {
-		cpu, err := procCPU(d.g.Pid(id))
+		cpu, err := ProcCPU(d.g.Pid(id))
 		if err != nil {
 			return 0, fmt.Errorf("ledgermq: CPU of %s: %w", id, err)
 		}
@@ -28,8 +28,9 @@ func (d *LedgerMQ) ServerCPU() (time.Duration, error) {
 	return total, nil
 }
 
-// procCPU is process pid's user + system CPU time.
-func procCPU(pid int) (time.Duration, error) {
+// ProcCPU is process pid's user + system CPU time (/proc/<pid>/stat), for
+// every driver's CPUReporter.
+func ProcCPU(pid int) (time.Duration, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err

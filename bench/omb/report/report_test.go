@@ -85,3 +85,42 @@ func TestWriteFaults(t *testing.T) {
 		t.Error("faults not in the documented order (kill first)")
 	}
 }
+
+// TestWriteCurves renders the curves of two systems: a table row per run
+// and a publish and an end-to-end chart.
+func TestWriteCurves(t *testing.T) {
+	var cs []*runner.Curve
+	for i, sys := range []string{"ledgermq", "nats"} {
+		c := &runner.Curve{Kind: runner.CurveKind, System: sys, Workload: "wl", LingerMs: 1, MaxRate: float64(1000 * (i + 1)),
+			Max: runner.CurvePoint{PublishRate: float64(1000 * (i + 1)), Result: "max.json"}}
+		for _, pct := range runner.CurvePercents {
+			rate := c.MaxRate * pct / 100
+			c.Points = append(c.Points, runner.CurvePoint{Percent: pct, TargetRate: int(rate), PublishRate: rate, Result: "r.json",
+				PublishLatency: runner.Latency{P50: pct / 10, P99: pct / 5, P999: pct / 2}, E2ELatency: runner.Latency{P50: pct / 5, P99: pct / 2, P999: pct},
+				CPU: &runner.CPU{ServerUsPerMsg: 12.5}})
+		}
+		cs = append(cs, c)
+	}
+	dir := t.TempDir()
+	files, err := WriteCurves(dir, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"curves.md", "wl-curve-publish.png", "wl-curve-e2e.png"}; !slices.Equal(files, want) {
+		t.Errorf("files %v, want %v", files, want)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "curves.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## wl — nats (max 2000 msgs/s, linger 1.0 ms)", "| 50 | 1000 | 1000 | 5.00 / 10.00 / 25.00 | 10.00 / 25.00 / 50.00 | 12.5 |", "| max run | max | 2000 |"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("curves.md lacks %q:\n%s", want, md)
+		}
+	}
+	for _, f := range files {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

@@ -18,6 +18,9 @@ type Result struct {
 	Workload  workload.Workload `json:"workload"`
 	StartedAt time.Time         `json:"startedAt"`
 	Machine   Machine           `json:"machine"`
+	// DriverSettings are the driver's own settings
+	// (driver.SettingsReporter), e.g. the NATS producers' in-flight window.
+	DriverSettings map[string]string `json:"driverSettings,omitempty"`
 
 	// Counts inside the measurement window (after the warm-up).
 	Published     int64   `json:"published"`     // acknowledged
@@ -60,6 +63,9 @@ type Result struct {
 
 	// Fsync is the raw write+fsync baseline (workload fsyncBaseline), and
 	// PublishOverFsync publishMBps ÷ its MB/s.
+	// Backlog is the backlog drain of a consumerBacklogSizeGB workload.
+	Backlog *Backlog `json:"backlog,omitempty"`
+
 	Fsync            *Fsync  `json:"fsync,omitempty"`
 	PublishOverFsync float64 `json:"publishOverFsync,omitempty"`
 }

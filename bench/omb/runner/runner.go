@@ -7,7 +7,7 @@
 // the queues); with producerRate > 0 each of the P producers sends
 // producerRate/P msgs/s on a fixed schedule (catching up at most 1 s of
 // backlog), else as fast as the system acknowledges. Each producer keeps at
-// most maxOutstandingBytes of unacknowledged payload, so a saturated system
+// most the workload's maxOutstandingBytes (default 8 MiB) of unacknowledged payload, so a saturated system
 // shows up as bounded latency instead of unbounded client buffering.
 //
 // One consumer per topic reads every queue from the start
@@ -73,12 +73,11 @@ import (
 )
 
 const (
-	maxOutstandingBytes = 8 << 20
-	flushTimeout        = 2 * time.Minute
-	drainIdle           = 15 * time.Second
-	drainMax            = 2 * time.Minute
-	outageTimeout       = 60 * time.Second
-	gapSlack            = time.Second
+	flushTimeout  = 2 * time.Minute
+	drainIdle     = 15 * time.Second
+	drainMax      = 2 * time.Minute
+	outageTimeout = 60 * time.Second
+	gapSlack      = time.Second
 )
 
 // Options configures Run.
@@ -160,7 +159,26 @@ func Run(ctx context.Context, d driver.Driver, w *workload.Workload, o Options) 
 		return nil, fmt.Errorf("start %s: %w", d.Name(), err)
 	}
 	defer func() { err = errors.Join(err, d.Stop()) }()
+	res.System = d.Name() // a driver may name its durability once started (e.g. nats-nofsync)
+	if sr, ok := d.(driver.SettingsReporter); ok {
+		// Read at the end (before Stop): settings may count things, e.g.
+		// resends.
+		defer func() {
+			if res != nil {
+				res.DriverSettings = sr.Settings()
+			}
+		}()
+	}
 
+	if w.ConsumerBacklogSizeGB > 0 {
+		if w.Fault != "" || w.KillLeaderEvery.Duration > 0 {
+			return nil, errors.New("a backlog-drain workload cannot have leader kills or faults")
+		}
+		if err := r.backlog(ctx, res); err != nil {
+			return nil, fmt.Errorf("backlog drain: %w", err)
+		}
+		return res, nil
+	}
 	cons, prods, err := r.clients(ctx)
 	defer func() {
 		for _, c := range cons {
@@ -332,8 +350,7 @@ func (r *run) summarize(res *Result, kills []Kill) {
 
 // produce sends until ctx ends; rate 0 means as fast as possible.
 func (r *run) produce(ctx context.Context, idx int, p driver.Producer, rate float64) {
-	size := r.w.MessageSize
-	sem := make(chan struct{}, max(16, maxOutstandingBytes/size))
+	sem := r.outstanding()
 	var interval time.Duration
 	if rate > 0 {
 		interval = time.Duration(float64(time.Second) / rate)
@@ -355,21 +372,39 @@ func (r *run) produce(ctx context.Context, idx int, p driver.Producer, rate floa
 			}
 			next = next.Add(interval)
 		}
-		select {
-		case <-ctx.Done():
+		if !r.send(ctx, p, sem, idx, seq) {
 			return
-		case sem <- struct{}{}:
 		}
-		id := makeID(idx, seq)
-		v := make([]byte, size)
-		sent := time.Now()
-		binary.BigEndian.PutUint64(v, uint64(sent.UnixNano()))
-		binary.BigEndian.PutUint64(v[8:], id)
-		p.Send(nil, v, func(err error) {
-			<-sem
-			r.onAck(id, sent, err)
-		})
 	}
+}
+
+// send publishes message seq of producer idx once sem has room (false:
+// ctx ended first); the acknowledgement frees the slot.
+func (r *run) send(ctx context.Context, p driver.Producer, sem chan struct{}, idx int, seq uint64) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case sem <- struct{}{}:
+	}
+	id := makeID(idx, seq)
+	v := make([]byte, r.w.MessageSize)
+	sent := time.Now()
+	binary.BigEndian.PutUint64(v, uint64(sent.UnixNano()))
+	binary.BigEndian.PutUint64(v[8:], id)
+	p.Send(nil, v, func(err error) {
+		<-sem
+		r.onAck(id, sent, err)
+	})
+	return true
+}
+
+// outstanding is a producer's bound on unacknowledged messages.
+func (r *run) outstanding() chan struct{} {
+	b := r.w.MaxOutstandingBytes
+	if b == 0 { // a workload not from workload.Parse
+		b = workload.DefaultMaxOutstandingBytes
+	}
+	return make(chan struct{}, max(16, b/r.w.MessageSize))
 }
 
 func (r *run) onAck(id uint64, sent time.Time, err error) {

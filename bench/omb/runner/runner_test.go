@@ -122,3 +122,37 @@ func TestFaultSmoke(t *testing.T) {
 		t.Errorf("acked %d, lost %d, duplicates %d: want > 0, 0, 0", res.Acked, res.Lost, res.Duplicates)
 	}
 }
+
+// TestBacklogSmoke publishes a 5 MB backlog into three LedgerMQ broker
+// processes and drains it with one and with four consumers (four queues
+// split between them): each drain must receive every acknowledged message
+// exactly once, with a rate. It builds ./cmd/broker, so it is skipped
+// with -short.
+func TestBacklogSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three broker processes")
+	}
+	w, err := workload.Parse([]byte("name: backlog-smoke\nqueuesPerTopic: 4\nproducersPerTopic: 2\nconsumerBacklogSizeGB: 0.005\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	res, err := runner.Run(ctx, driver.NewLedgerMQ(), w, runner.Options{BaseDir: t.TempDir(), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := res.Backlog
+	if b == nil || b.Messages != 5000000/1024 || b.ProduceRate <= 0 {
+		t.Fatalf("backlog %+v: want %d messages produced", b, 5000000/1024)
+	}
+	if len(b.Drains) != 2 {
+		t.Fatalf("drains %+v: want 1 and 4 consumers", b.Drains)
+	}
+	for i, d := range b.Drains {
+		if d.Consumers != []int{1, 4}[i] || d.Skipped != "" || d.Received != b.Messages || d.Lost != 0 || d.Duplicates != 0 || d.MsgsPerSec <= 0 {
+			t.Errorf("drain %+v: want every one of %d messages once", d, b.Messages)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,7 +46,21 @@ type Workload struct {
 	// FsyncBaseline: after the run, time write+fsync of 100 KiB chunks in
 	// the cluster's directory for the test duration (at most 10 s).
 	FsyncBaseline bool `yaml:"fsyncBaseline" json:"fsyncBaseline,omitempty"`
+	// MaxOutstandingBytes bounds each producer's unacknowledged payload in
+	// the runner (default DefaultMaxOutstandingBytes); a driver may bound
+	// its in-flight messages lower (driver.InFlightSetter).
+	MaxOutstandingBytes int `yaml:"maxOutstandingBytes" json:"maxOutstandingBytes,omitempty"`
+	// ConsumerBacklogSizeGB (OMB's field; GB = 10^9 bytes of payload)
+	// makes a backlog-drain workload: the producers publish that much with
+	// no consumer reading, then BacklogConsumers (default 1 and 4)
+	// consumers read it all from the start, the queues split between them.
+	ConsumerBacklogSizeGB float64 `yaml:"consumerBacklogSizeGB" json:"consumerBacklogSizeGB,omitempty"`
+	BacklogConsumers      []int   `yaml:"backlogConsumers" json:"backlogConsumers,omitempty"`
 }
+
+// DefaultMaxOutstandingBytes is a producer's default bound on
+// unacknowledged payload (8 MiB: 8192 messages of 1 KiB).
+const DefaultMaxOutstandingBytes = 8 << 20
 
 // Duration is a time.Duration read from a Go duration string.
 type Duration struct{ time.Duration }
@@ -88,6 +103,14 @@ func Parse(data []byte) (*Workload, error) {
 	if w.Test.Duration == 0 {
 		w.Test.Duration = time.Duration(w.TestMinutes * float64(time.Minute))
 	}
+	if w.ConsumerBacklogSizeGB > 0 {
+		if len(w.BacklogConsumers) == 0 {
+			w.BacklogConsumers = []int{1, 4}
+		}
+		if w.Test.Duration == 0 { // a drain runs until the backlog is read
+			w.Test.Duration = time.Second
+		}
+	}
 	def := func(p *int, v int) {
 		if *p == 0 {
 			*p = v
@@ -98,6 +121,7 @@ func Parse(data []byte) (*Workload, error) {
 	def(&w.MessageSize, 1024)
 	def(&w.ProducersPerTopic, 1)
 	def(&w.ConsumersPerTopic, 1)
+	def(&w.MaxOutstandingBytes, DefaultMaxOutstandingBytes)
 	if w.Durability == "" {
 		w.Durability = "fsync"
 	}
@@ -109,8 +133,10 @@ func Parse(data []byte) (*Workload, error) {
 		return nil, errors.New("workload: testDuration or testDurationMinutes must be positive")
 	case w.MessageSize < 16:
 		return nil, errors.New("workload: messageSize must be at least 16 (8-byte timestamp + 8-byte id)")
-	case w.ProducerRate < 0 || w.BatchBytes < 0 || w.LingerMs < 0:
-		return nil, errors.New("workload: producerRate, batchBytes and lingerMs must not be negative")
+	case w.ConsumerBacklogSizeGB < 0 || slices.ContainsFunc(w.BacklogConsumers, func(n int) bool { return n < 1 }):
+		return nil, errors.New("workload: consumerBacklogSizeGB must not be negative and backlogConsumers must be >= 1")
+	case w.ProducerRate < 0 || w.BatchBytes < 0 || w.LingerMs < 0 || w.MaxOutstandingBytes < 0:
+		return nil, errors.New("workload: producerRate, batchBytes, lingerMs and maxOutstandingBytes must not be negative")
 	}
 	return w, nil
 }

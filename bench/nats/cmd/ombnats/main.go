@@ -4,6 +4,8 @@
 //
 //	cd bench/nats
 //	go run ./cmd/ombnats run -workload ../omb/workloads/1-topic-16-queues-1kb.yaml -driver nats -out ../../results/
+//	go run ./cmd/ombnats run -workload ../omb/workloads/1-topic-16-queues-1kb.yaml -driver nats -inflight 4096 -producers 4 -durability default -out ../../results/
+//	go run ./cmd/ombnats asyncbench -durability fsync -producers 4 -pending 4096   # nats-bench-style cross-check
 //	go run ./cmd/ombnats smoke [-n 10000]
 //
 // nats-server is found via $NATS_SERVER, PATH or /tmp/natsbin/nats-server.
@@ -57,7 +59,7 @@ func tuning() error {
 	return nil
 }
 
-const usage = "usage: ombnats run -workload FILE -driver nats|ledgermq -out DIR [-duration D] | ombnats smoke [-n N]"
+const usage = "usage: ombnats run|curve -workload FILE -driver nats|ledgermq -out DIR [-duration D] | ombnats asyncbench [-durability fsync|default] [-producers P] [-pending N] | ombnats smoke [-n N]"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -71,6 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "run":
 		return cli.RunWorkload(ctx, args[1:], stdout, stderr, newDriver, "nats")
+	case "curve":
+		return cli.Curve(ctx, args[1:], stdout, stderr, newDriver, "nats")
+	case "asyncbench":
+		return asyncBench(ctx, args[1:], stdout, stderr)
 	case "smoke":
 		return smoke(args[1:])
 	}

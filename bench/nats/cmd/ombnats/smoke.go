@@ -63,7 +63,7 @@ func smokeOne(log *slog.Logger, base, dur string, n, size, queues int) error {
 	}
 	defer p.Close()
 	value := make([]byte, size)
-	if err := smokeThroughput(ctx, p, dur, n, value); err != nil {
+	if err := smokeThroughput(ctx, p, dur+", inflight "+d.Settings()["inflight"], n, value); err != nil {
 		return err
 	}
 	node, sendErrs, err := smokeFailover(ctx, d, p, dur, value)
@@ -106,8 +106,8 @@ func smokeThroughput(ctx context.Context, p driver.Producer, dur string, n int, 
 		return err
 	}
 	el := time.Since(start)
-	fmt.Printf("[%s] %d x %d B, %d in flight: %.0f msgs/s, ack p50 %s p99 %s max %s, errors %d\n",
-		dur, n, len(value), natsdriver.MaxInFlight, float64(lat.Count())/el.Seconds(),
+	fmt.Printf("[%s] %d x %d B: %.0f msgs/s, ack p50 %s p99 %s max %s, errors %d\n",
+		dur, n, len(value), float64(lat.Count())/el.Seconds(),
 		lat.Percentile(50), lat.Percentile(99), lat.Max(), errs.Load())
 	return nil
 }

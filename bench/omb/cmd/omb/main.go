@@ -2,6 +2,7 @@
 // messaging system and renders comparison reports.
 //
 //	go run ./bench/omb/cmd/omb run -workload bench/omb/workloads/1-topic-16-queues-1kb.yaml -driver ledgermq -out results/
+//	go run ./bench/omb/cmd/omb curve -workload bench/omb/workloads/1-topic-16-queues-1kb.yaml -out results/
 //	go run ./bench/omb/cmd/omb report -out report/ results/*.json
 //
 // run writes results/<workload>-<driver>-<time>.json; report writes
@@ -32,11 +33,13 @@ func main() { command.Main("omb", run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: omb run -workload FILE -driver ledgermq -out DIR | omb report -out DIR FILE.json...")
+		return errors.New("usage: omb run -workload FILE -driver ledgermq -out DIR | omb curve -workload FILE -out DIR | omb report -out DIR FILE.json...")
 	}
 	switch args[0] {
 	case "run":
 		return cli.RunWorkload(ctx, args[1:], stdout, stderr, newDriver, "ledgermq")
+	case "curve":
+		return cli.Curve(ctx, args[1:], stdout, stderr, newDriver, "ledgermq")
 	case "report":
 		return reportCmd(args[1:], stdout, stderr)
 	}
@@ -62,10 +65,23 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 		return errors.New("report: no result files")
 	}
 	var rs []*runner.Result
+	var cs []*runner.Curve
 	for _, p := range fs.Args() {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return err
+		}
+		var kind struct{ Kind string }
+		if err := json.Unmarshal(data, &kind); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if kind.Kind == runner.CurveKind {
+			var c runner.Curve
+			if err := json.Unmarshal(data, &c); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			cs = append(cs, &c)
+			continue
 		}
 		var r runner.Result
 		if err := json.Unmarshal(data, &r); err != nil {
@@ -73,9 +89,20 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		rs = append(rs, &r)
 	}
-	files, err := report.Write(*out, rs)
-	if err != nil {
-		return err
+	var files []string
+	if len(rs) > 0 {
+		written, err := report.Write(*out, rs)
+		if err != nil {
+			return err
+		}
+		files = append(files, written...)
+	}
+	if len(cs) > 0 {
+		written, err := report.WriteCurves(*out, cs)
+		if err != nil {
+			return err
+		}
+		files = append(files, written...)
 	}
 	for _, f := range files {
 		fmt.Fprintln(stdout, filepath.Join(*out, f))
