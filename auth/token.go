@@ -102,6 +102,11 @@ func randomHex(n int) (string, error) {
 // ErrBadToken: a credential that is malformed, unknown, revoked or wrong.
 var ErrBadToken = errors.New("auth: invalid token")
 
+// ErrUnknownToken (an ErrBadToken): no token with the credential's id is
+// in this node's state — revoked, made up, or created so recently that
+// this node has not applied it yet.
+var ErrUnknownToken = fmt.Errorf("%w: unknown or revoked", ErrBadToken)
+
 // ParseToken splits lmq_<id>_<secret>.
 func ParseToken(tok string) (id, secret string, err error) {
 	rest, ok := strings.CutPrefix(tok, wire.TokenPrefix)
@@ -192,7 +197,7 @@ func (v *Verifier) Verify(tok string) (string, error) {
 	}
 	t, ok := v.state.Token(id)
 	if !ok {
-		return "", fmt.Errorf("%w: unknown or revoked", ErrBadToken)
+		return "", ErrUnknownToken
 	}
 	v.mu.Lock()
 	_, bad := v.failed[key]

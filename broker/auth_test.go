@@ -199,3 +199,32 @@ func TestAuthOffIsAnonymous(t *testing.T) {
 		t.Fatalf("delete: %s", r.body)
 	}
 }
+
+// TestNewTokenUsableOnFollowers: a token is usable on every node as soon
+// as its creation is answered — a follower that has not applied it yet
+// catches up with the leader before refusing an unknown token (a client
+// that creates a token and at once uses it against another node got 401).
+func TestNewTokenUsableOnFollowers(t *testing.T) {
+	path, admin := bootstrapToken(t)
+	bs := startGroup(t, 3, func(c *Config) {
+		c.Auth.Enabled, c.Auth.Superusers, c.BootstrapTokenFile = true, []string{"User:admin"}, path
+	})
+	l := leaderOf(t, bs)
+	for round := range 15 {
+		r := authCall(t, "POST", "http://"+l.Addr()+"/v1/auth/tokens", admin, wire.TokenRequest{Principal: "User:carol"})
+		expectStatus(t, r, http.StatusCreated)
+		var ti wire.TokenInfo
+		if err := json.Unmarshal(r.body, &ti); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bs {
+			if b == l {
+				continue
+			}
+			r := authCall(t, "GET", "http://"+b.Addr()+"/v1/auth/whoami", ti.Token, nil)
+			if r.status != http.StatusOK {
+				t.Fatalf("round %d: the new token on follower %s: %d %s", round, b.cfg.ID, r.status, r.body)
+			}
+		}
+	}
+}

@@ -556,6 +556,25 @@ func (n *Node) watchCaughtUp() {
 	n.logger.Info("caught up since start", "applied", n.fsm.applied.Load(), "leader_commit", target)
 }
 
+// CatchUpToLeader waits until this node has applied everything its leader
+// had committed when asked (one peer-protocol round trip), so that what a
+// client just wrote through the leader is visible here. A leader returns
+// at once: it applies before it answers a write.
+func (n *Node) CatchUpToLeader(ctx context.Context) error {
+	r := n.raft.Load()
+	if r == nil {
+		return ErrClosed
+	}
+	if r.State() == raft.Leader {
+		return nil
+	}
+	target := n.leaderCommit(r)
+	if target == 0 {
+		return fmt.Errorf("%w: no leader answered with its commit index", ErrTimeout)
+	}
+	return n.WaitApplied(ctx, target)
+}
+
 // leaderCommit asks the known leader for its commit index; 0 when there is
 // no leader or it does not answer within a second.
 func (n *Node) leaderCommit(r *raft.Raft) uint64 {

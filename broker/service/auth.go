@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ledgermq/ledgermq/auth"
@@ -60,8 +61,13 @@ type authn struct {
 	authz     *auth.Authorizer
 	verifier  *auth.Verifier
 	audit     *auth.Audit
-	bootstrap string // the bootstrap token's principal
+	bootstrap string     // the bootstrap token's principal
+	syncing   sync.Mutex // one catch-up with the leader for an unknown token at a time
 }
+
+// tokenSyncWait bounds the catch-up with the leader for a token this node
+// does not know (it may have been created a moment ago).
+const tokenSyncWait = 500 * time.Millisecond
 
 func newAuthn(cfg AuthConfig, state *auth.State, s *Service) *authn {
 	supers := slices.Clone(cfg.Superusers)
@@ -104,6 +110,19 @@ func (s *Service) Authenticate(token, certCN, remote string) (Identity, error) {
 			return Identity{Principal: s.auth.bootstrap, Remote: remote}, nil
 		}
 		p, err := s.auth.verifier.Verify(token)
+		if errors.Is(err, auth.ErrUnknownToken) && s.auth.syncing.TryLock() {
+			// A token created a moment ago through the leader may not be
+			// applied here yet: catch up with the leader once (one sync at
+			// a time per node, so unknown tokens cannot flood the leader),
+			// then look again.
+			ctx, cancel := context.WithTimeout(context.Background(), tokenSyncWait)
+			serr := s.node.CatchUpToLeader(ctx)
+			cancel()
+			s.auth.syncing.Unlock()
+			if serr == nil {
+				p, err = s.auth.verifier.Verify(token)
+			}
+		}
 		if errors.Is(err, auth.ErrBusy) {
 			e := Errorf(wire.CodeOverloaded, "too many token checks at once on this node; retry shortly")
 			e.Retriable = true
