@@ -559,13 +559,25 @@ func (n *Node) watchCaughtUp() {
 // CatchUpToLeader waits until this node has applied everything its leader
 // had committed when asked (one peer-protocol round trip), so that what a
 // client just wrote through the leader is visible here. A leader returns
-// at once: it applies before it answers a write.
+// once it has applied what it inherited (CaughtUp): it applies a write
+// before it answers it.
 func (n *Node) CatchUpToLeader(ctx context.Context) error {
 	r := n.raft.Load()
 	if r == nil {
 		return ErrClosed
 	}
 	if r.State() == raft.Leader {
+		// A new leader has applied what it inherited once the barrier of
+		// its term is applied (readyTerm).
+		for n.readyTerm.Load() != r.CurrentTerm() {
+			select {
+			case <-time.After(5 * time.Millisecond):
+			case <-ctx.Done():
+				return fmt.Errorf("%w: the new leader is still applying its log: %w", ErrTimeout, ctx.Err())
+			case <-n.stop:
+				return ErrClosed
+			}
+		}
 		return nil
 	}
 	target := n.leaderCommit(r)

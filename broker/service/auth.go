@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/ledgermq/ledgermq/auth"
@@ -61,8 +60,22 @@ type authn struct {
 	authz     *auth.Authorizer
 	verifier  *auth.Verifier
 	audit     *auth.Audit
-	bootstrap string     // the bootstrap token's principal
-	syncing   sync.Mutex // one catch-up with the leader for an unknown token at a time
+	bootstrap string        // the bootstrap token's principal
+	syncing   chan struct{} // one catch-up with the leader for an unknown token at a time
+}
+
+// catchUpForToken brings this node up to its leader's commit index, one
+// caller at a time, within tokenSyncWait.
+func (s *Service) catchUpForToken() error {
+	ctx, cancel := context.WithTimeout(context.Background(), tokenSyncWait)
+	defer cancel()
+	select {
+	case s.auth.syncing <- struct{}{}:
+		defer func() { <-s.auth.syncing }()
+	case <-ctx.Done():
+		return fmt.Errorf("too many token checks waiting")
+	}
+	return s.node.CatchUpToLeader(ctx)
 }
 
 // tokenSyncWait bounds the catch-up with the leader for a token this node
@@ -71,7 +84,7 @@ const tokenSyncWait = 500 * time.Millisecond
 
 func newAuthn(cfg AuthConfig, state *auth.State, s *Service) *authn {
 	supers := slices.Clone(cfg.Superusers)
-	a := &authn{cfg: cfg, state: state, verifier: auth.NewVerifier(state),
+	a := &authn{cfg: cfg, state: state, verifier: auth.NewVerifier(state), syncing: make(chan struct{}, 1),
 		audit: auth.NewAudit(s.logger, cfg.AuditRate, cfg.AuditBurst, s.cfg.Clock)}
 	if cfg.BootstrapToken != "" {
 		a.bootstrap = DefaultBootstrapPrincipal
@@ -110,18 +123,17 @@ func (s *Service) Authenticate(token, certCN, remote string) (Identity, error) {
 			return Identity{Principal: s.auth.bootstrap, Remote: remote}, nil
 		}
 		p, err := s.auth.verifier.Verify(token)
-		if errors.Is(err, auth.ErrUnknownToken) && s.auth.syncing.TryLock() {
+		if errors.Is(err, auth.ErrUnknownToken) {
 			// A token created a moment ago through the leader may not be
-			// applied here yet: catch up with the leader once (one sync at
-			// a time per node, so unknown tokens cannot flood the leader),
-			// then look again.
-			ctx, cancel := context.WithTimeout(context.Background(), tokenSyncWait)
-			serr := s.node.CatchUpToLeader(ctx)
-			cancel()
-			s.auth.syncing.Unlock()
-			if serr == nil {
-				p, err = s.auth.verifier.Verify(token)
+			// applied here yet (or this node is still replaying its log
+			// after a restart): catch up with the leader once, then look
+			// again. One catch-up at a time per node, so unknown tokens
+			// cannot flood the leader; a node that cannot tell answers a
+			// retriable UNAVAILABLE rather than a wrong 401.
+			if serr := s.catchUpForToken(); serr != nil {
+				return Identity{}, unavailable(fmt.Sprintf("this node cannot check the token now (%v); retry", serr))
 			}
+			p, err = s.auth.verifier.Verify(token)
 		}
 		if errors.Is(err, auth.ErrBusy) {
 			e := Errorf(wire.CodeOverloaded, "too many token checks at once on this node; retry shortly")
