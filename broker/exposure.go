@@ -22,7 +22,7 @@ const insecureWarnEvery = time.Minute
 // every listener is loopback-only or protected.
 func (c *Config) exposure(raftTLS bool) []string {
 	var out []string
-	if !loopbackOnly(c.Listen) {
+	if !LoopbackOnly(c.Listen) {
 		var miss []string
 		if c.TLS.API.Cert == "" {
 			miss = append(miss, "TLS (--tls-cert, --tls-key)")
@@ -34,17 +34,17 @@ func (c *Config) exposure(raftTLS bool) []string {
 			out = append(out, fmt.Sprintf("the API on %s without %s", c.Listen, strings.Join(miss, " and ")))
 		}
 	}
-	if !raftTLS && !loopbackOnly(c.RaftListen) {
+	if !raftTLS && !LoopbackOnly(c.RaftListen) {
 		out = append(out, fmt.Sprintf("the Raft port on %s without mutual TLS (--raft-tls-cert, --raft-tls-key, --raft-tls-ca)", c.RaftListen))
 	}
 	return out
 }
 
-// loopbackOnly reports whether a listen address can be reached from this
+// LoopbackOnly reports whether a listen address can be reached from this
 // machine only: a loopback IP, or a name that resolves to loopback IPs
 // only. An empty or unspecified host (":7001", "0.0.0.0:7001") listens
 // everywhere.
-func loopbackOnly(addr string) bool {
+func LoopbackOnly(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil || host == "" {
 		return false

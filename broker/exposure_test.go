@@ -16,8 +16,8 @@ func TestLoopbackOnly(t *testing.T) {
 		":7001": false, "0.0.0.0:7001": false, "[::]:7001": false, "10.1.2.3:7001": false, "192.168.0.1:1": false,
 		"no-port": false,
 	} {
-		if got := loopbackOnly(addr); got != want {
-			t.Errorf("loopbackOnly(%q) = %v, want %v", addr, got, want)
+		if got := LoopbackOnly(addr); got != want {
+			t.Errorf("LoopbackOnly(%q) = %v, want %v", addr, got, want)
 		}
 	}
 }

@@ -513,11 +513,17 @@ func (n *Node) CaughtUp() bool {
 	if n.caughtUp.Load() {
 		return true
 	}
-	if r := n.raft.Load(); r != nil && r.State() == raft.Leader && n.readyTerm.Load() == r.CurrentTerm() {
+	if r := n.raft.Load(); r != nil && n.leaderReady(r) {
 		n.setCaughtUp()
 		return true
 	}
 	return false
+}
+
+// leaderReady reports whether r leads and has applied the barrier of its
+// term: everything it inherited is applied.
+func (n *Node) leaderReady(r *raft.Raft) bool {
+	return r.State() == raft.Leader && n.readyTerm.Load() == r.CurrentTerm()
 }
 
 // CaughtUpCh is closed once CaughtUp is true.
@@ -567,11 +573,11 @@ func (n *Node) CatchUpToLeader(ctx context.Context) error {
 		return ErrClosed
 	}
 	if r.State() == raft.Leader {
-		// A new leader has applied what it inherited once the barrier of
-		// its term is applied (readyTerm).
-		for n.readyTerm.Load() != r.CurrentTerm() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for !n.leaderReady(r) {
 			select {
-			case <-time.After(5 * time.Millisecond):
+			case <-t.C:
 			case <-ctx.Done():
 				return fmt.Errorf("%w: the new leader is still applying its log: %w", ErrTimeout, ctx.Err())
 			case <-n.stop:

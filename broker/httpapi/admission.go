@@ -125,10 +125,8 @@ func (s *Server) admitResponse(ctx *fasthttp.RequestCtx) error {
 	if s.admit.room(ctx.RemoteIP().String()) {
 		return nil
 	}
-	e := service.Errorf(wire.CodeOverloaded, "the broker is over its in-flight budget (%d bytes, %d per client) with responses not yet sent: back off and retry",
+	return service.Overloaded("the broker is over its in-flight budget (%d bytes, %d per client) with responses not yet sent: back off and retry",
 		s.cfg.MaxInflightBytes, s.cfg.MaxInflightBytesPerClient)
-	e.Retriable = true
-	return e
 }
 
 // InflightBytes returns the request and response bytes charged to the
@@ -212,10 +210,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		if !s.admit.acquire(client, charge) {
 			charge = 0
 			ctx.SetConnectionClose() // the body stays unread
-			e := service.Errorf(wire.CodeOverloaded, "the broker is over its in-flight request budget (%d bytes, %d per client); the request was not read or applied: back off and resend",
-				s.cfg.MaxInflightBytes, s.cfg.MaxInflightBytesPerClient)
-			e.Retriable = true
-			s.writeError(ctx, e)
+			s.writeError(ctx, service.Overloaded("the broker is over its in-flight request budget (%d bytes, %d per client); the request was not read or applied: back off and resend",
+				s.cfg.MaxInflightBytes, s.cfg.MaxInflightBytesPerClient))
 			s.reqs.observe(name(), ctx.Response.StatusCode(), wire.CodeOverloaded)
 			return
 		}

@@ -136,9 +136,7 @@ func (s *Service) Authenticate(token, certCN, remote string) (Identity, error) {
 			p, err = s.auth.verifier.Verify(token)
 		}
 		if errors.Is(err, auth.ErrBusy) {
-			e := Errorf(wire.CodeOverloaded, "too many token checks at once on this node; retry shortly")
-			e.Retriable = true
-			return Identity{}, e
+			return Identity{}, Overloaded("too many token checks at once on this node; retry shortly")
 		}
 		if err != nil {
 			return fail(wire.Anonymous, "the bearer token is malformed, unknown or revoked")

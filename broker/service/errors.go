@@ -92,6 +92,14 @@ func (s *Service) notLeaderError(leaderID string) *wire.APIError {
 }
 
 // unavailable is a retriable UNAVAILABLE that was not applied.
+// Overloaded is a retriable OVERLOADED: the node sheds load; nothing was
+// applied.
+func Overloaded(format string, args ...any) *wire.APIError {
+	e := Errorf(wire.CodeOverloaded, format, args...)
+	e.Retriable = true
+	return e
+}
+
 func unavailable(msg string) *wire.APIError {
 	e := Errorf(wire.CodeUnavailable, "%s", msg)
 	e.Retriable = true

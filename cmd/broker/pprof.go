@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ledgermq/ledgermq/broker"
 )
 
 // startPprof serves Go's profiles (net/http/pprof) on addr, a loopback
@@ -19,8 +21,7 @@ import (
 // written to addrFile (when not empty), so that tools find every node's.
 // It stops when ctx ends; the returned wait blocks until it has.
 func startPprof(ctx context.Context, addr, addrFile string, logger *slog.Logger) (wait func(), err error) {
-	host, _, err := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); err != nil || host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !broker.LoopbackOnly(addr) {
 		return nil, fmt.Errorf("--pprof-listen %q: want a loopback address such as 127.0.0.1:6060", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
