@@ -115,14 +115,19 @@ func clientError(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...), NotApplied: true}
 }
 
+// apiError makes an *Error of the API's error object a, answered with
+// status.
+func apiError(status int, a *wire.APIError) *Error {
+	return &Error{Code: a.Code, Message: a.Message, Retriable: a.Retriable, NotApplied: a.NotApplied,
+		Leader: a.Leader, Status: status, Earliest: a.Earliest, Latest: a.Latest}
+}
+
 // decodeError makes an *Error of a non-2xx answer, also when its body is
 // not the API's ErrorBody (a proxy, an old broker).
 func decodeError(status int, body []byte) *Error {
 	var eb wire.ErrorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
-		a := eb.Error
-		return &Error{Code: a.Code, Message: a.Message, Retriable: a.Retriable, NotApplied: a.NotApplied,
-			Leader: a.Leader, Status: status, Earliest: a.Earliest, Latest: a.Latest}
+		return apiError(status, &eb.Error)
 	}
 	// Not the API's body: only a 421 says by itself that nothing was done.
 	e := &Error{Status: status}

@@ -61,9 +61,10 @@ func KeyQueue(key []byte, queues int) int { return wire.KeyQueue(key, queues) }
 // queue. It is safe for concurrent use. See the package documentation for
 // delivery guarantees and ordering.
 type Producer struct {
-	cfg  producerConfig
-	conn *conn
-	log  *slog.Logger
+	cfg    producerConfig
+	conn   *conn
+	sender *sender
+	log    *slog.Logger
 
 	// ctx ends when Close stops waiting for buffered messages: every
 	// goroutine of the producer returns then.
@@ -114,8 +115,10 @@ func NewProducer(brokers []string, opts ...ProducerOpt) (*Producer, error) {
 		return nil, fmt.Errorf("ledgermq: new producer: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Producer{cfg: cfg, conn: c, log: cfg.conn.logger, ctx: ctx, cancel: cancel,
-		closing: make(chan struct{}), topics: map[string]*topicState{}, bufChanged: make(chan struct{})}, nil
+	p := &Producer{cfg: cfg, conn: c, log: cfg.conn.logger, ctx: ctx, cancel: cancel,
+		closing: make(chan struct{}), topics: map[string]*topicState{}, bufChanged: make(chan struct{})}
+	p.sender = newSender(p)
+	return p, nil
 }
 
 // Produce sends a message and waits for its result. It waits for buffer

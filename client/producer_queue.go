@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
@@ -44,7 +43,10 @@ func (b *batch) messages() []wire.Message {
 type attemptResult struct {
 	b    *batch
 	resp *response
-	err  error
+	// parsed is the batch's answer when it was one part of a produce
+	// request (resp is then that request's answer).
+	parsed *wire.BatchProduceResponse
+	err    error
 }
 
 // queue batches and sends the records of one (topic, queue). Producers
@@ -240,12 +242,7 @@ func (q *queue) send(a action) (event, bool) {
 		}
 		b.enc, b.encPID, b.encSeq = enc, a.pid, a.seq
 	}
-	enc := b.enc
-	if !p.goRun(func() {
-		resp, err := p.conn.do(p.ctx, &request{method: http.MethodPost, path: q.path, body: enc,
-			contentType: wire.ContentType, write: true, retry: retryOnce})
-		q.results <- attemptResult{b: b, resp: resp, err: err}
-	}) {
+	if !p.sender.submit(attempt{q: q, b: b, enc: b.enc}) {
 		return event{}, false // stopping
 	}
 	return event{kind: evSent, now: now, batch: b}, true
@@ -269,7 +266,13 @@ func (q *queue) onResult(r attemptResult) {
 	ev := event{kind: evResult, now: time.Now(), batch: r.b, err: r.err, abandoned: q.p.ctx.Err() != nil}
 	if r.err == nil {
 		var br wire.BatchProduceResponse
-		if err := json.Unmarshal(r.resp.body, &br); err != nil || br.Count != uint32(r.b.count()) || br.Queue != q.idx {
+		var err error
+		if r.parsed != nil {
+			br = *r.parsed
+		} else {
+			err = json.Unmarshal(r.resp.body, &br)
+		}
+		if err != nil || br.Count != uint32(r.b.count()) || br.Queue != q.idx {
 			ev.err = fmt.Errorf("ledgermq: unexpected answer from %s: %.200q", r.resp.addr, r.resp.body)
 		} else {
 			ev.resp = br

@@ -444,8 +444,9 @@ type proxy struct {
 	target  string
 	srv     *httptest.Server
 	mu      sync.Mutex
-	fault   func(n int, r *http.Request, body []byte) string // n counts batch POSTs from 1
+	fault   func(n int, r *http.Request, body []byte) string // n counts batch POSTs (one queue's or several's) from 1
 	batches int
+	merged  atomic.Int32 // POST /v1/produce requests: batches of several queues
 	inits   atomic.Int32
 }
 
@@ -479,7 +480,10 @@ func writeAPIError(w http.ResponseWriter, status int, e wire.APIError) {
 func (px *proxy) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	action := ""
-	if r.Method == "POST" && strings.HasSuffix(r.URL.Path, "/batches") {
+	if r.Method == "POST" && r.URL.Path == "/v1/produce" {
+		px.merged.Add(1)
+	}
+	if r.Method == "POST" && (strings.HasSuffix(r.URL.Path, "/batches") || r.URL.Path == "/v1/produce") {
 		px.mu.Lock()
 		px.batches++
 		n := px.batches
@@ -550,6 +554,23 @@ func produceN(t testing.TB, p *Producer, topic string, n int, keys int) (*collec
 	return c, sent
 }
 
+// flushAndCountDuplicates flushes p, waits for every result c expects
+// and returns how many were answered as duplicates.
+func flushAndCountDuplicates(t testing.TB, p *Producer, c *collector) int {
+	t.Helper()
+	if err := p.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.wait(t)
+	dups := 0
+	for _, r := range c.results {
+		if r.Duplicate {
+			dups++
+		}
+	}
+	return dups
+}
+
 func TestIdempotentResendAfterUnknownOutcome(t *testing.T) {
 	for _, action := range []string{"store-then-503", "store-then-hangup"} {
 		t.Run(action, func(t *testing.T) {
@@ -565,20 +586,40 @@ func TestIdempotentResendAfterUnknownOutcome(t *testing.T) {
 			})
 			p := newProducer(t, []string{px.addr()}, WithBatchBytes(200), WithLinger(time.Millisecond))
 			c, sent := produceN(t, p, "idem", 400, 5)
-			if err := p.Flush(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			c.wait(t)
-			dups := 0
-			for _, r := range c.results {
-				if r.Duplicate {
-					dups++
-				}
-			}
+			dups := flushAndCountDuplicates(t, p, c)
 			if dups == 0 {
 				t.Fatal("no result was marked Duplicate")
 			}
 			checkQueues(t, bs[0].Addr(), "idem", 2, c, sent)
+		})
+	}
+}
+
+// TestMergedRequestsExactlyOnce: with many queues and every request slot
+// taken, batches of several queues travel as one POST /v1/produce; when
+// such a request is stored but its answer lost, every part is resent and
+// answered as a duplicate: each queue still holds its messages exactly
+// once, in order.
+func TestMergedRequestsExactlyOnce(t *testing.T) {
+	for _, action := range []string{"store-then-503", "store-then-hangup"} {
+		t.Run(action, func(t *testing.T) {
+			bs := brokertest.Group(t, 1, noSync)
+			createTopic(t, bs[0].Addr(), "merged", 16)
+			px := newProxy(t, bs[0].Addr())
+			px.setFault(func(n int, r *http.Request, _ []byte) string {
+				if r.URL.Path == "/v1/produce" && n%4 == 1 {
+					return action
+				}
+				return "delay:2ms" // keeps the slots busy: batches wait and merge
+			})
+			p := newProducer(t, []string{px.addr()}, WithBatchBytes(300), WithLinger(0))
+			c, sent := produceN(t, p, "merged", 2000, 64)
+			dups := flushAndCountDuplicates(t, p, c)
+			if px.merged.Load() == 0 || dups == 0 {
+				t.Fatalf("%d merged requests, %d duplicates: the merged path and its resends were not exercised", px.merged.Load(), dups)
+			}
+			t.Logf("%d merged requests, %d messages answered as duplicates", px.merged.Load(), dups)
+			checkQueues(t, bs[0].Addr(), "merged", 16, c, sent)
 		})
 	}
 }

@@ -84,25 +84,40 @@ func Encode(msgs []Message, codec Codec, p Producer, groupID uint32, now time.Ti
 		base = now
 	}
 	baseMs, maxMs := base.UnixMilli(), base.UnixMilli()
-	var recs []byte
-	for i := range msgs {
-		ts := msgs[i].Timestamp
-		if ts.IsZero() {
-			ts = now
+	msOf := func(m *Message) int64 {
+		if m.Timestamp.IsZero() {
+			return now.UnixMilli()
 		}
-		ms := ts.UnixMilli()
+		return m.Timestamp.UnixMilli()
+	}
+	// Sized first, then written once: no buffer grows and, uncompressed,
+	// the records are laid out in the batch itself.
+	size := 0
+	for i := range msgs {
+		ms := msOf(&msgs[i])
 		maxMs = max(maxMs, ms)
-		recs = appendRecord(recs, &msgs[i], ms-baseMs)
+		size += recordSize(&msgs[i], ms-baseMs)
 	}
-	body, err := compress(codec, recs)
-	if err != nil {
-		return nil, err
+	var b []byte
+	if codec == CodecNone {
+		b = make([]byte, HeaderSize, HeaderSize+size)
+	} else {
+		b = make([]byte, 0, size)
 	}
-	b := make([]byte, HeaderSize, HeaderSize+len(body))
-	h := BatchHeader{Codec: codec, Length: uint32(HeaderSize + len(body)), Count: uint32(len(msgs)),
+	for i := range msgs {
+		b = appendRecord(b, &msgs[i], msOf(&msgs[i])-baseMs)
+	}
+	if codec != CodecNone {
+		body, err := compress(codec, b)
+		if err != nil {
+			return nil, err
+		}
+		b = make([]byte, HeaderSize, HeaderSize+len(body))
+		b = append(b, body...)
+	}
+	h := BatchHeader{Codec: codec, Length: uint32(len(b)), Count: uint32(len(msgs)),
 		BaseTimestamp: baseMs, MaxTimestamp: maxMs, ProducerID: p.ID, Sequence: p.Sequence, GroupID: groupID}
 	putHeader(b, &h)
-	b = append(b, body...)
 	binary.LittleEndian.PutUint32(b[8:], batchCRC(b))
 	return b, nil
 }
@@ -127,26 +142,62 @@ func putHeader(b []byte, h *BatchHeader) {
 	binary.LittleEndian.PutUint32(b[52:], h.GroupID)
 }
 
-func appendRecord(dst []byte, m *Message, tsDelta int64) []byte {
-	var body []byte
-	body = binary.AppendVarint(body, tsDelta)
+// recordBodySize is the size of a record's body: what follows its length.
+func recordBodySize(m *Message, tsDelta int64) int {
+	n := varintLen(tsDelta) + uvarintLen(uint64(len(m.Value))) + len(m.Value) + uvarintLen(uint64(len(m.Headers)))
 	if m.Key == nil {
-		body = binary.AppendUvarint(body, 0)
+		n++
 	} else {
-		body = binary.AppendUvarint(body, uint64(len(m.Key))+1)
-		body = append(body, m.Key...)
+		n += uvarintLen(uint64(len(m.Key))+1) + len(m.Key)
 	}
-	body = binary.AppendUvarint(body, uint64(len(m.Value)))
-	body = append(body, m.Value...)
-	body = binary.AppendUvarint(body, uint64(len(m.Headers)))
 	for _, h := range m.Headers {
-		body = binary.AppendUvarint(body, uint64(len(h.Key)))
-		body = append(body, h.Key...)
-		body = binary.AppendUvarint(body, uint64(len(h.Value)))
-		body = append(body, h.Value...)
+		n += uvarintLen(uint64(len(h.Key))) + len(h.Key) + uvarintLen(uint64(len(h.Value))) + len(h.Value)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(body)))
-	return append(dst, body...)
+	return n
+}
+
+// recordSize is the encoded size of a record, its length included.
+func recordSize(m *Message, tsDelta int64) int {
+	n := recordBodySize(m, tsDelta)
+	return uvarintLen(uint64(n)) + n
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+func varintLen(x int64) int {
+	ux := uint64(x) << 1 // binary.AppendVarint's zig-zag encoding
+	if x < 0 {
+		ux = ^ux
+	}
+	return uvarintLen(ux)
+}
+
+func appendRecord(dst []byte, m *Message, tsDelta int64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(recordBodySize(m, tsDelta)))
+	dst = binary.AppendVarint(dst, tsDelta)
+	if m.Key == nil {
+		dst = binary.AppendUvarint(dst, 0)
+	} else {
+		dst = binary.AppendUvarint(dst, uint64(len(m.Key))+1)
+		dst = append(dst, m.Key...)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(m.Value)))
+	dst = append(dst, m.Value...)
+	dst = binary.AppendUvarint(dst, uint64(len(m.Headers)))
+	for _, h := range m.Headers {
+		dst = binary.AppendUvarint(dst, uint64(len(h.Key)))
+		dst = append(dst, h.Key...)
+		dst = binary.AppendUvarint(dst, uint64(len(h.Value)))
+		dst = append(dst, h.Value...)
+	}
+	return dst
 }
 
 // ParseHeader validates the fixed header and CRC of the batch at the start

@@ -199,3 +199,43 @@ func TestSortHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestEncodeSizesRecordsExactly: the size Encode computes before writing
+// is the size it writes, for timestamps before and after the first
+// (negative and large varints), nil and empty keys, large values and
+// many headers, so the batch is built without a buffer ever growing.
+func TestEncodeSizesRecordsExactly(t *testing.T) {
+	base := time.UnixMilli(1_700_000_000_000)
+	msgs := []Message{
+		{Timestamp: base},
+		{Timestamp: base.Add(-time.Hour), Key: []byte{}, Value: bytes.Repeat([]byte{1}, 200)},
+		{Timestamp: base.Add(1000 * time.Hour), Key: bytes.Repeat([]byte{2}, 300), Value: bytes.Repeat([]byte{3}, 70000),
+			Headers: []Header{{Key: "a", Value: nil}, {Key: string(bytes.Repeat([]byte{'h'}, 130)), Value: bytes.Repeat([]byte{4}, 20000)}}},
+		{}, // the encoder's clock
+	}
+	for i := range msgs {
+		delta := int64(0)
+		if !msgs[i].Timestamp.IsZero() {
+			delta = msgs[i].Timestamp.UnixMilli() - base.UnixMilli()
+		}
+		if got, want := recordSize(&msgs[i], delta), len(appendRecord(nil, &msgs[i], delta)); got != want {
+			t.Fatalf("message %d: recordSize %d, encoded %d", i, got, want)
+		}
+	}
+	b, err := Encode(msgs, CodecNone, Producer{}, 0, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(b) != len(b) {
+		t.Fatalf("batch of %d bytes in a buffer of %d: the size was not computed exactly", len(b), cap(b))
+	}
+	_, got, err := Decode(b, 1<<30, 1<<30)
+	if err != nil || len(got) != len(msgs) {
+		t.Fatalf("decode: %d messages, %v", len(got), err)
+	}
+	for i := range got {
+		if !bytes.Equal(got[i].Value, msgs[i].Value) || len(got[i].Headers) != len(msgs[i].Headers) || (got[i].Key == nil) != (msgs[i].Key == nil) {
+			t.Fatalf("message %d differs: %+v", i, got[i])
+		}
+	}
+}

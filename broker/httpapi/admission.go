@@ -145,7 +145,7 @@ func (a *admission) inflight() int64 {
 // heartbeats and deletions stay allowed: they are small, and a deletion
 // frees space.
 var growsLog = map[string]bool{
-	"POST produce": true, "POST produce_batch": true, "POST topics": true, "POST producers": true,
+	"POST produce": true, "POST produce_batch": true, "POST produce_parts": true, "POST topics": true, "POST producers": true,
 	"POST group_commit": true, "POST group_reset": true,
 }
 

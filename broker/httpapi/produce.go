@@ -260,6 +260,36 @@ func (s *Server) produceBatch(c *call) error {
 	return s.writeJSON(c.ctx, http.StatusOK, wire.BatchProduceResponse{Queue: st.Queue, BaseOffset: st.BaseOffset, Count: st.Count, Duplicate: st.Duplicate, Index: st.Index})
 }
 
+// produceParts is POST /v1/produce: batches for several queues in one
+// request (wire.DecodeProduceRequest), stored as one log entry; one result
+// per part, each with the status the single-batch endpoint would answer.
+func (s *Server) produceParts(c *call) error {
+	ct, _, _ := strings.Cut(string(c.ctx.Request.Header.ContentType()), ";")
+	if ct = strings.TrimSpace(ct); ct != wire.ProduceContentType {
+		return service.Errorf(wire.CodeUnsupportedMedia, "content type must be %s, got %q", wire.ProduceContentType, ct)
+	}
+	body := append([]byte(nil), c.ctx.PostBody()...) // the request buffer is reused after the handler; the batches alias body
+	parts, err := wire.DecodeProduceRequest(body)
+	if err != nil {
+		return service.Errorf(wire.CodeInvalidArgument, "%v", err)
+	}
+	res, err := s.svc.ProduceBatches(c.cx, parts)
+	if err != nil {
+		return err
+	}
+	out := wire.ProducePartsResponse{Results: make([]wire.ProducePartResult, len(res))}
+	for i, r := range res {
+		if r.Err != nil {
+			ae := s.svc.AsError(r.Err)
+			out.Results[i] = wire.ProducePartResult{BatchProduceResponse: wire.BatchProduceResponse{Queue: parts[i].Queue}, Status: statusFor(ae.Code), Error: ae}
+			continue
+		}
+		st := r.Stored
+		out.Results[i] = wire.ProducePartResult{BatchProduceResponse: wire.BatchProduceResponse{Queue: st.Queue, BaseOffset: st.BaseOffset, Count: st.Count, Duplicate: st.Duplicate, Index: st.Index}}
+	}
+	return s.writeJSON(c.ctx, http.StatusOK, out)
+}
+
 // initProducer is POST /v1/producers: a new idempotent producer id.
 func (s *Server) initProducer(c *call) error {
 	id, err := s.svc.InitProducer(c.cx)

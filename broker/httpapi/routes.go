@@ -38,6 +38,7 @@ func (s *Server) table() []route {
 		{"POST", "/v1/topics", "topics", false, s.createTopic},
 		{"GET", "/v1/topics/{topic}", "topic", false, s.describeTopic},
 		{"DELETE", "/v1/topics/{topic}", "topic", true, s.deleteTopic},
+		{"POST", "/v1/produce", "produce_parts", true, s.produceParts},
 		{"POST", "/v1/topics/{topic}/messages", "produce", true, s.produceJSON},
 		{"GET", "/v1/topics/{topic}/queues/{queue}/messages", "fetch", false, s.fetchJSON},
 		{"GET", "/v1/topics/{topic}/queues/{queue}/batches", "fetch_batches", false, s.fetchBatches},

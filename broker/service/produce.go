@@ -153,17 +153,7 @@ func (s *Service) ProduceBatch(ctx context.Context, topic string, queue int, bat
 	if err := s.RequireLeader(); err != nil {
 		return Stored{}, err
 	}
-	t, err := s.topics.Lookup(topic)
-	if err != nil {
-		return Stored{}, err
-	}
-	if _, err := t.Queue(queue); err != nil {
-		return Stored{}, err
-	}
-	// Validate keeps no records: the leader allocates the decompressed
-	// records (at most BatchRecordsLimit) and little else, however the
-	// records are shaped (issue 11: header bomb).
-	h, err := wire.Validate(batch, s.BatchRecordsLimit(), t.MaxMessageBytes)
+	h, err := s.checkBatch(topic, queue, batch)
 	if err != nil {
 		return Stored{}, err
 	}
@@ -173,6 +163,88 @@ func (s *Service) ProduceBatch(ctx context.Context, topic string, queue int, bat
 	}
 	s.Metrics.produced(int(h.Count), len(batch))
 	return Stored{Queue: queue, BaseOffset: res[0].BaseOffset, Count: res[0].Count, Duplicate: res[0].Duplicate, Index: index}, nil
+}
+
+// checkBatch validates a binary batch for a queue of topic before it is
+// proposed.
+func (s *Service) checkBatch(topic string, queue int, batch []byte) (wire.BatchHeader, error) {
+	t, err := s.topics.Lookup(topic)
+	if err != nil {
+		return wire.BatchHeader{}, err
+	}
+	if _, err := t.Queue(queue); err != nil {
+		return wire.BatchHeader{}, err
+	}
+	// Validate keeps no records: the leader allocates the decompressed
+	// records (at most BatchRecordsLimit) and little else, however the
+	// records are shaped (issue 11: header bomb).
+	return wire.Validate(batch, s.BatchRecordsLimit(), t.MaxMessageBytes)
+}
+
+// PartResult is the outcome of one part of ProduceBatches: where it was
+// stored, or why not.
+type PartResult struct {
+	Stored Stored
+	Err    error
+}
+
+// ProduceBatches stores binary batches for several queues, of one topic or
+// many, as one log entry (POST /v1/produce). Parts succeed or fail on
+// their own, as Kafka's partitions of one ProduceRequest do: a part that
+// is not authorized, names an unknown topic or queue, or whose batch is
+// invalid, out of sequence or too large is refused with its own error and
+// the others are stored. The error return is for what fails the request
+// as a whole: not the leader, not authenticated, a proposal whose commit
+// could not be confirmed (every part's outcome is then unknown).
+func (s *Service) ProduceBatches(ctx context.Context, parts []wire.ProducePart) ([]PartResult, error) {
+	if len(parts) > wire.MaxProduceParts {
+		return nil, Errorf(wire.CodeRequestTooLarge, "%d parts in one produce request (at most %d)", len(parts), wire.MaxProduceParts)
+	}
+	if err := s.RequireLeader(); err != nil {
+		return nil, err
+	}
+	out := make([]PartResult, len(parts))
+	prop := make([]topics.Part, 0, len(parts))
+	at := make([]int, 0, len(parts))
+	authz := map[string]error{}
+	for i, p := range parts {
+		err, seen := authz[p.Topic]
+		if !seen {
+			err = s.Authorize(ctx, wire.OpProduce, wire.ResourceTopic, p.Topic)
+			if err != nil && s.AsError(err).Code == wire.CodeUnauthenticated {
+				return nil, err // who is asking is unknown: no part can be answered
+			}
+			authz[p.Topic] = err
+		}
+		if err == nil {
+			_, err = s.checkBatch(p.Topic, p.Queue, p.Batch)
+		}
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		prop = append(prop, topics.Part{Topic: p.Topic, Queue: p.Queue, Batch: p.Batch})
+		at = append(at, i)
+	}
+	if len(prop) == 0 {
+		return out, nil
+	}
+	start := time.Now()
+	res, index, err := proposeIndexed(s, ctx, fsm.Produce, topics.ProduceCmd{TimeMs: s.cfg.Clock().UnixMilli(), Parts: prop})
+	if err != nil {
+		return nil, err
+	}
+	s.Metrics.CommitLatency.Observe(time.Since(start))
+	for k, r := range res {
+		i := at[k]
+		if r.Err != nil {
+			out[i].Err = r.Err
+			continue
+		}
+		out[i].Stored = Stored{Queue: prop[k].Queue, BaseOffset: r.BaseOffset, Count: r.Count, Duplicate: r.Duplicate, Index: index}
+		s.Metrics.produced(int(r.Count), len(prop[k].Batch))
+	}
+	return out, nil
 }
 
 // BatchRecordsLimit bounds a batch's decompressed records and their

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/ledgermq/ledgermq/bench/omb/driver"
@@ -157,12 +158,24 @@ func RunWorkload(ctx context.Context, args []string, stdout, stderr io.Writer, d
 	fs.SetOutput(stderr)
 	var f runFlags
 	f.register(fs, defaultDriver)
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile (the clients, not the brokers: see bench/profile) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	w, d, err := f.load(drivers)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
+	}
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := runOnce(ctx, d, w, stderr)
 	if err != nil {

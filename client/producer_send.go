@@ -1,0 +1,168 @@
+package client
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/ledgermq/ledgermq/wire"
+)
+
+// maxRequests is how many produce requests a producer has in flight at
+// once, for all its queues together (Kafka's
+// max.in.flight.requests.per.connection). While they are all in flight,
+// the batches the queues send meanwhile wait and then go together, as one
+// request (POST /v1/produce) and one Raft entry: at many queues with small
+// batches (a short linger, a modest rate) this is what keeps the requests,
+// and the work per message, from growing with the number of queues
+// (issue 13). A batch that finds a free slot goes at once.
+const maxRequests = 4
+
+// sender carries the producer's batch attempts to the brokers, merging
+// the attempts of several queues into one request while every slot is
+// taken. Each queue's sequencer still decides what is sent and reads its
+// own outcomes: the sender only changes how attempts travel, never their
+// order within a queue (a request's parts are in the order they were
+// submitted, and the broker applies them in that order).
+type sender struct {
+	p     *Producer
+	start sync.Once
+	ok    bool // the loop started
+	wake  chan struct{}
+	slots chan struct{}
+
+	mu      sync.Mutex
+	pending []attempt
+}
+
+// attempt is one batch attempt waiting for a request.
+type attempt struct {
+	q   *queue
+	b   *batch
+	enc []byte
+}
+
+func newSender(p *Producer) *sender {
+	return &sender{p: p, wake: make(chan struct{}, 1), slots: make(chan struct{}, maxRequests)}
+}
+
+// submit queues an attempt; false when the producer is stopping.
+func (s *sender) submit(a attempt) bool {
+	s.start.Do(func() { s.ok = s.p.goRun(s.loop) })
+	if !s.ok {
+		return false
+	}
+	s.mu.Lock()
+	s.pending = append(s.pending, a)
+	s.mu.Unlock()
+	s.signal()
+	return true
+}
+
+func (s *sender) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop takes a free slot, then the attempts waiting for it, and sends
+// them as one request.
+func (s *sender) loop() {
+	done := s.p.ctx.Done()
+	for {
+		select {
+		case s.slots <- struct{}{}:
+		case <-done:
+			return
+		}
+		var batch []attempt
+		for batch == nil {
+			select {
+			case <-s.wake:
+				batch = s.take()
+			case <-done:
+				return
+			}
+		}
+		if !s.p.goRun(func() {
+			defer func() { <-s.slots }()
+			s.send(batch)
+		}) {
+			return
+		}
+	}
+}
+
+// take removes the oldest waiting attempts that fit one request: at most
+// the producer's batch size in all (a larger batch goes alone) and
+// wire.MaxProduceParts parts. It wakes the loop again when some are left.
+func (s *sender) take() []attempt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	size, n := 0, 0
+	for n < len(s.pending) && n < wire.MaxProduceParts {
+		a := s.pending[n]
+		size += wire.ProducePartSize(a.q.ts.name, len(a.enc))
+		if n > 0 && size > s.p.cfg.batchBytes {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	out := append([]attempt(nil), s.pending[:n]...)
+	s.pending = append(s.pending[:0], s.pending[n:]...)
+	if len(s.pending) > 0 {
+		s.signal()
+	}
+	return out
+}
+
+// send makes one request of the attempts and reports each one's outcome
+// to its queue: one attempt goes to its queue's batches endpoint, several
+// as one POST /v1/produce.
+func (s *sender) send(as []attempt) {
+	p := s.p
+	if len(as) == 1 {
+		a := as[0]
+		resp, err := p.conn.do(p.ctx, &request{method: http.MethodPost, path: a.q.path, body: a.enc,
+			contentType: wire.ContentType, write: true, retry: retryOnce})
+		a.q.results <- attemptResult{b: a.b, resp: resp, err: err}
+		return
+	}
+	parts := make([]wire.ProducePart, len(as))
+	for i, a := range as {
+		parts[i] = wire.ProducePart{Topic: a.q.ts.name, Queue: a.q.idx, Batch: a.enc}
+	}
+	body, err := wire.AppendProduceRequest(nil, parts)
+	if err != nil { // a part the layout cannot carry: send them one by one
+		for _, a := range as {
+			s.send([]attempt{a})
+		}
+		return
+	}
+	resp, err := p.conn.do(p.ctx, &request{method: http.MethodPost, path: "/v1/produce", body: body,
+		contentType: wire.ProduceContentType, write: true, retry: retryOnce})
+	var pr wire.ProducePartsResponse
+	if err == nil {
+		if jerr := json.Unmarshal(resp.body, &pr); jerr != nil || len(pr.Results) != len(as) {
+			err = fmt.Errorf("ledgermq: unexpected answer from %s: %.200q", resp.addr, resp.body)
+		}
+	}
+	for i, a := range as {
+		r := attemptResult{b: a.b, err: err}
+		if err == nil {
+			res := &pr.Results[i]
+			if res.Error != nil {
+				r.err = apiError(res.Status, res.Error)
+			} else {
+				r.parsed = &res.BatchProduceResponse
+				r.resp = resp
+			}
+		}
+		a.q.results <- r
+	}
+}
