@@ -93,14 +93,38 @@ func (l *Log) undo(next uint64, cause error) error {
 // writeOut writes b at the end of s and publishes its frames to readers.
 // It returns the write's sequence number for group commit.
 func (l *Log) writeOut(s *segment, b *writeBatch) (uint64, error) {
+	end := s.size + b.size
+	// A write past the zeroed length must not meet the zeroer's zeros
+	// (prealloc.go); one below it runs beside the zeroer.
+	crossing := end > s.alloc.Load()
+	if crossing {
+		l.zero.mu.Lock()
+	}
 	if err := writeBuffers(s.f, b.buffers(), s.size); err != nil {
+		if !crossing {
+			l.zero.mu.Lock()
+		}
+		defer l.zero.mu.Unlock()
 		werr := fmt.Errorf("commitlog: write %s: %w", s.path, err)
 		// The file may hold part of the write past s.size; cut it so the
 		// next write lands after the last complete frame.
 		if terr := s.f.Truncate(s.size); terr != nil {
 			return 0, l.syncer.fail(fmt.Errorf("%w (and cutting it back: %w)", werr, terr))
 		}
+		// The cut is not durable yet: the next sync is an fsync.
+		s.alloc.Store(s.size)
+		s.allocDurable.Store(min(s.allocDurable.Load(), s.size))
+		l.zero.replaceLocked(s)
 		return 0, werr
+	}
+	if crossing {
+		if end > s.alloc.Load() {
+			s.alloc.Store(end)
+		}
+		l.zero.mu.Unlock()
+	}
+	if l.zero.due(s, end) {
+		l.zero.signal()
 	}
 	l.mu.Lock()
 	s.pos = append(s.pos, b.pos...)
@@ -119,9 +143,19 @@ func (l *Log) writeOut(s *segment, b *writeBatch) (uint64, error) {
 // roll seals the active segment (fsync, index file) and starts a new one.
 func (l *Log) roll() (*segment, error) {
 	old := l.active()
+	l.zero.mu.Lock()
+	defer l.zero.mu.Unlock()
+	l.zero.replaceLocked(nil)
+	if old.alloc.Load() > old.size {
+		// A sealed segment ends at its last frame.
+		if err := old.f.Truncate(old.size); err != nil {
+			return nil, l.syncer.fail(fmt.Errorf("cut the preallocated tail of %s before sealing: %w", old.path, err))
+		}
+	}
 	if err := old.f.Sync(); err != nil {
 		return nil, l.syncer.fail(fmt.Errorf("fsync %s before sealing: %w", old.path, err))
 	}
+	old.setLength(old.size)
 	l.mu.RLock()
 	sealedSeq := l.written
 	l.mu.RUnlock()
@@ -142,5 +176,7 @@ func (l *Log) roll() (*segment, error) {
 	}
 	l.segs = append(l.segs, s)
 	l.mu.Unlock()
+	l.zero.replaceLocked(s)
+	l.zero.signal()
 	return s, nil
 }

@@ -128,6 +128,30 @@ func (f *faultFile) Sync() error {
 	return f.File.Sync()
 }
 
+// Datasync fails as an fsync does; over a file without it, it is an
+// fsync.
+func (f *faultFile) Datasync() error {
+	if err := f.fs.syncFault(f.path); err != nil {
+		return err
+	}
+	if ds, ok := f.File.(datasyncer); ok {
+		return ds.Datasync()
+	}
+	return f.File.Sync()
+}
+
+// SyncRange fails as an fsync does; it is a hint, so over a file without
+// it it does nothing.
+func (f *faultFile) SyncRange(off, n int64) error {
+	if err := f.fs.syncFault(f.path); err != nil {
+		return err
+	}
+	if rs, ok := f.File.(rangeSyncer); ok {
+		return rs.SyncRange(off, n)
+	}
+	return nil
+}
+
 // faultFdFile is a faultFile over an OS file: sealed index files stay
 // memory-mapped through its descriptor.
 type faultFdFile struct{ *faultFile }

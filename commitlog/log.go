@@ -41,6 +41,8 @@ type Log struct {
 
 	syncer syncer
 
+	zero zeroer // fills the active segment with zeros ahead of appends (prealloc.go)
+
 	stopSync chan struct{}
 	syncDone chan struct{}
 }
@@ -69,6 +71,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		unlock()
 		return nil, fmt.Errorf("commitlog: open %s: %w", dir, err)
 	}
+	l.zero.start(l)
 	if opts.Sync == SyncInterval {
 		l.stopSync = make(chan struct{})
 		l.syncDone = make(chan struct{})
@@ -214,9 +217,18 @@ func (l *Log) Close() error {
 		close(l.stopSync)
 		<-l.syncDone
 	}
+	l.zero.halt()
 	var err error
 	if l.syncer.failure() == nil {
 		err = l.syncer.syncNow()
+		if act := l.active(); err == nil && act != nil && act.alloc.Load() > act.size {
+			// A log closed cleanly ends at its last frame: the
+			// preallocated tail goes (prealloc.go). Should the cut fail,
+			// the zeros stay and the next Open cuts them.
+			if terr := act.f.Truncate(act.size); terr == nil {
+				err = act.f.Sync()
+			}
+		}
 	}
 	l.syncer.mu.Lock() // wait out a sync in flight
 	defer l.syncer.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +29,11 @@ type segment struct {
 	pos     []int64
 	mapped  []byte
 	sealed  bool
+
+	// alloc and allocDurable: the file's length as last set, and as made
+	// durable by an fsync (prealloc.go). Written under Log.wmu (or with
+	// the log not yet shared), read by the syncer.
+	alloc, allocDurable atomic.Int64
 }
 
 func segmentPaths(dir string, base uint64) (string, string) {
@@ -89,7 +95,9 @@ func createSegment(fsys FS, dir string, base uint64) (*segment, error) {
 		f.Close()
 		return nil, err
 	}
-	return &segment{base: base, path: path, idxPath: idxPath, f: f, size: segmentHeaderSize}, nil
+	s := &segment{base: base, path: path, idxPath: idxPath, f: f, size: segmentHeaderSize}
+	s.setLength(segmentHeaderSize)
+	return s, nil
 }
 
 // openSegment opens an existing segment. A sealed segment uses its index
@@ -108,6 +116,8 @@ func openSegment(l *Log, base uint64, last bool) (*segment, error) {
 		s.close()
 		return nil, err
 	}
+	// Recovery cut any tail past the last frame and synced the cut.
+	s.setLength(s.size)
 	return s, nil
 }
 
@@ -245,8 +255,14 @@ func (s *segment) damaged(l *Log, p, fileSize int64, want uint64, ferr *frameErr
 		}
 		l.logger.Warn("commitlog: RepairTail set; cutting valid entries after damage", "file", s.path, "offset", p, "index", want)
 	}
-	l.logger.Warn("commitlog: cutting torn tail of the last segment",
-		"file", s.path, "index", want, "offset", p, "bytes", fileSize-p, "reason", ferr.reason)
+	if s.zerosFrom(p, fileSize) {
+		// A preallocated tail (prealloc.go), or zeros a crash left: the
+		// log ends at p.
+		l.logger.Debug("commitlog: cutting the zeroed tail of the last segment", "file", s.path, "offset", p, "bytes", fileSize-p)
+	} else {
+		l.logger.Warn("commitlog: cutting torn tail of the last segment",
+			"file", s.path, "index", want, "offset", p, "bytes", fileSize-p, "reason", ferr.reason)
+	}
 	if err := s.f.Truncate(p); err != nil {
 		return fmt.Errorf("truncate torn tail of %s: %w", s.path, err)
 	}
@@ -255,6 +271,19 @@ func (s *segment) damaged(l *Log, p, fileSize int64, want uint64, ferr *frameErr
 	}
 	s.size = p
 	return nil
+}
+
+// zerosFrom reports whether [p, fileSize) of the file holds only zeros.
+func (s *segment) zerosFrom(p, fileSize int64) bool {
+	buf := make([]byte, min(1<<20, max(fileSize-p, 0)))
+	for p < fileSize {
+		n, err := s.f.ReadAt(buf[:min(int64(len(buf)), fileSize-p)], p)
+		if !allZero(buf[:n]) || (err != nil && n == 0) {
+			return false
+		}
+		p += int64(n)
+	}
+	return true
 }
 
 // anyFrameAfter reports whether a frame that verifies and holds an entry

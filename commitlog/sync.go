@@ -103,9 +103,9 @@ func (s *syncer) syncActive() (uint64, error) {
 		return 0, ErrClosed
 	}
 	act := s.l.active()
-	f, target := act.f, s.l.written
+	target, dataEnd := s.l.written, act.size
 	s.l.mu.RUnlock()
-	if err := f.Sync(); err != nil {
+	if err := syncFile(act, dataEnd); err != nil {
 		return 0, fmt.Errorf("fsync %s: %w", act.path, err)
 	}
 	return target, nil

@@ -39,6 +39,9 @@ func (l *Log) TruncateAfter(index uint64) error {
 // truncateAfterLocked removes later segments newest first, so that a crash
 // part way leaves a contiguous log, then cuts the segment holding index.
 func (l *Log) truncateAfterLocked(index uint64) error {
+	l.zero.mu.Lock()
+	defer l.zero.mu.Unlock()
+	l.zero.replaceLocked(nil)
 	l.syncer.mu.Lock()
 	defer l.syncer.mu.Unlock()
 	l.mu.Lock()
@@ -70,10 +73,14 @@ func (l *Log) truncateAfterLocked(index uint64) error {
 		s.pos = s.pos[:count]
 		s.count = count
 		s.size = size
+		s.alloc.Store(size)
 	}
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("commitlog: sync %s after truncation: %w", s.path, err)
 	}
+	s.allocDurable.Store(s.alloc.Load())
+	l.zero.replaceLocked(s)
+	l.zero.signal()
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("commitlog: truncate after %d: %w", index, err)
 	}
@@ -165,6 +172,9 @@ func (l *Log) Reset(next uint64) error {
 	if err := l.writeResetMarker(next); err != nil {
 		return fmt.Errorf("commitlog: reset: %w", err)
 	}
+	l.zero.mu.Lock()
+	defer l.zero.mu.Unlock()
+	l.zero.replaceLocked(nil)
 	l.syncer.mu.Lock()
 	defer l.syncer.mu.Unlock()
 	l.mu.Lock()
@@ -180,6 +190,8 @@ func (l *Log) Reset(next uint64) error {
 		var s *segment
 		if s, err = createSegment(l.fs, l.dir, next); err == nil {
 			l.segs = []*segment{s}
+			l.zero.replaceLocked(s)
+			l.zero.signal()
 			err = l.removeResetMarker()
 		}
 	}
