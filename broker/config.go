@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/tls"
 	"fmt"
+	"github.com/ledgermq/ledgermq/commitlog"
 	"log/slog"
 	"os"
 	"strings"
@@ -44,6 +45,10 @@ type Config struct {
 	Sync replication.SyncPolicy
 	// SegmentBytes is the commit log's segment size. Default 256 MiB.
 	SegmentBytes int64
+	// ZeroAheadBytes: how far ahead of its appends the active segment is
+	// written with zeros, so that durable appends need fdatasync only
+	// (commitlog.Options.PreallocBytes). 0 disables it. Default 16 MiB.
+	ZeroAheadBytes int64
 	// RetentionBytes and RetentionAge bound the whole log (all topics);
 	// whole segments are deleted. Defaults: unlimited and 7 days.
 	RetentionBytes int64
@@ -209,6 +214,7 @@ func DefaultConfig() Config {
 		MaxRequestBytes: 16 << 20,
 		Sync:            replication.SyncEveryAppend,
 		SegmentBytes:    256 << 20,
+		ZeroAheadBytes:  commitlog.DefaultOptions().PreallocBytes,
 		RetentionAge:    7 * 24 * time.Hour,
 		ProposeTimeout:  10 * time.Second,
 		MaxWait:         30 * time.Second,
@@ -279,6 +285,7 @@ func (c *Config) replicationConfig() (replication.Config, error) {
 	if c.SegmentBytes > 0 {
 		rc.Log.SegmentSize = c.SegmentBytes
 	}
+	rc.Log.PreallocBytes = max(c.ZeroAheadBytes, 0)
 	rc.Log.Retention.MaxBytes, rc.Log.Retention.MaxAge = c.RetentionBytes, c.RetentionAge
 	// An entry holds at most one request's data and its framing, or one
 	// command within its quota; the entry bound in turn sizes

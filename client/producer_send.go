@@ -9,19 +9,9 @@ import (
 	"github.com/ledgermq/ledgermq/wire"
 )
 
-// maxRequests is how many produce requests a producer has in flight at
-// once, for all its queues together (Kafka's
-// max.in.flight.requests.per.connection). While they are all in flight,
-// the batches the queues send meanwhile wait and then go together, as one
-// request (POST /v1/produce) and one Raft entry: at many queues with small
-// batches (a short linger, a modest rate) this is what keeps the requests,
-// and the work per message, from growing with the number of queues
-// (issue 13). A batch that finds a free slot goes at once.
-const maxRequests = 4
-
 // sender carries the producer's batch attempts to the brokers, merging
-// the attempts of several queues into one request while every slot is
-// taken. Each queue's sequencer still decides what is sent and reads its
+// the attempts of several queues into one request while every request
+// slot (WithMaxRequests) is taken. Each queue's sequencer still decides what is sent and reads its
 // own outcomes: the sender only changes how attempts travel, never their
 // order within a queue (a request's parts are in the order they were
 // submitted, and the broker applies them in that order).
@@ -44,7 +34,7 @@ type attempt struct {
 }
 
 func newSender(p *Producer) *sender {
-	return &sender{p: p, wake: make(chan struct{}, 1), slots: make(chan struct{}, maxRequests)}
+	return &sender{p: p, wake: make(chan struct{}, 1), slots: make(chan struct{}, p.cfg.maxRequests)}
 }
 
 // submit queues an attempt; false when the producer is stopping.

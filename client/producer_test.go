@@ -921,7 +921,7 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 }
 
 func TestOptionsValidation(t *testing.T) {
-	for _, o := range []ProducerOpt{WithMaxInFlight(0), WithMaxInFlight(9), WithBatchBytes(0), WithLinger(-1),
+	for _, o := range []ProducerOpt{WithMaxInFlight(0), WithMaxInFlight(9), WithMaxRequests(0), WithMaxRequests(MaxRequestsLimit + 1), WithBatchBytes(0), WithLinger(-1),
 		WithBufferedBytes(10), WithCompression(9), WithDeliveryTimeout(0), WithRetryBackoff(time.Second, time.Millisecond),
 		WithRequestTimeout(0), WithLogger(nil)} {
 		if _, err := NewProducer([]string{"127.0.0.1:1"}, o); err == nil {

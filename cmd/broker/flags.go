@@ -23,7 +23,7 @@ import (
 type nodeOptions struct {
 	id, dataDir, listen, advertiseAPI, raftListen, peers, logLevel, sync string
 	groupID                                                              uint
-	segmentBytes, retentionBytes                                         int64
+	segmentBytes, retentionBytes, zeroAhead                              int64
 	maxRequestBytes                                                      int
 	retention, heartbeat, election, lease, snapInterval, failoverAfter   time.Duration
 	retentionInterval                                                    time.Duration
@@ -54,6 +54,7 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.StringVar(&o.peers, "peers", "", "every member's Raft address: id=host:port,... (empty: a group of one)")
 	fs.StringVar(&o.sync, "sync", d.Sync.String(), "commit-log durability: every-append, interval or never")
 	fs.Int64Var(&o.segmentBytes, "segment-bytes", d.SegmentBytes, "commit-log segment size in bytes")
+	fs.Int64Var(&o.zeroAhead, "zero-ahead-bytes", d.ZeroAheadBytes, "write the active segment with zeros this far ahead of its appends, so a durable append needs fdatasync only (0: off; costs a second write of the log in the background)")
 	fs.Int64Var(&o.retentionBytes, "retention-bytes", 0, "delete the oldest segments while the log is larger (0: no limit)")
 	fs.DurationVar(&o.retention, "retention", d.RetentionAge, "delete segments whose newest message is older (0: no limit)")
 	fs.DurationVar(&o.retentionInterval, "retention-interval", replication.DefaultConfig().RetentionInterval, "how often retention deletes segments (with --retention-bytes, the log may exceed it by what arrives in between)")
@@ -208,7 +209,7 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	cfg.ID, cfg.GroupID, cfg.DataDir = o.id, uint32(o.groupID), o.dataDir
 	cfg.Listen, cfg.RaftListen, cfg.Peers = o.listen, o.raftListen, peers
 	cfg.AdvertiseAPI = o.advertiseAPI
-	cfg.Sync, cfg.SegmentBytes = pol, o.segmentBytes
+	cfg.Sync, cfg.SegmentBytes, cfg.ZeroAheadBytes = pol, o.segmentBytes, o.zeroAhead
 	cfg.RetentionBytes, cfg.RetentionAge, cfg.RetentionInterval = o.retentionBytes, o.retention, o.retentionInterval
 	cfg.MaxRequestBytes = o.maxRequestBytes
 	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout = o.heartbeat, o.election
