@@ -1,7 +1,7 @@
 #!/bin/bash
 # Every figure of docs/benchmarks.md's "Issue 13" section, one run at a
 # time, the two systems alternating (shared machine: noise hits both).
-#   bench/omb/issue13.sh [OUT]       (from anywhere; ~20 min; needs nats-server, see docs/benchmarks.md)
+#   bench/omb/issue13.sh [OUT]       (from anywhere; ~25 min; needs nats-server, see docs/benchmarks.md)
 # Each line below is also the one command for its figure.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -27,5 +27,11 @@ export OMB_NATS_ACK_TIMEOUT=${OMB_NATS_ACK_TIMEOUT:-30s} # no failover in these 
 /tmp/omb run -workload $BL -backlog-gb ${BACKLOG_GB:-0.25} -out "$OUT/backlog"
 /tmp/ombnats run -workload $BL -driver nats -durability fsync -backlog-gb ${BACKLOG_GB:-0.25} -out "$OUT/backlog"
 
+# 4. Publish latency at 20,000 msgs/s with linger 1 ms (the issue's fixed-rate target).
+FR=bench/omb/workloads/1-topic-16-queues-1kb-fixed-rate.yaml
+/tmp/omb run -workload $FR -rate 20000 -linger-ms 1 -duration $D -out "$OUT/20k"
+/tmp/ombnats run -workload $FR -driver nats -durability fsync -rate 20000 -linger-ms 1 -duration $D -out "$OUT/20k"
+/tmp/ombnats run -workload $FR -driver nats -durability default -rate 20000 -linger-ms 1 -duration $D -out "$OUT/20k"
+
 # Tables and charts.
-/tmp/omb report -out "$OUT" "$OUT"/max/*.json "$OUT"/curve/curve-*.json
+/tmp/omb report -out "$OUT" "$OUT"/max/*.json "$OUT"/20k/*.json "$OUT"/curve/curve-*.json
