@@ -203,6 +203,22 @@ func (f *fetcher) fetch(ctx context.Context, offset uint64, byTime bool, since t
 const defaultBatchDecodeLimit = 64 << 20
 
 // batchDecodeLimit is the decode bound for a consumer fetching up to
+// recordsIn estimates the records of a fetch answer from its batches
+// headers (unverified: it only sizes the result, at most one record per 8
+// bytes of answer), so that decoding does not grow the result step by step.
+func recordsIn(b []byte) int {
+	n, bound := 0, len(b)/8+16
+	for len(b) >= wire.FetchFrameHeader+wire.HeaderSize {
+		size := int64(binary.LittleEndian.Uint32(b[8:]))
+		n += int(binary.LittleEndian.Uint32(b[wire.FetchFrameHeader+16:]))
+		if size > int64(len(b)-wire.FetchFrameHeader) {
+			break
+		}
+		b = b[wire.FetchFrameHeader+int(size):]
+	}
+	return min(n, bound)
+}
+
 // fetchMaxBytes: the default, or 4× fetchMaxBytes if larger (issue 11:
 // batch bounds). Decoding a batch allocates at most about twice it.
 func batchDecodeLimit(fetchMaxBytes int) int {
@@ -219,7 +235,7 @@ func decodeFrames(b []byte, tq TopicQueue, offset uint64, since time.Time) ([]Re
 // until the first one that is not, those older than since. limit bounds
 // each batch's decompressed records and their charged size.
 func decodeFramesLimit(b []byte, tq TopicQueue, offset uint64, since time.Time, limit int) ([]Record, error) {
-	var out []Record
+	out := make([]Record, 0, recordsIn(b))
 	for len(b) > 0 {
 		if len(b) < wire.FetchFrameHeader {
 			return nil, fmt.Errorf("%w: truncated frame header", wire.ErrMalformed)

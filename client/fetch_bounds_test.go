@@ -93,3 +93,39 @@ func FuzzDecodeFrames(f *testing.F) {
 		}
 	})
 }
+
+// TestRecordsInSizesDecode: the capacity estimate is the answer's record
+// count, so decoding fills its result without growing it, and an answer
+// whose headers lie cannot make it allocate more than one record per 8
+// bytes.
+func TestRecordsInSizesDecode(t *testing.T) {
+	now := time.Now()
+	var body []byte
+	base := uint64(0)
+	for _, n := range []int{3, 5, 1} {
+		msgs := make([]wire.Message, n)
+		for i := range msgs {
+			msgs[i] = wire.Message{Value: []byte("v"), Timestamp: now}
+		}
+		batch, err := wire.Encode(msgs, wire.CodecNone, wire.Producer{}, 1, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = binary.LittleEndian.AppendUint64(body, base)
+		body = binary.LittleEndian.AppendUint32(body, uint32(len(batch)))
+		body = append(body, batch...)
+		base += uint64(n)
+	}
+	if got := recordsIn(body); got != 9 {
+		t.Fatalf("recordsIn = %d, want 9", got)
+	}
+	recs, err := decodeFramesLimit(body, TopicQueue{Topic: "t"}, 0, time.Time{}, batchDecodeLimit(DefaultFetchMaxBytes))
+	if err != nil || len(recs) != 9 || cap(recs) != 9 {
+		t.Fatalf("%d records in a slice of %d: %v", len(recs), cap(recs), err)
+	}
+	lying := append([]byte(nil), body[:wire.FetchFrameHeader+wire.HeaderSize]...)
+	binary.LittleEndian.PutUint32(lying[wire.FetchFrameHeader+16:], 1<<31)
+	if got := recordsIn(lying); got > len(lying)/8+16 {
+		t.Fatalf("a lying count sizes %d records for %d bytes", got, len(lying))
+	}
+}

@@ -65,9 +65,20 @@ func (s *Server) table() []route {
 	}
 }
 
-type router struct{ routes []route }
+// router matches requests to routes; each pattern is split into its
+// segments once, not per request.
+type router struct {
+	routes []route
+	segs   [][]string // routes[i]'s pattern, split at "/"
+}
 
-func newRouter(rs []route) *router { return &router{routes: rs} }
+func newRouter(rs []route) *router {
+	r := &router{routes: rs, segs: make([][]string, len(rs))}
+	for i := range rs {
+		r.segs[i] = strings.Split(strings.TrimPrefix(rs[i].pattern, "/"), "/")
+	}
+	return r
+}
 
 // match finds the route for method and path. With no route for the method
 // but some for the path, it returns the methods the path allows and the
@@ -75,7 +86,7 @@ func newRouter(rs []route) *router { return &router{routes: rs} }
 func (r *router) match(method, path string) (rt *route, params map[string]string, allow []string, label string) {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	for i := range r.routes {
-		p, ok := matchPattern(r.routes[i].pattern, segs)
+		p, ok := matchSegments(r.segs[i], segs)
 		if !ok {
 			continue
 		}
@@ -100,8 +111,9 @@ func pathLabel(rt *route) string {
 	return rt.name
 }
 
-func matchPattern(pattern string, segs []string) (map[string]string, bool) {
-	ps := strings.Split(strings.TrimPrefix(pattern, "/"), "/")
+// matchSegments matches a request path's segments against a pattern's,
+// capturing its {name} segments (which must not be empty).
+func matchSegments(ps, segs []string) (map[string]string, bool) {
 	if len(ps) != len(segs) {
 		return nil, false
 	}
