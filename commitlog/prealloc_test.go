@@ -167,3 +167,50 @@ func TestPreallocCrash(t *testing.T) {
 		t.Fatalf("after reopening: last index %d, want 101", got)
 	}
 }
+
+// TestPreallocIdleWithLargeSyncs: when each sync makes hundreds of KiB
+// durable, zeros ahead would cost more than they save: the zeroer stops,
+// appends grow the file and syncs are fsyncs. Small syncs start it again.
+func TestPreallocIdleWithLargeSyncs(t *testing.T) {
+	dir := t.TempDir()
+	fs := &countFS{}
+	o := testOptions()
+	o.FS, o.SegmentSize, o.MaxEntrySize, o.PreallocBytes = fs, 64<<20, 1<<20, 1<<20
+	l := mustOpen(t, dir, o)
+	defer l.Close()
+	big := make([]byte, 300<<10)
+	next := uint64(1)
+	appendOne := func(data []byte) {
+		t.Helper()
+		if err := l.Append([]Entry{{Index: next, Term: 1, Data: data}}); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	}
+	for range 30 {
+		appendOne(big)
+	}
+	if avg := l.zero.avgSync.Load(); avg <= zeroMaxSyncBytes {
+		t.Fatalf("average sync %d bytes after 300 KiB syncs", avg)
+	}
+	syncs := fs.syncs.Load()
+	for range 5 {
+		appendOne(big)
+	}
+	if got := fs.syncs.Load() - syncs; got != 5 {
+		t.Fatalf("5 durable 300 KiB appends past the zeroed range took %d fsyncs, want 5", got)
+	}
+	seg := activeSegmentFile(t, dir)
+	if got, end := fileSize(t, seg), l.active().size; got != end {
+		t.Fatalf("segment is %d bytes, its frames end at %d: zeros were written while syncs were large", got, end)
+	}
+	// Small syncs bring the average down and the zeros back.
+	deadline := time.Now().Add(10 * time.Second)
+	for l.active().allocDurable.Load() <= l.active().size+(1<<19) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no zeros ahead after small syncs (average %d bytes)", l.zero.avgSync.Load())
+		}
+		appendOne([]byte("small"))
+		time.Sleep(time.Millisecond)
+	}
+}

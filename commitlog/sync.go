@@ -108,6 +108,7 @@ func (s *syncer) syncActive() (uint64, error) {
 	if err := syncFile(act, dataEnd); err != nil {
 		return 0, fmt.Errorf("fsync %s: %w", act.path, err)
 	}
+	s.l.zero.synced(act, dataEnd)
 	return target, nil
 }
 
