@@ -3,7 +3,6 @@ package broker
 import (
 	"crypto/tls"
 	"fmt"
-	"github.com/ledgermq/ledgermq/commitlog"
 	"log/slog"
 	"os"
 	"strings"
@@ -47,7 +46,9 @@ type Config struct {
 	SegmentBytes int64
 	// ZeroAheadBytes: how far ahead of its appends the active segment is
 	// written with zeros, so that durable appends need fdatasync only
-	// (commitlog.Options.PreallocBytes). 0 disables it. Default 16 MiB.
+	// (commitlog.Options.PreallocBytes). Default 0 (off): after a power
+	// loss a node with it on may refuse to open its log until repaired
+	// (docs/design.md 1.3).
 	ZeroAheadBytes int64
 	// RetentionBytes and RetentionAge bound the whole log (all topics);
 	// whole segments are deleted. Defaults: unlimited and 7 days.
@@ -214,7 +215,6 @@ func DefaultConfig() Config {
 		MaxRequestBytes: 16 << 20,
 		Sync:            replication.SyncEveryAppend,
 		SegmentBytes:    256 << 20,
-		ZeroAheadBytes:  commitlog.DefaultOptions().PreallocBytes,
 		RetentionAge:    7 * 24 * time.Hour,
 		ProposeTimeout:  10 * time.Second,
 		MaxWait:         30 * time.Second,

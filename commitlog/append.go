@@ -105,6 +105,10 @@ func (l *Log) writeOut(s *segment, b *writeBatch) (uint64, error) {
 			l.zero.mu.Lock()
 		}
 		defer l.zero.mu.Unlock()
+		// The syncer must not publish a durable length read before the
+		// cut (syncFile).
+		l.syncer.mu.Lock()
+		defer l.syncer.mu.Unlock()
 		werr := fmt.Errorf("commitlog: write %s: %w", s.path, err)
 		// The file may hold part of the write past s.size; cut it so the
 		// next write lands after the last complete frame.

@@ -22,7 +22,8 @@ type Log struct {
 	logger *slog.Logger
 	unlock func() error
 
-	// wmu serializes mutations. Lock order: wmu, syncMu, mu, smu.
+	// wmu serializes mutations. Lock order: wmu, zero.mu, syncer.mu, mu,
+	// smu.
 	wmu   sync.Mutex
 	batch writeBatch // Append's encode state, guarded by wmu
 
@@ -227,6 +228,8 @@ func (l *Log) Close() error {
 			// the zeros stay and the next Open cuts them.
 			if terr := act.f.Truncate(act.size); terr == nil {
 				err = act.f.Sync()
+			} else {
+				l.logger.Warn("commitlog: cutting the zeros after the last frame at close failed; the next Open cuts them", "file", act.path, "err", terr)
 			}
 		}
 	}

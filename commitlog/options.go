@@ -64,9 +64,12 @@ type Options struct {
 	// Retention bounds what RetentionIndex lets DeleteBefore remove.
 	// Default: no limit.
 	Retention Retention
-	// PreallocBytes: the active segment's file is grown this far ahead of
-	// its writes (fallocate), so that a durable append needs fdatasync
-	// only, not fsync (prealloc.go). 0 disables it. Default 16 MiB.
+	// PreallocBytes: the active segment's file is written with zeros this
+	// far ahead of its appends, so that a durable append needs fdatasync
+	// only, not fsync (prealloc.go). 0 (the default) disables it: after a
+	// power loss (not a process crash) the write-back of the unacknowledged
+	// tail may have left a page of zeros before complete later frames,
+	// which Open reports as a *CorruptError (see RepairTail).
 	PreallocBytes int64
 	// RepairTail makes Open cut the last segment at its first bad frame
 	// even when valid frames follow (which by default is a *CorruptError,
@@ -100,11 +103,10 @@ type Retention struct {
 // DefaultOptions returns the default options.
 func DefaultOptions() Options {
 	return Options{
-		SegmentSize:   256 << 20,
-		MaxEntrySize:  64 << 20,
-		Sync:          SyncEveryAppend,
-		SyncInterval:  10 * time.Millisecond,
-		PreallocBytes: 16 << 20,
+		SegmentSize:  256 << 20,
+		MaxEntrySize: 64 << 20,
+		Sync:         SyncEveryAppend,
+		SyncInterval: 10 * time.Millisecond,
 	}
 }
 

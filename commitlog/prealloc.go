@@ -1,8 +1,11 @@
 package commitlog
 
 import (
+	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Preallocation (issue 13). A durable append that grows its file must also
@@ -69,10 +72,10 @@ type zeroer struct {
 	epoch uint64
 	zeros []byte
 
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
-	warn sync.Once
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	lastWarn time.Time // owned by the zeroer goroutine
 
 	// avgSync is a moving average of the bytes each sync made durable;
 	// lastSeg and lastEnd are where the previous sync ended. Written by
@@ -167,22 +170,27 @@ func (z *zeroer) due(s *segment, end int64) bool {
 // fill writes zeros from the segment's length up to PreallocBytes past its
 // last frame (never past the segment size), then fsyncs and publishes the
 // new durable length.
+//
+// It writes and syncs through a descriptor of its own: Linux reports a
+// write-back error once per open file, so a sync on the appends'
+// descriptor could consume the error of their data and let the next
+// fdatasync of an append succeed. A sync error on its own descriptor is a
+// failure of the disk under the log, and fails the log as the syncer's
+// would.
 func (z *zeroer) fill() {
 	l := z.l
 	z.mu.Lock()
 	s, epoch := z.seg, z.epoch
-	var f File
-	if s != nil {
-		// s is the active segment: only a roll, truncation or reset,
-		// which change the epoch under z.mu first, close its file. The
-		// file may be closed after z.mu is released: its methods then
-		// fail, and the epoch says to ignore that.
-		f = s.f
-	}
 	z.mu.Unlock()
 	if s == nil || !z.worthIt() {
 		return
 	}
+	f, err := l.fs.OpenFile(s.path, os.O_RDWR, 0)
+	if err != nil {
+		z.warnf(s, epoch, "open", err) // removed by a truncation or reset, say
+		return
+	}
+	defer f.Close()
 	l.mu.RLock()
 	target := min(s.size+l.opts.PreallocBytes, l.opts.SegmentSize)
 	l.mu.RUnlock()
@@ -203,24 +211,29 @@ func (z *zeroer) fill() {
 			break
 		}
 		n := min(int64(zeroPiece), target-from)
-		_, err := f.WriteAt(z.zeros[:n], from)
-		if err == nil {
-			s.alloc.Store(from + n)
+		written, err := f.WriteAt(z.zeros[:n], from)
+		if written > 0 {
+			// Even a short write grew the file: roll, Close and
+			// truncation cut what lies past the last frame by alloc.
+			s.alloc.Store(from + int64(written))
 		}
 		z.mu.Unlock()
 		if err != nil {
-			z.failed(s, epoch, err)
+			z.warnf(s, epoch, "write zeros", err) // ENOSPC, say: appends grow the file themselves
 			return
 		}
 		if rs, ok := f.(rangeSyncer); ok {
-			_ = rs.SyncRange(from, n) // a hint: the fsync below is what counts
+			if err := rs.SyncRange(from, n); err != nil {
+				z.fail(s, err)
+				return
+			}
 		}
 	}
 	// The fsync makes the new length durable. It runs without z.mu, so
 	// appends go on meanwhile; a cut of the file in between changes the
 	// epoch and the result is not used.
 	if err := f.Sync(); err != nil {
-		z.failed(s, epoch, err)
+		z.fail(s, err)
 		return
 	}
 	z.mu.Lock()
@@ -230,19 +243,26 @@ func (z *zeroer) fill() {
 	z.mu.Unlock()
 }
 
-// failed reports a zeroing failure once. It is not the log's failure: the
-// appends' own writes and syncs decide that, and without zeros ahead they
-// grow the file and fsync as they would without preallocation.
-func (z *zeroer) failed(s *segment, epoch uint64, err error) {
+// fail makes a sync failure of the zeroer's the log's failure.
+func (z *zeroer) fail(s *segment, err error) {
+	z.l.syncer.fail(fmt.Errorf("sync zeros ahead of %s: %w", s.path, err))
+}
+
+// warnf reports a zeroing problem that is not the log's failure (the
+// appends' own writes and syncs decide that; without zeros ahead they grow
+// the file and fsync), unless the segment was cut or replaced meanwhile.
+// Each kind of problem is logged once a minute at most.
+func (z *zeroer) warnf(s *segment, epoch uint64, what string, err error) {
 	z.mu.Lock()
-	stale := z.epoch != epoch // the file was cut or closed under it: no failure
+	stale := z.epoch != epoch
 	z.mu.Unlock()
 	if stale {
 		return
 	}
-	z.warn.Do(func() {
-		z.l.logger.Warn("commitlog: writing zeros ahead of the appends failed; appends grow the file and fsync", "file", s.path, "err", err)
-	})
+	if now := time.Now(); now.Sub(z.lastWarn) >= time.Minute {
+		z.lastWarn = now
+		z.l.logger.Warn("commitlog: zeros ahead of the appends: "+what+" failed; appends grow the file and fsync", "file", s.path, "err", err)
+	}
 }
 
 // syncFile makes the writes to s up to dataEnd durable: fdatasync when they

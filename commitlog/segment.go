@@ -31,8 +31,9 @@ type segment struct {
 	sealed  bool
 
 	// alloc and allocDurable: the file's length as last set, and as made
-	// durable by an fsync (prealloc.go). Written under Log.wmu (or with
-	// the log not yet shared), read by the syncer.
+	// durable by an fsync (prealloc.go). alloc is written under zero.mu
+	// (by the zeroer, by appends that pass it, by cuts); allocDurable by
+	// the zeroer under zero.mu and by the syncer under syncer.mu.
 	alloc, allocDurable atomic.Int64
 }
 

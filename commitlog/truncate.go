@@ -172,6 +172,12 @@ func (l *Log) Reset(next uint64) error {
 	if err := l.writeResetMarker(next); err != nil {
 		return fmt.Errorf("commitlog: reset: %w", err)
 	}
+	failed := false
+	defer func() {
+		if failed { // the log is closed now: stop the zeroer (after z.mu is released)
+			l.zero.halt()
+		}
+	}()
 	l.zero.mu.Lock()
 	defer l.zero.mu.Unlock()
 	l.zero.replaceLocked(nil)
@@ -198,6 +204,7 @@ func (l *Log) Reset(next uint64) error {
 	if err != nil {
 		// The marker stays; Open finishes the reset.
 		l.closed = true
+		failed = true
 		return l.syncer.fail(fmt.Errorf("commitlog: reset: %w", err))
 	}
 	l.first.Store(next)

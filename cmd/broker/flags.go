@@ -54,7 +54,7 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.StringVar(&o.peers, "peers", "", "every member's Raft address: id=host:port,... (empty: a group of one)")
 	fs.StringVar(&o.sync, "sync", d.Sync.String(), "commit-log durability: every-append, interval or never")
 	fs.Int64Var(&o.segmentBytes, "segment-bytes", d.SegmentBytes, "commit-log segment size in bytes")
-	fs.Int64Var(&o.zeroAhead, "zero-ahead-bytes", d.ZeroAheadBytes, "write the active segment with zeros this far ahead of its appends, so a durable append needs fdatasync only (0: off; costs a second write of the log in the background)")
+	fs.Int64Var(&o.zeroAhead, "zero-ahead-bytes", d.ZeroAheadBytes, "write the active segment with zeros this far ahead of its appends, so a durable append needs fdatasync only (0: off, the default; see docs/design.md 1.3 for what a power loss then costs)")
 	fs.Int64Var(&o.retentionBytes, "retention-bytes", 0, "delete the oldest segments while the log is larger (0: no limit)")
 	fs.DurationVar(&o.retention, "retention", d.RetentionAge, "delete segments whose newest message is older (0: no limit)")
 	fs.DurationVar(&o.retentionInterval, "retention-interval", replication.DefaultConfig().RetentionInterval, "how often retention deletes segments (with --retention-bytes, the log may exceed it by what arrives in between)")
