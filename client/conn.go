@@ -414,12 +414,23 @@ func (c *conn) send(ctx context.Context, base string, r *request) (*response, er
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
-	var wrote atomic.Bool
-	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
-		if i.Err == nil {
-			wrote.Store(true)
-		}
-	}}
+	// sent must err on the side of "maybe": a request counts as not sent
+	// only when no connection was had for it, or its write failed. Once a
+	// connection is had, a deadline or cancellation can end Do while the
+	// request is being written or after it was, before WroteRequest
+	// reports: the broker may have it (and a write that is resent as
+	// "not sent" would be applied twice).
+	var wrote, gotConn, writeFailed atomic.Bool
+	trace := &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) },
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				wrote.Store(true)
+			} else {
+				writeFailed.Store(true)
+			}
+		},
+	}
 	var body io.Reader
 	if r.body != nil {
 		body = bytes.NewReader(r.body)
@@ -439,7 +450,7 @@ func (c *conn) send(ctx context.Context, base string, r *request) (*response, er
 		if w.abandoned.Load() {
 			err = errStalled
 		}
-		return nil, &transportError{addr: base, sent: wrote.Load(), err: err}
+		return nil, &transportError{addr: base, sent: wrote.Load() || gotConn.Load() && !writeFailed.Load(), err: err}
 	}
 	defer resp.Body.Close()
 	c.learnID(base, resp.Header.Get(wire.NodeHeader))
