@@ -188,7 +188,9 @@ func WithMaxInFlight(n int) ProducerOpt {
 // POST /v1/produce and one Raft entry, so many queues with small batches
 // cost one request per round instead of one per queue. A batch that finds
 // a free request goes at once. Per-queue order and pipelining are
-// WithMaxInFlight's.
+// WithMaxInFlight's. A merged request refused as a whole for being one
+// (larger than the broker's request limit, say) is resent part by part;
+// brokers without POST /v1/produce (404) turn merging off.
 //
 // Default 8, chosen by measurement (docs/benchmarks.md, issue 13: 1 topic
 // of 16 queues, 4 producers, 20,000 msgs/s of 1 KiB, linger 1 ms, 3-node

@@ -2,9 +2,11 @@ package client
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ledgermq/ledgermq/wire"
 )
@@ -21,6 +23,9 @@ type sender struct {
 	ok    bool // the loop started
 	wake  chan struct{}
 	slots chan struct{}
+	// single: the brokers do not take POST /v1/produce (an older version
+	// answered 404 or 405): every attempt goes alone.
+	single atomic.Bool
 
 	mu      sync.Mutex
 	pending []attempt
@@ -91,8 +96,12 @@ func (s *sender) loop() {
 func (s *sender) take() []attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	size, n := 0, 0
-	for n < len(s.pending) && n < wire.MaxProduceParts {
+	size, n := wire.ProduceRequestHeader, 0
+	limit := wire.MaxProduceParts
+	if s.single.Load() {
+		limit = 1
+	}
+	for n < len(s.pending) && n < limit {
 		a := s.pending[n]
 		size += wire.ProducePartSize(a.q.ts.name, len(a.enc))
 		if n > 0 && size > s.p.cfg.batchBytes {
@@ -104,11 +113,32 @@ func (s *sender) take() []attempt {
 		return nil
 	}
 	out := append([]attempt(nil), s.pending[:n]...)
-	s.pending = append(s.pending[:0], s.pending[n:]...)
+	rest := copy(s.pending, s.pending[n:])
+	clear(s.pending[rest:]) // no encodings or callbacks kept alive by the backing array
+	s.pending = s.pending[:rest]
 	if len(s.pending) > 0 {
 		s.signal()
 	}
 	return out
+}
+
+// refusedWhole reports whether a multi-queue request was refused, as a
+// whole and certainly unapplied, for being one (split: send its parts
+// alone), and whether the broker lacks the endpoint altogether (old).
+// Refusals that would meet each part alike (authentication, NOT_LEADER,
+// an outcome unknown) are not split: the parts' sequencers handle them.
+func refusedWhole(err error) (split, old bool) {
+	var ae *Error
+	if !errors.As(err, &ae) {
+		return false, false
+	}
+	switch ae.Status {
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return true, true
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+		return true, false
+	}
+	return false, false
 }
 
 // send makes one request of the attempts and reports each one's outcome
@@ -136,6 +166,19 @@ func (s *sender) send(as []attempt) {
 	}
 	resp, err := p.conn.do(p.ctx, &request{method: http.MethodPost, path: "/v1/produce", body: body,
 		contentType: wire.ProduceContentType, write: true, retry: retryOnce})
+	if split, old := refusedWhole(err); split {
+		// Refused as a whole before anything was applied, for what the
+		// merge did (too large for the broker's request limit, a broker
+		// without the endpoint): each attempt goes again, alone, in order.
+		if old {
+			s.single.Store(true)
+			p.log.Warn("ledgermq: the broker does not take multi-queue produce requests (an older version?); sending one batch per request", "err", err)
+		}
+		for _, a := range as {
+			s.send([]attempt{a})
+		}
+		return
+	}
 	var pr wire.ProducePartsResponse
 	if err == nil {
 		if jerr := json.Unmarshal(resp.body, &pr); jerr != nil || len(pr.Results) != len(as) {

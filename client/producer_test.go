@@ -503,6 +503,12 @@ func (px *proxy) serve(w http.ResponseWriter, r *http.Request) {
 	case action == "not-leader":
 		writeAPIError(w, 421, wire.APIError{Code: wire.CodeNotLeader, Message: "not the leader", Leader: px.target, Retriable: true})
 		return
+	case action == "old-broker": // a broker from before POST /v1/produce
+		writeAPIError(w, 404, wire.APIError{Code: wire.CodeNotFound, Message: "no such endpoint", NotApplied: true})
+		return
+	case action == "too-large": // a broker whose request limit is below the merged body
+		writeAPIError(w, 413, wire.APIError{Code: wire.CodeRequestTooLarge, Message: "request too large", NotApplied: true})
+		return
 	case strings.HasPrefix(action, "delay:"):
 		d, _ := time.ParseDuration(strings.TrimPrefix(action, "delay:"))
 		time.Sleep(d)
@@ -620,6 +626,39 @@ func TestMergedRequestsExactlyOnce(t *testing.T) {
 			}
 			t.Logf("%d merged requests, %d messages answered as duplicates", px.merged.Load(), dups)
 			checkQueues(t, bs[0].Addr(), "merged", 16, c, sent)
+		})
+	}
+}
+
+// TestMergedRequestsRefusedWhole: a merged request refused as a whole for
+// being one — by a broker without POST /v1/produce (404), or one whose
+// request limit is below the merged body (413) — is resent part by part:
+// every message is stored once, in order, and after a 404 the producer
+// stops merging.
+func TestMergedRequestsRefusedWhole(t *testing.T) {
+	for _, action := range []string{"old-broker", "too-large"} {
+		t.Run(action, func(t *testing.T) {
+			bs := brokertest.Group(t, 1, noSync)
+			createTopic(t, bs[0].Addr(), "whole", 16)
+			px := newProxy(t, bs[0].Addr())
+			px.setFault(func(_ int, r *http.Request, _ []byte) string {
+				if r.URL.Path == "/v1/produce" {
+					return action
+				}
+				return "delay:2ms" // keeps the slots busy: batches wait and merge
+			})
+			p := newProducer(t, []string{px.addr()}, WithBatchBytes(300), WithLinger(0))
+			c, sent := produceN(t, p, "whole", 1000, 64)
+			flushAndCountDuplicates(t, p, c)
+			merged := px.merged.Load()
+			if merged == 0 {
+				t.Fatal("no merged request was sent: the test does not test it")
+			}
+			if action == "old-broker" && merged > int32(DefaultMaxRequests) {
+				t.Errorf("%d merged requests to a broker that answered 404: merging did not stop", merged)
+			}
+			t.Logf("%d merged requests refused, all resent alone", merged)
+			checkQueues(t, bs[0].Addr(), "whole", 16, c, sent)
 		})
 	}
 }

@@ -35,6 +35,13 @@ const (
 	produceHeader     = 3
 )
 
+// ProduceRequestHeader is the size of a produce request before its parts.
+const ProduceRequestHeader = produceHeader
+
+// MaxProduceTopicLen bounds a part's topic name (topic names have at most
+// 249 bytes; a longer one is refused before anything is looked up).
+const MaxProduceTopicLen = 255
+
 // ProducePart is one batch of a produce request.
 type ProducePart struct {
 	Topic string
@@ -110,6 +117,9 @@ func DecodeProduceRequest(b []byte) ([]ProducePart, error) {
 			return nil, fmt.Errorf("%w: part %d truncated", ErrBadProduceRequest, i)
 		}
 		tl := int(binary.LittleEndian.Uint16(b))
+		if tl > MaxProduceTopicLen {
+			return nil, fmt.Errorf("%w: part %d: topic name of %d bytes (at most %d)", ErrBadProduceRequest, i, tl, MaxProduceTopicLen)
+		}
 		if len(b) < producePartHeader+tl {
 			return nil, fmt.Errorf("%w: part %d truncated", ErrBadProduceRequest, i)
 		}
