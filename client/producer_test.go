@@ -601,6 +601,30 @@ func TestIdempotentResendAfterUnknownOutcome(t *testing.T) {
 	}
 }
 
+// produceMerged produces n messages with 64 keys to a new 16-queue topic
+// through a proxy that holds every request 2 ms (so the slots stay busy
+// and batches merge) and answers the n-th batch POST of a merged request
+// (POST /v1/produce) with fault(n). It waits for every result and returns
+// them with the messages sent, how many were answered as duplicates and
+// the number of merged requests.
+func produceMerged(t *testing.T, topic string, n int, fault func(n int) string) (b *broker.Broker, c *collector, sent []string, dups int, merged int32) {
+	bs := brokertest.Group(t, 1, noSync)
+	createTopic(t, bs[0].Addr(), topic, 16)
+	px := newProxy(t, bs[0].Addr())
+	px.setFault(func(k int, r *http.Request, _ []byte) string {
+		if r.URL.Path == "/v1/produce" {
+			if a := fault(k); a != "" {
+				return a
+			}
+		}
+		return "delay:2ms"
+	})
+	p := newProducer(t, []string{px.addr()}, WithBatchBytes(300), WithLinger(0))
+	c, sent = produceN(t, p, topic, n, 64)
+	dups = flushAndCountDuplicates(t, p, c)
+	return bs[0], c, sent, dups, px.merged.Load()
+}
+
 // TestMergedRequestsExactlyOnce: with many queues and every request slot
 // taken, batches of several queues travel as one POST /v1/produce; when
 // such a request is stored but its answer lost, every part is resent and
@@ -609,23 +633,17 @@ func TestIdempotentResendAfterUnknownOutcome(t *testing.T) {
 func TestMergedRequestsExactlyOnce(t *testing.T) {
 	for _, action := range []string{"store-then-503", "store-then-hangup"} {
 		t.Run(action, func(t *testing.T) {
-			bs := brokertest.Group(t, 1, noSync)
-			createTopic(t, bs[0].Addr(), "merged", 16)
-			px := newProxy(t, bs[0].Addr())
-			px.setFault(func(n int, r *http.Request, _ []byte) string {
-				if r.URL.Path == "/v1/produce" && n%4 == 1 {
+			b, c, sent, dups, merged := produceMerged(t, "merged", 2000, func(n int) string {
+				if n%4 == 1 {
 					return action
 				}
-				return "delay:2ms" // keeps the slots busy: batches wait and merge
+				return ""
 			})
-			p := newProducer(t, []string{px.addr()}, WithBatchBytes(300), WithLinger(0))
-			c, sent := produceN(t, p, "merged", 2000, 64)
-			dups := flushAndCountDuplicates(t, p, c)
-			if px.merged.Load() == 0 || dups == 0 {
-				t.Fatalf("%d merged requests, %d duplicates: the merged path and its resends were not exercised", px.merged.Load(), dups)
+			if merged == 0 || dups == 0 {
+				t.Fatalf("%d merged requests, %d duplicates: the merged path and its resends were not exercised", merged, dups)
 			}
-			t.Logf("%d merged requests, %d messages answered as duplicates", px.merged.Load(), dups)
-			checkQueues(t, bs[0].Addr(), "merged", 16, c, sent)
+			t.Logf("%d merged requests, %d messages answered as duplicates", merged, dups)
+			checkQueues(t, b.Addr(), "merged", 16, c, sent)
 		})
 	}
 }
@@ -638,19 +656,7 @@ func TestMergedRequestsExactlyOnce(t *testing.T) {
 func TestMergedRequestsRefusedWhole(t *testing.T) {
 	for _, action := range []string{"old-broker", "too-large"} {
 		t.Run(action, func(t *testing.T) {
-			bs := brokertest.Group(t, 1, noSync)
-			createTopic(t, bs[0].Addr(), "whole", 16)
-			px := newProxy(t, bs[0].Addr())
-			px.setFault(func(_ int, r *http.Request, _ []byte) string {
-				if r.URL.Path == "/v1/produce" {
-					return action
-				}
-				return "delay:2ms" // keeps the slots busy: batches wait and merge
-			})
-			p := newProducer(t, []string{px.addr()}, WithBatchBytes(300), WithLinger(0))
-			c, sent := produceN(t, p, "whole", 1000, 64)
-			flushAndCountDuplicates(t, p, c)
-			merged := px.merged.Load()
+			b, c, sent, _, merged := produceMerged(t, "whole", 1000, func(int) string { return action })
 			if merged == 0 {
 				t.Fatal("no merged request was sent: the test does not test it")
 			}
@@ -658,7 +664,7 @@ func TestMergedRequestsRefusedWhole(t *testing.T) {
 				t.Errorf("%d merged requests to a broker that answered 404: merging did not stop", merged)
 			}
 			t.Logf("%d merged requests refused, all resent alone", merged)
-			checkQueues(t, bs[0].Addr(), "whole", 16, c, sent)
+			checkQueues(t, b.Addr(), "whole", 16, c, sent)
 		})
 	}
 }

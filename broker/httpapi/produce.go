@@ -244,9 +244,8 @@ func (pm *produceMessage) message(i int) (service.Message, error) {
 // produceBatch is POST /v1/topics/{topic}/queues/{queue}/batches: one
 // binary batch, stored exactly as received.
 func (s *Server) produceBatch(c *call) error {
-	ct, _, _ := strings.Cut(string(c.ctx.Request.Header.ContentType()), ";")
-	if ct = strings.TrimSpace(ct); ct != wire.ContentType {
-		return service.Errorf(wire.CodeUnsupportedMedia, "content type must be %s, got %q", wire.ContentType, ct)
+	if err := c.requireContentType(wire.ContentType); err != nil {
+		return err
 	}
 	q, err := c.queue()
 	if err != nil {
@@ -264,9 +263,8 @@ func (s *Server) produceBatch(c *call) error {
 // request (wire.DecodeProduceRequest), stored as one log entry; one result
 // per part, each with the status the single-batch endpoint would answer.
 func (s *Server) produceParts(c *call) error {
-	ct, _, _ := strings.Cut(string(c.ctx.Request.Header.ContentType()), ";")
-	if ct = strings.TrimSpace(ct); ct != wire.ProduceContentType {
-		return service.Errorf(wire.CodeUnsupportedMedia, "content type must be %s, got %q", wire.ProduceContentType, ct)
+	if err := c.requireContentType(wire.ProduceContentType); err != nil {
+		return err
 	}
 	body := append([]byte(nil), c.ctx.PostBody()...) // the request buffer is reused after the handler; the batches alias body
 	parts, err := wire.DecodeProduceRequest(body)
@@ -288,6 +286,16 @@ func (s *Server) produceParts(c *call) error {
 		out.Results[i] = wire.ProducePartResult{BatchProduceResponse: wire.BatchProduceResponse{Queue: st.Queue, BaseOffset: st.BaseOffset, Count: st.Count, Duplicate: st.Duplicate, Index: st.Index}}
 	}
 	return s.writeJSON(c.ctx, http.StatusOK, out)
+}
+
+// requireContentType refuses a body whose media type (parameters after a
+// ";" ignored) is not want.
+func (c *call) requireContentType(want string) error {
+	ct, _, _ := strings.Cut(string(c.ctx.Request.Header.ContentType()), ";")
+	if ct = strings.TrimSpace(ct); ct != want {
+		return service.Errorf(wire.CodeUnsupportedMedia, "content type must be %s, got %q", want, ct)
+	}
+	return nil
 }
 
 // initProducer is POST /v1/producers: a new idempotent producer id.

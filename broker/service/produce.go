@@ -229,12 +229,10 @@ func (s *Service) ProduceBatches(ctx context.Context, parts []wire.ProducePart) 
 	if len(prop) == 0 {
 		return out, nil
 	}
-	start := time.Now()
-	res, index, err := proposeIndexed(s, ctx, fsm.Produce, topics.ProduceCmd{TimeMs: s.cfg.Clock().UnixMilli(), Parts: prop})
+	res, index, err := s.proposeParts(ctx, prop)
 	if err != nil {
 		return nil, err
 	}
-	s.Metrics.CommitLatency.Observe(time.Since(start))
 	for k, r := range res {
 		i := at[k]
 		if r.Err != nil {
@@ -263,17 +261,27 @@ func (s *Service) InitProducer(ctx context.Context) (uint64, error) {
 // proposeProduce proposes the parts as one entry and returns each part's
 // result and the entry's index, failing if any part failed.
 func (s *Service) proposeProduce(ctx context.Context, parts []topics.Part) ([]topics.ProduceResult, uint64, error) {
+	res, index, err := s.proposeParts(ctx, parts)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			return nil, 0, r.Err
+		}
+	}
+	return res, index, nil
+}
+
+// proposeParts proposes parts as one produce entry and returns each
+// part's result as the state machine applied it, and the entry's index.
+func (s *Service) proposeParts(ctx context.Context, parts []topics.Part) ([]topics.ProduceResult, uint64, error) {
 	start := time.Now()
 	res, index, err := proposeIndexed(s, ctx, fsm.Produce, topics.ProduceCmd{TimeMs: s.cfg.Clock().UnixMilli(), Parts: parts})
 	if err != nil {
 		return nil, 0, err
 	}
 	s.Metrics.CommitLatency.Observe(time.Since(start))
-	for _, r := range res {
-		if r.Err != nil {
-			return nil, 0, r.Err
-		}
-	}
 	return res, index, nil
 }
 
