@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ledgermq/ledgermq/broker/httpapi"
+	"github.com/ledgermq/ledgermq/broker/kafka"
 	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/fsm"
 	"github.com/ledgermq/ledgermq/internal/tlsfiles"
@@ -26,6 +28,8 @@ type Broker struct {
 	svc     *service.Service
 	http    *httpapi.Server
 	ln      net.Listener
+	kafka   *kafka.Server // nil without --kafka-listen
+	kln     net.Listener
 	tls     []*tlsfiles.Reloader // API and Raft port material (tls.go)
 	wg      sync.WaitGroup
 	closed  atomic.Bool
@@ -56,8 +60,21 @@ func Open(cfg Config) (*Broker, error) {
 		b.closeTLS()
 		return nil, err
 	}
+	if cfg.KafkaListen != "" {
+		if b.kln, err = b.listenOn(cfg.KafkaListen); err != nil {
+			b.ln.Close()
+			b.closeTLS()
+			return nil, err
+		}
+		if cfg.KafkaAdvertise == "" {
+			rc.KafkaAddr = advertised(b.kln.Addr().String(), cfg.AdvertiseAPI)
+		}
+	}
 	m := fsm.New()
 	if b.node, err = replication.Open(rc, m); err != nil {
+		if b.kln != nil {
+			b.kln.Close()
+		}
 		b.ln.Close()
 		b.closeTLS()
 		return nil, err
@@ -77,7 +94,18 @@ func Open(cfg Config) (*Broker, error) {
 			b.logger.Error("http server stopped", "err", err)
 		}
 	}()
-	b.logger.Info("broker started", "api", cfg.Listen, "raft", cfg.RaftListen, "data_dir", cfg.DataDir,
+	if b.kln != nil {
+		b.kafka = kafka.New(kafka.Config{MaxRequestBytes: cfg.MaxRequestBytes + 1<<20, Logger: b.logger,
+			ClusterID: fmt.Sprintf("ledgermq-%d", cfg.GroupID)}, b.svc)
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			if err := b.kafka.Serve(b.kln); err != nil && !b.closed.Load() {
+				b.logger.Error("kafka listener stopped", "err", err)
+			}
+		}()
+	}
+	b.logger.Info("broker started", "api", cfg.Listen, "kafka", cfg.KafkaListen, "raft", cfg.RaftListen, "data_dir", cfg.DataDir,
 		"api_tls", cfg.TLS.API.Cert != "", "raft_tls", rc.TLS != nil, "auth", cfg.Auth.Enabled)
 	b.warnInsecure()
 	return b, nil
@@ -103,6 +131,11 @@ func (b *Broker) Close() error {
 	b.svc.Drain()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if b.kafka != nil {
+		b.kafka.Close()
+	} else if b.kln != nil {
+		b.kln.Close()
+	}
 	herr := b.http.Shutdown(ctx)
 	// Shutdown closes only listeners Serve has registered; one Close right
 	// after Open may come first, so close ours too, which ends Serve.
@@ -115,6 +148,24 @@ func (b *Broker) Close() error {
 	}
 	b.closeTLS()
 	return errors.Join(herr, nerr)
+}
+
+// advertised is what a listener on addr reports to clients when no
+// address was given: addr itself, with an unspecified host replaced by the
+// advertised API's host (or 127.0.0.1).
+func advertised(addr, api string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return addr
+	}
+	host = "127.0.0.1"
+	if h, _, err := net.SplitHostPort(api); err == nil && h != "" {
+		host = h
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // KeyQueue is wire.KeyQueue, the documented key-to-queue hash.

@@ -34,6 +34,12 @@ type Config struct {
 	AdvertiseAPI string
 	// RaftListen is the Raft address. Default 127.0.0.1:8001.
 	RaftListen string
+	// KafkaListen, when set, starts the Kafka-protocol listener there
+	// (issue 14); KafkaAdvertise is the host:port Metadata reports for
+	// this node (default KafkaListen). The listener uses the API's TLS
+	// settings.
+	KafkaListen    string
+	KafkaAdvertise string
 	// Peers lists every member's Raft address. Empty means a group of one:
 	// this node alone.
 	Peers []replication.Peer
@@ -269,6 +275,10 @@ func (c *Config) replicationConfig() (replication.Config, error) {
 	rc.APIAddr = c.Listen
 	if c.AdvertiseAPI != "" {
 		rc.APIAddr = c.AdvertiseAPI
+	}
+	rc.KafkaAddr = c.KafkaListen
+	if c.KafkaAdvertise != "" {
+		rc.KafkaAddr = c.KafkaAdvertise
 	}
 	rc.Peers = c.Peers
 	if len(rc.Peers) == 0 {

@@ -22,18 +22,24 @@ const insecureWarnEvery = time.Minute
 // every listener is loopback-only or protected.
 func (c *Config) exposure(raftTLS bool) []string {
 	var out []string
-	if !LoopbackOnly(c.Listen) {
+	// client listeners: TLS and authentication both
+	client := func(what, addr, authHow string) {
+		if addr == "" || LoopbackOnly(addr) {
+			return
+		}
 		var miss []string
 		if c.TLS.API.Cert == "" {
 			miss = append(miss, "TLS (--tls-cert, --tls-key)")
 		}
 		if !c.Auth.Enabled {
-			miss = append(miss, "authentication (--auth)")
+			miss = append(miss, "authentication ("+authHow+")")
 		}
 		if len(miss) > 0 {
-			out = append(out, fmt.Sprintf("the API on %s without %s", c.Listen, strings.Join(miss, " and ")))
+			out = append(out, fmt.Sprintf("%s on %s without %s", what, addr, strings.Join(miss, " and ")))
 		}
 	}
+	client("the API", c.Listen, "--auth")
+	client("the Kafka listener", c.KafkaListen, "--auth, SASL/PLAIN with a token")
 	if !raftTLS && !LoopbackOnly(c.RaftListen) {
 		out = append(out, fmt.Sprintf("the Raft port on %s without mutual TLS (--raft-tls-cert, --raft-tls-key, --raft-tls-ca)", c.RaftListen))
 	}

@@ -58,9 +58,15 @@ func (b *Broker) reloader(f tlsfiles.Files) (*tlsfiles.Reloader, error) {
 // certificate. It yields *tls.Conn, so the HTTP layer sees the client's
 // verified certificate (fasthttp's RequestCtx.TLSConnectionState).
 func (b *Broker) listen() (net.Listener, error) {
-	ln, err := net.Listen("tcp", b.cfg.Listen)
+	return b.listenOn(b.cfg.Listen)
+}
+
+// listenOn listens on addr with the API's TLS settings (the HTTP API and
+// the Kafka listener share them).
+func (b *Broker) listenOn(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("broker: listen on %s: %w", b.cfg.Listen, err)
+		return nil, fmt.Errorf("broker: listen on %s: %w", addr, err)
 	}
 	t := &b.cfg.TLS
 	if t.API.Cert == "" {

@@ -104,6 +104,9 @@ type Config struct {
 	// APIAddr is reported to peers in PeerStatus (the broker's HTTP
 	// address), so nodes learn each other's API addresses.
 	APIAddr string
+	// KafkaAddr is the broker's advertised Kafka listener, reported the
+	// same way ("" when it has none).
+	KafkaAddr string
 
 	// Logger receives all logs, raft's included. Default slog.Default().
 	Logger *slog.Logger

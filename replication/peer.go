@@ -48,6 +48,7 @@ type PeerStatus struct {
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
 	APIAddr      string `json:"api_addr,omitempty"`
+	KafkaAddr    string `json:"kafka_addr,omitempty"`
 	// DiskError is set when the node's commit log failed: raft is stopped
 	// there (Role "shutdown") until it is restarted. See Node.DiskError.
 	DiskError string `json:"disk_error,omitempty"`

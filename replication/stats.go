@@ -47,7 +47,7 @@ func roleName(s raft.RaftState) string {
 
 // peerStatus is what this node reports to peers.
 func (n *Node) peerStatus() PeerStatus {
-	st := PeerStatus{ID: n.cfg.ID, Role: "starting", APIAddr: n.cfg.APIAddr,
+	st := PeerStatus{ID: n.cfg.ID, Role: "starting", APIAddr: n.cfg.APIAddr, KafkaAddr: n.cfg.KafkaAddr,
 		FirstIndex: n.log.FirstIndex(), LastIndex: n.log.LastIndex(), AppliedIndex: n.fsm.applied.Load()}
 	if r := n.raft.Load(); r != nil {
 		st.Role = roleName(r.State())

@@ -177,6 +177,7 @@ type ClusterNode struct {
 	Role         string `json:"role"`
 	APIAddr      string `json:"api_addr"`
 	RaftAddr     string `json:"raft_addr"`
+	KafkaAddr    string `json:"kafka_addr,omitempty"` // the Kafka listener it advertises
 	Term         uint64 `json:"term"`
 	FirstIndex   uint64 `json:"first_index"`
 	LastIndex    uint64 `json:"last_index"`

@@ -20,7 +20,7 @@ func (s *Service) ClusterStatus() wire.ClusterStatus {
 	out := wire.ClusterStatus{Leader: l.ID, LeaderAPI: s.peers.apiAddr(l.ID), Term: self.Term,
 		GroupID: s.cfg.GroupID, AnsweredBy: s.cfg.ID, Nodes: []wire.ClusterNode{}}
 	for _, m := range s.node.Members() {
-		n := wire.ClusterNode{ID: m.ID, RaftAddr: m.RaftAddr, APIAddr: s.peers.apiAddr(m.ID)}
+		n := wire.ClusterNode{ID: m.ID, RaftAddr: m.RaftAddr, APIAddr: s.peers.apiAddr(m.ID), KafkaAddr: s.peers.kafkaAddr(m.ID)}
 		if m.ID == s.cfg.ID {
 			age := int64(0)
 			n.StatusAgeMs = &age

@@ -51,6 +51,9 @@ func (s *Service) JoinGroup(ctx context.Context, group string, req JoinRequest) 
 	if err := s.RequireLeader(); err != nil {
 		return Membership{}, err
 	}
+	if s.claims.held(group) {
+		return Membership{}, Errorf(wire.CodeGroupActive, "group %s has members of the Kafka protocol; a group is joined through one protocol at a time", group)
+	}
 	if sessionTimeout == 0 {
 		sessionTimeout = DefaultSessionTimeout
 	}

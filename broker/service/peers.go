@@ -32,11 +32,14 @@ type peerBook struct {
 	clock   func() time.Time
 	mu      sync.RWMutex
 	addrs   map[string]string // node id -> API address
+	kafka   map[string]string // node id -> advertised Kafka address
 	reports map[string]*peerReport
 }
 
 func newPeerBook(selfID string, node *replication.Node, clock func() time.Time) *peerBook {
-	return &peerBook{node: node, clock: clock, addrs: map[string]string{selfID: node.Status().APIAddr},
+	self := node.Status()
+	return &peerBook{node: node, clock: clock, addrs: map[string]string{selfID: self.APIAddr},
+		kafka:   map[string]string{selfID: self.KafkaAddr},
 		reports: map[string]*peerReport{}}
 }
 
@@ -75,6 +78,9 @@ func (p *peerBook) learn(st replication.Stats) {
 		if ps.Status.APIAddr != "" {
 			p.addrs[ps.ID] = ps.Status.APIAddr
 		}
+		if ps.Status.KafkaAddr != "" {
+			p.kafka[ps.ID] = ps.Status.KafkaAddr
+		}
 	}
 }
 
@@ -83,6 +89,13 @@ func (p *peerBook) apiAddr(id string) string {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.addrs[id]
+}
+
+// kafkaAddr returns a node's advertised Kafka address, "" if not known.
+func (p *peerBook) kafkaAddr(id string) string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.kafka[id]
 }
 
 // report returns a member's newest report (ok false if none is fresh),

@@ -84,8 +84,9 @@ type Service struct {
 	rr       sync.Map  // topic -> *atomic.Uint64 round-robin counter
 	admit    admission // issue 11: quota reservations of writes not yet applied
 	draining atomic.Bool
-	disk     *diskGuard // nil: no free-space check
-	auth     *authn     // issue 12
+	disk     *diskGuard  // nil: no free-space check
+	auth     *authn      // issue 12
+	claims   groupClaims // groups another front-end's members hold (issue 14)
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup

@@ -35,6 +35,7 @@ type nodeOptions struct {
 	tls                                                                  broker.TLSConfig // issue 12
 	insecure                                                             bool
 	pprofListen                                                          string
+	kafkaListen, kafkaAdvertise                                          string // issue 14
 }
 
 // authOptions are the authentication and authorization flags (issue 12).
@@ -51,6 +52,8 @@ func defineNodeFlags(fs *flag.FlagSet, o *nodeOptions) {
 	fs.StringVar(&o.listen, "listen", d.Listen, "HTTP API address")
 	fs.StringVar(&o.advertiseAPI, "advertise-api", "", "API address told to clients and peers, when not --listen (NAT, proxy, container port)")
 	fs.StringVar(&o.raftListen, "raft-listen", d.RaftListen, "Raft address (also the peer protocol)")
+	fs.StringVar(&o.kafkaListen, "kafka-listen", "", "Kafka-protocol listener address, e.g. 127.0.0.1:9092 (off when empty; uses the API's TLS settings)")
+	fs.StringVar(&o.kafkaAdvertise, "kafka-advertise", "", "host:port that Kafka Metadata reports for this node, when not --kafka-listen")
 	fs.StringVar(&o.peers, "peers", "", "every member's Raft address: id=host:port,... (empty: a group of one)")
 	fs.StringVar(&o.sync, "sync", d.Sync.String(), "commit-log durability: every-append, interval or never")
 	fs.Int64Var(&o.segmentBytes, "segment-bytes", d.SegmentBytes, "commit-log segment size in bytes")
@@ -209,6 +212,7 @@ func (o *nodeOptions) brokerConfig(logger *slog.Logger) (broker.Config, error) {
 	cfg.ID, cfg.GroupID, cfg.DataDir = o.id, uint32(o.groupID), o.dataDir
 	cfg.Listen, cfg.RaftListen, cfg.Peers = o.listen, o.raftListen, peers
 	cfg.AdvertiseAPI = o.advertiseAPI
+	cfg.KafkaListen, cfg.KafkaAdvertise = o.kafkaListen, o.kafkaAdvertise
 	cfg.Sync, cfg.SegmentBytes, cfg.ZeroAheadBytes = pol, o.segmentBytes, o.zeroAhead
 	cfg.RetentionBytes, cfg.RetentionAge, cfg.RetentionInterval = o.retentionBytes, o.retention, o.retentionInterval
 	cfg.MaxRequestBytes = o.maxRequestBytes

@@ -50,6 +50,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dir := fs.String("data-dir", "./data/dev", "parent directory of the nodes' data")
 	apiPort := fs.Int("api-port", 7001, "first node's API port; node i uses api-port+i-1")
 	raftPort := fs.Int("raft-port", 8001, "first node's Raft port")
+	kafkaPort := fs.Int("kafka-port", 9092, "first node's Kafka-protocol port (0: no Kafka listener)")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	secure := fs.Bool("secure", false, "TLS on every port and authentication: a throw-away CA, node and client certificates and an admin token under --data-dir")
 	if err := fs.Parse(args); err != nil {
@@ -89,6 +90,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg := broker.DefaultConfig()
 		cfg.ID, cfg.Peers, cfg.RaftListen = p.ID, peers, p.RaftAddr
 		cfg.Listen = fmt.Sprintf("127.0.0.1:%d", *apiPort+i)
+		if *kafkaPort > 0 {
+			cfg.KafkaListen = fmt.Sprintf("127.0.0.1:%d", *kafkaPort+i)
+		}
 		cfg.DataDir = filepath.Join(*dir, p.ID)
 		cfg.Logger = logger
 		sec.configure(&cfg)
@@ -105,7 +109,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		scheme = "https"
 	}
 	for i, p := range peers {
-		fmt.Fprintf(stdout, "  %s  api %s://%s  raft %s\n", p.ID, scheme, apis[i], p.RaftAddr)
+		fmt.Fprintf(stdout, "  %s  api %s://%s  raft %s", p.ID, scheme, apis[i], p.RaftAddr)
+		if *kafkaPort > 0 {
+			fmt.Fprintf(stdout, "  kafka %s", fmt.Sprintf("127.0.0.1:%d", *kafkaPort+i))
+		}
+		fmt.Fprintln(stdout)
 	}
 	if sec != nil {
 		sec.printUsage(stdout)

@@ -50,6 +50,9 @@ type Options struct {
 	// HTTP clients then speak HTTPS, trust the bundle's CA and present
 	// its user "admin" certificate if it has one (tls.go).
 	TLS *devcerts.Bundle
+	// Kafka gives every node a Kafka-protocol listener (--kafka-listen):
+	// a free 127.0.0.1 port, or port 9092 on its own address with Netns.
+	Kafka bool
 }
 
 // Node is one member's fixed settings.
@@ -57,6 +60,9 @@ type Node struct {
 	ID   string
 	API  string // host:port of the HTTP API (its fault proxy with Options.Proxies)
 	Raft string // host:port of the replication listener
+	// Kafka is the host:port of its Kafka listener ("" without
+	// Options.Kafka).
+	Kafka string
 	// ListenAPI is the address the node's API listens on and advertises:
 	// API, unless a fault proxy stands in front of it.
 	ListenAPI string
@@ -111,6 +117,9 @@ func New(o Options) (*Group, error) {
 	}
 	for i := range o.Nodes {
 		n := Node{ID: fmt.Sprintf("n%d", i+1), API: addrs[i], ListenAPI: addrs[i], Raft: addrs[o.Nodes+i]}
+		if o.Kafka {
+			n.Kafka = addrs[2*o.Nodes+i]
+		}
 		n.Dir = filepath.Join(o.Dir, n.ID)
 		if o.Output == nil {
 			n.LogPath = filepath.Join(o.Dir, n.ID+".log")
@@ -122,6 +131,9 @@ func New(o Options) (*Group, error) {
 		n.Args = []string{"--id", n.ID, "--data-dir", n.Dir, "--listen", n.API, "--raft-listen", n.Raft, "--log-level", o.LogLevel}
 		if o.Nodes > 1 {
 			n.Args = append(n.Args, "--peers", strings.Join(peers, ","))
+		}
+		if n.Kafka != "" {
+			n.Args = append(n.Args, "--kafka-listen", n.Kafka)
 		}
 		n.Args = append(n.Args, g.tlsArgs(n.ID)...)
 		if o.Netns {
@@ -142,11 +154,11 @@ func New(o Options) (*Group, error) {
 }
 
 // addresses returns the API addresses of nodes 1..N, then their Raft
-// addresses: free 127.0.0.1 ports, or each node's own address in the
-// namespace lab.
+// addresses, then (Options.Kafka) their Kafka addresses: free 127.0.0.1
+// ports, or each node's own address in the namespace lab.
 func (g *Group) addresses() ([]string, error) {
 	if !g.opts.Netns {
-		addrs, err := testnet.Reserve(2 * g.opts.Nodes)
+		addrs, err := testnet.Reserve(3 * g.opts.Nodes)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
@@ -161,10 +173,11 @@ func (g *Group) addresses() ([]string, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	g.lab = lab
-	addrs := make([]string, 2*len(ids))
+	addrs := make([]string, 3*len(ids))
 	for i, id := range ids { // every node on its own address, the same ports
 		addrs[i] = lab.IP(id) + ":7001"
 		addrs[len(ids)+i] = lab.IP(id) + ":8001"
+		addrs[2*len(ids)+i] = lab.IP(id) + ":9092"
 	}
 	return addrs, nil
 }
@@ -207,6 +220,18 @@ func (g *Group) APIs() []string {
 func (g *Group) API(id string) string {
 	n, _ := g.node(id)
 	return n.API
+}
+
+// KafkaAddrs returns every node's Kafka listener address (Options.Kafka),
+// n1 first: the seed brokers of a Kafka client.
+func (g *Group) KafkaAddrs() []string {
+	var out []string
+	for _, n := range g.nodes {
+		if n.Kafka != "" {
+			out = append(out, n.Kafka)
+		}
+	}
+	return out
 }
 
 // ByAPI returns the id of the node serving the API address addr (its
