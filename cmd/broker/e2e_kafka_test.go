@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ledgermq/ledgermq/internal/cluster"
+	"github.com/ledgermq/ledgermq/wire"
 )
 
 // Issue 14: Kafka clients no one here wrote (franz-go, sarama) against
@@ -187,4 +192,210 @@ func TestKafkaFranzGoProduceConsume(t *testing.T) {
 			})
 		}
 	}
+}
+
+// produceValues produces values from..to-1 (key k<i%7>) and returns each
+// acknowledged value's offset.
+func produceValues(t *testing.T, p *kgo.Client, topic string, from, to int) map[string]int64 {
+	t.Helper()
+	var recs []*kgo.Record
+	for i := from; i < to; i++ {
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(fmt.Sprintf("k%d", i%7)), Value: []byte(strconv.Itoa(i))})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out := map[string]int64{}
+	for _, r := range p.ProduceSync(ctx, recs...) {
+		if r.Err != nil {
+			t.Fatalf("produce: %v", r.Err)
+		}
+		out[string(r.Record.Value)] = r.Record.Offset
+	}
+	return out
+}
+
+// TestKafkaConsumerGroupRebalance: three franz-go members of one group
+// (cooperative-sticky, franz-go's default) share a topic's partitions; one
+// leaves mid-way and the others take its partitions over. Every record is
+// processed, the committed offsets reach the ends and are what the HTTP
+// API shows for the group, and the group cannot be joined through the
+// LedgerMQ protocol meanwhile.
+func TestKafkaConsumerGroupRebalance(t *testing.T) {
+	g, seeds := newKafkaGroup(t, 3)
+	const topic, grp, n = "kgroup", "kg", 3000
+	admin := kafkaClient(t, seeds)
+	kafkaCreateTopic(t, admin, topic, 6)
+	produced := produceValues(t, kafkaClient(t, seeds), topic, 0, n/2)
+
+	type seen struct {
+		member int
+		value  string
+	}
+	ch := make(chan seen, n*2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	members := make([]*kgo.Client, 3)
+	done := make([]chan struct{}, 3)
+	for i := range members {
+		members[i] = kafkaClient(t, seeds, kgo.ConsumerGroup(grp), kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond),
+			kgo.AutoCommitInterval(200*time.Millisecond), kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond))
+		done[i] = make(chan struct{})
+		go func(i int, cl *kgo.Client) {
+			defer close(done[i])
+			for ctx.Err() == nil {
+				fs := cl.PollFetches(ctx)
+				fs.EachRecord(func(r *kgo.Record) { ch <- seen{i, string(r.Value)} })
+			}
+		}(i, members[i])
+	}
+	got := map[string]int{}
+	by := map[int]int{}
+	collect := func(want int, within time.Duration) {
+		deadline := time.After(within)
+		for len(got) < want {
+			select {
+			case s := <-ch:
+				got[s.value]++
+				by[s.member]++
+			case <-deadline:
+				t.Fatalf("processed %d distinct records, want %d (by member %v)", len(got), want, by)
+			}
+		}
+	}
+	collect(n/2, 60*time.Second)
+	// The group is Kafka's now: a LedgerMQ-protocol join is refused.
+	code, err := do("POST", g.api[g.leader()], "/v1/groups/"+grp+"/members", wire.JoinGroupRequest{Topics: []string{topic}}, nil)
+	var ae *wire.APIError
+	if !errors.As(err, &ae) || ae.Code != wire.CodeGroupActive || code != 409 {
+		t.Fatalf("LedgerMQ join of a Kafka group: %d %v, want 409 GROUP_ACTIVE", code, err)
+	}
+	// Member 2 leaves; its partitions move to the others.
+	members[2].LeaveGroup()
+	for k, v := range produceValues(t, kafkaClient(t, seeds), topic, n/2, n) {
+		produced[k] = v
+	}
+	before := by[2]
+	collect(n, 60*time.Second)
+	if by[0]+by[1] == 0 || by[2] > before+n/2 {
+		t.Fatalf("records by member %v", by)
+	}
+	for v := range produced {
+		if got[v] == 0 {
+			t.Fatalf("record %s never processed", v)
+		}
+	}
+	// Committed offsets reach every partition's end, as the HTTP API shows.
+	ends := map[int]uint64{}
+	var info wire.TopicInfo
+	if _, err := do("GET", g.api[g.leader()], "/v1/topics/"+topic, nil, &info); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range info.QueueInfo {
+		if q.Next > 0 { // a partition with no records has nothing to commit
+			ends[q.Queue] = q.Next
+		}
+	}
+	waitUntil(t, 30*time.Second, "committed offsets at the ends", func() bool {
+		var gi wire.GroupInfo
+		if _, err := do("GET", g.api[g.leader()], "/v1/groups/"+grp, nil, &gi); err != nil {
+			if os.Getenv("LEDGERMQ_TEST_DEBUG") != "" {
+				t.Logf("describe group: %v", err)
+			}
+			return false
+		}
+		at := 0
+		for _, q := range gi.Queues {
+			if end, ok := ends[q.Queue]; ok && q.Topic == topic && q.Committed != nil && *q.Committed == end {
+				at++
+			}
+		}
+		if at != len(ends) && os.Getenv("LEDGERMQ_TEST_DEBUG") != "" {
+			t.Logf("group %+v ends %v", gi, ends)
+		}
+		return at == len(ends)
+	})
+	cancel()
+	for i := range done {
+		<-done[i]
+	}
+}
+
+// TestKafkaLeaderKillExactlyOnce: a franz-go idempotent producer writes
+// while the leader is killed with SIGKILL twice; every acknowledged record
+// is then read exactly once, in order, at its acknowledged offset.
+func TestKafkaLeaderKillExactlyOnce(t *testing.T) {
+	g, seeds := newKafkaGroup(t, 3)
+	const topic = "kfail"
+	kafkaCreateTopic(t, kafkaClient(t, seeds), topic, 4)
+	p := kafkaClient(t, seeds, kgo.DefaultProduceTopic(topic), kgo.RecordRetries(1000),
+		kgo.RecordDeliveryTimeout(60*time.Second), kgo.ProduceRequestTimeout(5*time.Second))
+	var mu sync.Mutex
+	acked := map[string]int64{}
+	var failed int
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for i := 0; ctx.Err() == nil; i++ {
+			r := &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%7)), Value: []byte(strconv.Itoa(i))}
+			p.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failed++
+					return
+				}
+				acked[string(r.Value)] = r.Offset
+			})
+			if i%50 == 49 {
+				time.Sleep(5 * time.Millisecond) // about 10k records/s, not a flood
+			}
+		}
+	}()
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	for kill := 0; kill < 2; kill++ {
+		before := count()
+		waitUntil(t, 30*time.Second, "acknowledgements", func() bool { return count() > before+2000 })
+		l := g.leader()
+		g.signal(l, syscall.SIGKILL)
+		after := count()
+		waitUntil(t, 30*time.Second, "acknowledgements after the kill", func() bool { return count() > after+2000 })
+		g.start(l)
+		if err := g.c.WaitCaughtUp(context.Background(), l, 1000, 60*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	<-stopped
+	fctx, fcancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer fcancel()
+	if err := p.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	produced := acked
+	t.Logf("%d acknowledged, %d failed", len(produced), failed)
+	mu.Unlock()
+	if failed > 0 {
+		t.Fatalf("%d records failed to produce (the producer retries for 60 s)", failed)
+	}
+	// What was acknowledged is there once; nothing was stored that was not
+	// acknowledged (every record was acknowledged), so the total matches.
+	var info wire.TopicInfo
+	if _, err := do("GET", g.api[g.leader()], "/v1/topics/"+topic, nil, &info); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, q := range info.QueueInfo {
+		total += int(q.Next - q.Earliest)
+	}
+	if total != len(produced) {
+		t.Fatalf("%d records stored, %d acknowledged: duplicates", total, len(produced))
+	}
+	checkExactlyOnce(t, kafkaConsumeAll(t, seeds, topic, len(produced)), produced)
 }
