@@ -46,6 +46,8 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
 // Errors of batch decoding; each is a CORRUPT_MESSAGE (or, for the
 // unsupported kinds, an INVALID_RECORD / UNSUPPORTED_*) to the client.
 var (
@@ -96,7 +98,7 @@ func parseBatches(b []byte, limit int, now time.Time) ([]inBatch, error) {
 
 // parseBatch decodes one batch, returning its records' decompressed size.
 func parseBatch(b []byte, limit int, now time.Time) (inBatch, int, error) {
-	if crc := binary.BigEndian.Uint32(b[17:21]); crc != crc32.Checksum(b[21:], castagnoli) {
+	if crc := binary.BigEndian.Uint32(b[17:21]); crc != crcOf(b[21:]) {
 		return inBatch{}, 0, fmt.Errorf("%w: CRC mismatch", errCorrupt)
 	}
 	attrs := int16(binary.BigEndian.Uint16(b[21:23]))
@@ -357,7 +359,7 @@ func appendBatch(dst []byte, base uint64, h wire.BatchHeader, msgs []wire.Messag
 		dst = append(dst, rec...)
 	}
 	binary.BigEndian.PutUint32(dst[start+8:], uint32(len(dst)-start-12))
-	binary.BigEndian.PutUint32(dst[start+17:], crc32.Checksum(dst[crcFrom:], castagnoli))
+	binary.BigEndian.PutUint32(dst[start+17:], crcOf(dst[crcFrom:]))
 	return dst
 }
 
