@@ -62,7 +62,6 @@ func kafkaBatch(t testing.TB, codec int, pid int64, seq int32, recs []kmsg.Recor
 
 func varintLen(v int64) int { return len(binary.AppendVarint(nil, v)) }
 
-
 func sampleRecords() []kmsg.Record {
 	return []kmsg.Record{
 		{Key: []byte("k1"), Value: []byte("v1"), TimestampDelta64: 0, Headers: []kmsg.Header{{Key: "h", Value: []byte("x")}}},
