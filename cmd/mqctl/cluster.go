@@ -119,15 +119,19 @@ func writeClusterStatus(w io.Writer, st *wire.ClusterStatus) error {
 	}
 	fmt.Fprintf(w, "Group %d, term %d, leader %s; answered by %s.\n\n", st.GroupID, st.Term, leaderName, st.AnsweredBy)
 
-	anyErr := false
+	anyErr, anyKafka := false, false
 	for _, n := range st.Nodes {
 		anyErr = anyErr || n.Error != "" || n.DiskError != ""
+		anyKafka = anyKafka || n.KafkaAddr != ""
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// AGE: how old a row's figures are. The answering node's are current;
 	// the others' come from reports its background loop collects twice a
 	// second, so right after a write they may trail the answering node's.
 	header := "NODE\tROLE\tTERM\tLAST\tCOMMIT\tAPPLIED\tLAG\tAGE\tAPI ADDR\tREACHABLE"
+	if anyKafka { // the Kafka listener's address, when the nodes have one
+		header = strings.Replace(header, "\tREACHABLE", "\tKAFKA ADDR\tREACHABLE", 1)
+	}
 	if anyErr {
 		header += "\tERROR"
 	}
@@ -152,8 +156,11 @@ func writeClusterStatus(w io.Writer, st *wire.ClusterStatus) error {
 		if n.StatusAgeMs != nil {
 			age = (time.Duration(*n.StatusAgeMs) * time.Millisecond).String()
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", n.ID, orDash(n.Role), num(n.Term), num(n.LastIndex),
-			num(n.CommitIndex), num(n.AppliedIndex), lag, age, orDash(n.APIAddr), reachable)
+		cols := []string{n.ID, orDash(n.Role), num(n.Term), num(n.LastIndex), num(n.CommitIndex), num(n.AppliedIndex), lag, age, orDash(n.APIAddr)}
+		if anyKafka {
+			cols = append(cols, orDash(n.KafkaAddr))
+		}
+		line := strings.Join(append(cols, reachable), "\t")
 		if anyErr {
 			msg := n.Error
 			if n.DiskError != "" { // the member stopped its Raft: it must be restarted

@@ -385,6 +385,22 @@ n3    unreachable  -     -     -       -        -    -      -               no  
 	if b.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
 	}
+	// Nodes with a Kafka listener (issue 14) show its address.
+	st.Nodes[0].KafkaAddr, st.Nodes[1].KafkaAddr = "127.0.0.1:9092", "127.0.0.1:9093"
+	b.Reset()
+	if err := writeClusterStatus(&b, &st); err != nil {
+		t.Fatal(err)
+	}
+	want = `Group 1, term 7, leader n1 (127.0.0.1:7001); answered by n2.
+
+NODE  ROLE         TERM  LAST  COMMIT  APPLIED  LAG  AGE    API ADDR        KAFKA ADDR      REACHABLE  ERROR
+n1    leader       7     1200  1200    1199     0    320ms  127.0.0.1:7001  127.0.0.1:9092  yes        -
+n2    follower     7     1150  1150    1150     50   0s     127.0.0.1:7002  127.0.0.1:9093  yes        -
+n3    unreachable  -     -     -       -        -    -      -               -               no         dial tcp: connection refused
+`
+	if b.String() != want {
+		t.Fatalf("with Kafka: got\n%s\nwant\n%s", b.String(), want)
+	}
 }
 
 func TestWriteTopic(t *testing.T) {
