@@ -369,8 +369,16 @@ func (c *coordinator) join(ctx context.Context, req *kmsg.JoinGroupRequest, clie
 		return fail(errInconsistentProtocol)
 	}
 	id := req.MemberID
+	if id == "" && req.InstanceID != nil {
+		// A static member (KIP-345) coming back takes its old place.
+		for mid, om := range g.members {
+			if om.instanceID == *req.InstanceID {
+				id = mid
+			}
+		}
+	}
 	switch {
-	case id == "" && req.Version >= 4:
+	case id == "" && req.Version >= 4 && req.InstanceID == nil:
 		// KIP-394: the member gets its id first and joins with it.
 		id = newMemberID(clientID)
 		g.pending[id] = time.Now()
@@ -750,10 +758,16 @@ func (c *coordinator) list(ctx context.Context, req *kmsg.ListGroupsRequest) kms
 		resp.Groups = append(resp.Groups, lg)
 	}
 	c.mu.Lock()
+	var mine [][3]string
 	for name, g := range c.groups {
-		add(name, g.protocolType, g.state.String())
+		mine = append(mine, [3]string{name, g.protocolType, g.state.String()})
 	}
 	c.mu.Unlock()
+	for _, g := range mine {
+		if c.svc.Authorize(ctx, wire.OpDescribe, wire.ResourceGroup, g[0]) == nil {
+			add(g[0], g[1], g[2])
+		}
+	}
 	for _, g := range c.svc.ListGroups(ctx) {
 		state, ptype := "Empty", "consumer"
 		if len(g.Members) > 0 {

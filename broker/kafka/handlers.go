@@ -232,7 +232,7 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) kmsg.R
 	resp.ClusterID = strp(s.cfg.ClusterID)
 	resp.ControllerID = li.id
 	var infos []wire.TopicInfo
-	if req.Topics == nil {
+	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) { // v0: empty is all
 		infos = s.svc.ListTopics(ctx)
 	} else {
 		for _, t := range req.Topics {

@@ -60,6 +60,9 @@ func NewLedgerMQ() *LedgerMQ { return &LedgerMQ{api: APISDK} }
 // Name implements Driver: "ledgermq", "ledgermq-tls" or
 // "ledgermq-tls-auth" (SetSecurity).
 func (d *LedgerMQ) Name() string {
+	if d.api == APIKafka {
+		return "ledgermq-kafka" // through the Kafka listener (franz-go)
+	}
 	switch {
 	case d.auth:
 		return "ledgermq-tls-auth"
@@ -81,11 +84,11 @@ func (d *LedgerMQ) SetSecurity(tls, auth bool) error {
 // SetProduceAPI implements ProduceAPISetter: "sdk", "json" or "binary".
 func (d *LedgerMQ) SetProduceAPI(api string) error {
 	switch api {
-	case APISDK, APIJSON, APIBinary:
+	case APISDK, APIJSON, APIBinary, APIKafka:
 		d.api = api
 		return nil
 	}
-	return fmt.Errorf("ledgermq: unknown produce API %q (want sdk, json or binary)", api)
+	return fmt.Errorf("ledgermq: unknown produce API %q (want sdk, json, binary or kafka)", api)
 }
 
 // Start implements Driver: it builds the broker, starts three nodes under
@@ -108,7 +111,7 @@ func (d *LedgerMQ) Start(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("ledgermq: %w", err)
 	}
-	co := cluster.Options{Bin: bin, Nodes: 3, Dir: o.BaseDir, Args: []string{"--sync", "every-append"}, Netns: o.Netns}
+	co := cluster.Options{Bin: bin, Nodes: 3, Dir: o.BaseDir, Args: []string{"--sync", "every-append"}, Netns: o.Netns, Kafka: true}
 	if d.tls {
 		if co.TLS, err = devcerts.WriteBundle(filepath.Join(o.BaseDir, "certs"), []string{"n1", "n2", "n3"}, []string{clientUser}); err != nil {
 			return fmt.Errorf("ledgermq: %w", err)
@@ -178,7 +181,10 @@ func (d *LedgerMQ) WaitCaughtUp(ctx context.Context, node string) error {
 // NewProducer implements Driver: an idempotent client.Producer, or an HTTP
 // producer when SetProduceAPI chose json or binary.
 func (d *LedgerMQ) NewProducer(ctx context.Context, topic string, batchBytes int, linger time.Duration) (Producer, error) {
-	if d.api != APISDK {
+	switch d.api {
+	case APIKafka:
+		return d.newKafkaProducer(topic, batchBytes, linger)
+	case APIJSON, APIBinary:
 		return newHTTPProducer(ctx, d, topic, batchBytes, linger)
 	}
 	opts := []client.ProducerOpt{client.WithLinger(linger)}
@@ -220,6 +226,9 @@ var _ QueueConsumer = (*LedgerMQ)(nil)
 // NewQueueConsumer implements QueueConsumer: it reads the queues read
 // from their start.
 func (d *LedgerMQ) NewQueueConsumer(ctx context.Context, topic string, queues int, read []int) (Consumer, error) {
+	if d.api == APIKafka { // the Kafka listener for both ends
+		return d.newKafkaConsumer(topic, read)
+	}
 	as := make(map[int]client.Start, len(read))
 	for _, q := range read {
 		as[q] = client.AtStart()
