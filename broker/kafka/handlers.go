@@ -96,7 +96,7 @@ func (c *conn) handle(r *request) (kmsg.Response, error) {
 		}
 		return resp, nil
 	case *kmsg.FetchRequest:
-		return c.s.fetch(ctx, req), nil
+		return c.s.fetch(ctx, req, &c.arena), nil
 	case *kmsg.ListOffsetsRequest:
 		return c.s.listOffsets(ctx, req), nil
 	case *kmsg.InitProducerIDRequest:
@@ -390,7 +390,9 @@ func epochCheck(clientEpoch, term int32) int16 {
 	return errNone
 }
 
-func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Response {
+// fetch answers a Fetch; the records are appended to *arena (a pooled
+// buffer the caller returns once the answer is written).
+func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest, arena *[]byte) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	li := s.leader()
 	maxBytes := int(req.MaxBytes)
@@ -400,11 +402,12 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 	// First pass: what is there now. If it is less than MinBytes, wait
 	// (at most MaxWaitMillis) for any partition to get data, then read
 	// again.
-	size := s.fetchPass(ctx, req, resp, li, maxBytes)
+	size := s.fetchPass(ctx, req, resp, li, maxBytes, arena)
 	if size == 0 || size < int(req.MinBytes) {
 		if wait := time.Duration(req.MaxWaitMillis) * time.Millisecond; wait > 0 && s.awaitData(ctx, req, resp, wait) {
 			resp.Topics = nil
-			s.fetchPass(ctx, req, resp, li, maxBytes)
+			*arena = (*arena)[:0]
+			s.fetchPass(ctx, req, resp, li, maxBytes, arena)
 		}
 	}
 	return resp
@@ -412,7 +415,7 @@ func (s *Server) fetch(ctx context.Context, req *kmsg.FetchRequest) kmsg.Respons
 
 // fetchPass fills resp with every partition's batches, at most maxBytes
 // in all (always at least one batch), and returns the bytes.
-func (s *Server) fetchPass(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, li leaderInfo, maxBytes int) int {
+func (s *Server) fetchPass(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, li leaderInfo, maxBytes int, arena *[]byte) int {
 	tr := topicRanges{s: s, ctx: ctx}
 	size := 0
 	for _, t := range req.Topics {
@@ -421,7 +424,7 @@ func (s *Server) fetchPass(ctx context.Context, req *kmsg.FetchRequest, resp *km
 		for _, p := range t.Partitions {
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.Partition = p.Partition
-			rp.ErrorCode = s.fetchPartition(ctx, &tr, t.Topic, p, &rp, li, maxBytes-size, size == 0)
+			rp.ErrorCode = s.fetchPartition(ctx, &tr, t.Topic, p, &rp, li, maxBytes-size, size == 0, arena)
 			size += len(rp.RecordBatches)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
@@ -431,7 +434,7 @@ func (s *Server) fetchPass(ctx context.Context, req *kmsg.FetchRequest, resp *km
 }
 
 func (s *Server) fetchPartition(ctx context.Context, tr *topicRanges, topic string, p kmsg.FetchRequestTopicPartition,
-	rp *kmsg.FetchResponseTopicPartition, li leaderInfo, room int, first bool) int16 {
+	rp *kmsg.FetchResponseTopicPartition, li leaderInfo, room int, first bool, arena *[]byte) int16 {
 	if !li.isSelf {
 		return errNotLeader
 	}
@@ -460,20 +463,25 @@ func (s *Server) fetchPartition(ctx context.Context, tr *topicRanges, topic stri
 		return code
 	}
 	limit := s.svc.BatchRecordsLimit()
-	var out []byte
+	// Appended to the request's arena: a buffer reused across requests
+	// (fresh memory costs more than the copy on a VM; docs/benchmarks.md).
+	start := len(*arena)
+	out := *arena
 	for _, b := range f.Batches {
 		h, msgs, err := wire.Decode(b.Data, limit, limit)
 		if err != nil {
 			s.logger.Error("kafka fetch: a stored batch does not decode", "topic", topic, "queue", p.Partition, "offset", b.BaseOffset, "err", err)
 			return errCorruptMessage
 		}
-		next := appendBatch(out, b.BaseOffset, h, msgs, li.epoch)
-		if len(out) > 0 && len(next) > want {
+		mark := len(out)
+		out = appendBatch(out, b.BaseOffset, h, msgs, li.epoch)
+		if mark > start && len(out)-start > want {
+			out = out[:mark]
 			break
 		}
-		out = next
 	}
-	rp.RecordBatches = out
+	*arena = out
+	rp.RecordBatches = out[start:len(out):len(out)]
 	return errNone
 }
 

@@ -42,6 +42,7 @@ type Server struct {
 	svc    *service.Service
 	logger *slog.Logger
 	groups *coordinator
+	bufs   bufPool
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -155,6 +156,29 @@ type conn struct {
 	authed   bool
 	saslMech string
 	buf      []byte
+	arena    []byte // a Fetch's records, from the server's pool until written
+}
+
+// bufPool recycles answer buffers: on a VM, memory freshly taken from the
+// host costs more than the bytes copied into it (docs/benchmarks.md).
+type bufPool struct{ p sync.Pool }
+
+const maxPooled = 64 << 20
+
+// get returns an empty buffer of at least n bytes' capacity.
+func (b *bufPool) get(n int) []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		if cap(*v) >= n {
+			return (*v)[:0]
+		}
+	}
+	return make([]byte, 0, max(n, 4096))
+}
+
+func (b *bufPool) put(buf []byte) {
+	if cap(buf) > 0 && cap(buf) <= maxPooled {
+		b.p.Put(&buf)
+	}
 }
 
 func (s *Server) serveConn(nc net.Conn) {
@@ -235,6 +259,11 @@ func (c *conn) serveOne() error {
 	if n > 1<<20 {
 		c.buf = nil // a large frame's buffer is not kept for the connection's life
 	}
+	c.arena = c.s.bufs.get(0)
+	defer func() {
+		c.s.bufs.put(c.arena)
+		c.arena = nil
+	}()
 	resp, err := c.handle(req)
 	if err != nil {
 		return err
@@ -242,7 +271,7 @@ func (c *conn) serveOne() error {
 	if resp == nil { // nothing to answer (Produce with acks=0)
 		return nil
 	}
-	return c.write(req, resp)
+	return c.write(req, resp, len(c.arena))
 }
 
 // parseRequest decodes a request header (v1, or v2 for flexible versions)
@@ -310,8 +339,9 @@ func skipTags(b []byte) ([]byte, error) {
 
 // write sends a response: header v0 (correlation id) or v1 (plus tagged
 // fields) for flexible versions other than ApiVersions.
-func (c *conn) write(req *request, resp kmsg.Response) error {
-	out := make([]byte, 8, 256)
+func (c *conn) write(req *request, resp kmsg.Response, records int) error {
+	out := c.s.bufs.get(records + 64<<10)[:8]
+	defer func() { c.s.bufs.put(out) }()
 	binary.BigEndian.PutUint32(out[4:], uint32(req.correlation))
 	if resp.IsFlexible() && req.key != apiVersionsKey {
 		out = append(out, 0)
