@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"time"
@@ -193,8 +194,9 @@ func (c *conn) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) (kmsg.Respons
 
 // leaderInfo is the group's Raft leader as Kafka metadata shows it.
 type leaderInfo struct {
-	id      int32 // -1: none known, or its Kafka address is not known yet
-	epoch   int32 // the Raft term
+	id      int32  // -1: none known, or its Kafka address is not known yet
+	addr    string // its Kafka address
+	epoch   int32  // the Raft term
 	isSelf  bool
 	brokers []kmsg.MetadataResponseBroker
 	members []int32 // every member's id (replicas)
@@ -218,16 +220,61 @@ func (s *Server) leader() leaderInfo {
 		b.NodeID, b.Host, b.Port = id, host, port
 		li.brokers = append(li.brokers, b)
 		if n.ID == cs.Leader {
-			li.id = id
+			li.id, li.addr = id, n.KafkaAddr
 		}
 	}
 	li.isSelf = cs.Leader == cs.AnsweredBy && s.svc.Node().IsLeader()
 	return li
 }
 
+// settledLeader is leader, except while this follower knows no leader or
+// the one it knows does not accept connections (its process is gone): then
+// it waits, at most leaderWait, for the group to elect one. A client that
+// lost its leader asks for metadata at once and many (franz-go, librdkafka)
+// do not ask again for seconds; answering with the dead leader would cost
+// them that long, while the election takes a few hundred milliseconds.
+func (s *Server) settledLeader(ctx context.Context) leaderInfo {
+	li := s.leader()
+	if li.isSelf {
+		return li
+	}
+	deadline := time.Now().Add(leaderWait)
+	dead := li.id
+	if li.id >= 0 && s.accepts(li.addr) {
+		return li
+	}
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return li
+		case <-time.After(20 * time.Millisecond):
+		}
+		li = s.leader()
+		if li.id >= 0 && li.id != dead && (li.isSelf || s.accepts(li.addr)) {
+			return li
+		}
+	}
+	return li
+}
+
+const leaderWait = 3 * time.Second
+
+// accepts reports whether addr takes a TCP connection within 200 ms.
+func (s *Server) accepts(addr string) bool {
+	if addr == "" {
+		return false
+	}
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	li := s.leader()
+	li := s.settledLeader(ctx)
 	resp.Brokers = li.brokers
 	resp.ClusterID = strp(s.cfg.ClusterID)
 	resp.ControllerID = li.id
@@ -805,7 +852,7 @@ func (s *Server) offsetForLeaderEpoch(ctx context.Context, req *kmsg.OffsetForLe
 
 func (s *Server) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	li := s.leader()
+	li := s.settledLeader(ctx)
 	var host string
 	var port int32
 	for _, b := range li.brokers {

@@ -33,7 +33,11 @@ type Config struct {
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (Kafka's connections.max.idle.ms); default 10 minutes.
 	IdleTimeout time.Duration
-	Logger      *slog.Logger
+	// MaxConns and MaxConnsPerIP bound the connections served at once, in
+	// all and per client address; a connection over either is closed at
+	// once (0: no bound).
+	MaxConns, MaxConnsPerIP int
+	Logger                  *slog.Logger
 }
 
 // Server serves the Kafka protocol over a service core.
@@ -47,6 +51,7 @@ type Server struct {
 	mu     sync.Mutex
 	ln     net.Listener
 	conns  map[net.Conn]struct{}
+	perIP  map[string]int
 	closed bool
 	wg     sync.WaitGroup
 	stop   chan struct{}
@@ -66,7 +71,7 @@ func New(cfg Config, svc *service.Service) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, svc: svc, logger: cfg.Logger.With("listener", "kafka"), conns: map[net.Conn]struct{}{},
+	s := &Server{cfg: cfg, svc: svc, logger: cfg.Logger.With("listener", "kafka"), conns: map[net.Conn]struct{}{}, perIP: map[string]int{},
 		stop: make(chan struct{})}
 	s.groups = newCoordinator(svc, s.logger, s.stop)
 	return s
@@ -113,7 +118,17 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.Close()
 			return nil
 		}
+		ip := remoteIP(c)
+		if (s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns) || (s.cfg.MaxConnsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnsPerIP) {
+			n := len(s.conns)
+			s.mu.Unlock()
+			s.logger.Warn("kafka connection refused: too many connections", "remote", c.RemoteAddr().String(),
+				"conns", n, "max_conns", s.cfg.MaxConns, "max_conns_per_ip", s.cfg.MaxConnsPerIP)
+			c.Close()
+			continue
+		}
 		s.conns[c] = struct{}{}
+		s.perIP[ip]++
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
@@ -121,9 +136,20 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.serveConn(c)
 			s.mu.Lock()
 			delete(s.conns, c)
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
 			s.mu.Unlock()
 		}()
 	}
+}
+
+func remoteIP(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
 }
 
 // Close stops accepting, closes every connection and waits for their
@@ -291,6 +317,11 @@ func parseRequest(b []byte) (*request, error) {
 		}
 		r.clientID = string(b[:idLen])
 		b = b[idLen:]
+	}
+	if r.key == apiVersionsKey && r.version > supported[apiVersionsKey][1] {
+		// Newer than ours: answered in v0 with UNSUPPORTED_VERSION and
+		// our versions, whatever the body holds, so the client downgrades.
+		return r, nil
 	}
 	body := kmsg.RequestForKey(r.key)
 	if body == nil {
