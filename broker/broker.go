@@ -96,7 +96,7 @@ func Open(cfg Config) (*Broker, error) {
 	}()
 	if b.kln != nil {
 		b.kafka = kafka.New(kafka.Config{MaxRequestBytes: cfg.MaxRequestBytes + 1<<20, Logger: b.logger,
-			MaxConns: cfg.Admission.MaxConns, MaxConnsPerIP: cfg.Admission.MaxConnsPerIP,
+			MaxConns: cfg.Admission.MaxConns, MaxConnsPerIP: cfg.Admission.MaxConnsPerIP, TLS: cfg.TLS.API.Cert != "",
 			ClusterID: fmt.Sprintf("ledgermq-%d", cfg.GroupID)}, b.svc)
 		b.wg.Add(1)
 		go func() {

@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -101,7 +102,7 @@ func (c *conn) handle(r *request) (kmsg.Response, error) {
 	case *kmsg.ListOffsetsRequest:
 		return c.s.listOffsets(ctx, req), nil
 	case *kmsg.InitProducerIDRequest:
-		return c.s.initProducerID(ctx, req), nil
+		return c.s.initProducerID(ctx, req, c.token), nil
 	case *kmsg.CreateTopicsRequest:
 		return c.s.createTopics(ctx, req), nil
 	case *kmsg.DeleteTopicsRequest:
@@ -188,7 +189,7 @@ func (c *conn) saslAuthenticate(req *kmsg.SASLAuthenticateRequest) (kmsg.Respons
 		resp.ErrorMessage = strp("authentication failed: the password must be a valid LedgerMQ token")
 		return resp, nil
 	}
-	c.ctx, c.authed = service.WithIdentity(c.ctx, id), true
+	c.ctx, c.authed, c.token = service.WithIdentity(c.ctx, id), true, string(parts[2])
 	return resp, nil
 }
 
@@ -472,6 +473,9 @@ func (s *Server) fetchPass(ctx context.Context, req *kmsg.FetchRequest, resp *km
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.ErrorCode = s.fetchPartition(ctx, &tr, t.Topic, p, &rp, li, maxBytes-size, size == 0, arena)
+			if rp.RecordBatches == nil {
+				rp.RecordBatches = []byte{} // librdkafka refuses a null record set
+			}
 			size += len(rp.RecordBatches)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
@@ -629,12 +633,21 @@ func (s *Server) listOffset(ctx context.Context, tr *topicRanges, topic string, 
 	return errNone
 }
 
-func (s *Server) initProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) kmsg.Response {
+func (s *Server) initProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest, token string) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
 		resp.ErrorCode = errTransactionalIDAuth // transactions are not supported
 		return resp
+	}
+	if err := s.svc.RequireLeader(); err != nil { // any broker may answer: forward.go
+		if li := s.settledLeader(ctx); !li.isSelf {
+			if r, err := s.forward(ctx, li.addr, req, token); err == nil {
+				return r
+			} else if !errors.Is(err, errNoForward) {
+				s.logger.Debug("kafka: forwarding InitProducerId failed", "leader", li.addr, "err", err)
+			}
+		}
 	}
 	id, err := s.svc.InitProducer(ctx)
 	if err != nil {

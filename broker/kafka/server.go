@@ -37,7 +37,10 @@ type Config struct {
 	// all and per client address; a connection over either is closed at
 	// once (0: no bound).
 	MaxConns, MaxConnsPerIP int
-	Logger                  *slog.Logger
+	// TLS tells that the listener speaks TLS (followers then do not
+	// forward InitProducerId to the leader: forward.go).
+	TLS    bool
+	Logger *slog.Logger
 }
 
 // Server serves the Kafka protocol over a service core.
@@ -181,6 +184,7 @@ type conn struct {
 	ctx      context.Context // carries the identity once authenticated
 	authed   bool
 	saslMech string
+	token    string // the SASL/PLAIN token it authenticated with, for forwarding
 	buf      []byte
 	arena    []byte // a Fetch's records, from the server's pool until written
 }
