@@ -399,3 +399,43 @@ func TestKafkaLeaderKillExactlyOnce(t *testing.T) {
 	}
 	checkExactlyOnce(t, kafkaConsumeAll(t, seeds, topic, len(produced)), produced)
 }
+
+// TestKafkaReadsHTTPWrites: messages produced through the HTTP API (and so
+// the SDK's format) are read by franz-go with the same key, value, headers
+// and offsets, and a null key stays null.
+func TestKafkaReadsHTTPWrites(t *testing.T) {
+	g, seeds := newKafkaGroup(t, 3)
+	const topic = "kh"
+	if !g.writeLeader("/v1/topics", wire.CreateTopicRequest{Name: topic, Queues: 2}, nil, time.Now().Add(10*time.Second)) {
+		t.Fatal("create topic failed")
+	}
+	var req wire.ProduceRequest
+	for i := 0; i < 100; i++ {
+		v, q := strconv.Itoa(i), i%2
+		m := wire.ProduceMessage{Value: &v, Queue: &q, Headers: map[string]string{"n": v}}
+		if i%3 != 0 {
+			k := "key-" + v
+			m.Key = &k
+		}
+		req.Messages = append(req.Messages, m)
+	}
+	var resp wire.ProduceResponse
+	if !g.writeLeader("/v1/topics/"+topic+"/messages", req, &resp, time.Now().Add(10*time.Second)) || len(resp.Results) != 100 {
+		t.Fatalf("HTTP produce: %+v", resp)
+	}
+	got := kafkaConsumeAll(t, seeds, topic, 100)
+	for q, recs := range got {
+		for _, r := range recs {
+			i, _ := strconv.Atoi(string(r.Value))
+			res := resp.Results[i]
+			wantKey := ""
+			if i%3 != 0 {
+				wantKey = "key-" + strconv.Itoa(i)
+			}
+			if int(q) != res.Queue || uint64(r.Offset) != res.Offset || string(r.Key) != wantKey || (i%3 == 0) != (r.Key == nil) ||
+				len(r.Headers) != 1 || r.Headers[0].Key != "n" || string(r.Headers[0].Value) != string(r.Value) {
+				t.Fatalf("record %d: Kafka partition %d offset %d key %q headers %v; HTTP put it at %d/%d", i, q, r.Offset, r.Key, r.Headers, res.Queue, res.Offset)
+			}
+		}
+	}
+}
