@@ -599,8 +599,12 @@ func (c *coordinator) offsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 			}
 		default:
 			var m *member
+			// As in Kafka: a member of the current generation may commit
+			// while the group prepares a rebalance (cooperative members
+			// commit what they give up), not between the join and its
+			// SyncGroup.
 			g, m, code = c.memberLocked(req.Group, req.MemberID, req.Generation)
-			if code == errNone && g.state == statePreparing {
+			if code == errNone && g.state == stateCompleting {
 				code = errRebalanceInProgress
 			}
 			if m != nil {
@@ -774,6 +778,33 @@ func (c *coordinator) list(ctx context.Context, req *kmsg.ListGroupsRequest) kms
 			state, ptype = "Stable", "ledgermq"
 		}
 		add(g.Group, ptype, state)
+	}
+	return resp
+}
+
+// deleteGroups deletes groups without members, with their committed
+// offsets (the same as DELETE /v1/groups/{g}).
+func (c *coordinator) deleteGroups(ctx context.Context, req *kmsg.DeleteGroupsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	for _, name := range req.Groups {
+		dg := kmsg.NewDeleteGroupsResponseGroup()
+		dg.Group = name
+		c.mu.Lock()
+		g := c.groups[name]
+		active := g != nil && len(g.members) > 0
+		c.mu.Unlock()
+		switch {
+		case active:
+			dg.ErrorCode = errNonEmptyGroup
+		default:
+			if err := c.svc.DeleteGroup(ctx, name); err != nil {
+				dg.ErrorCode, _ = codeFor(c.svc, err, onGroup)
+				if dg.ErrorCode == errInconsistentProtocol {
+					dg.ErrorCode = errNonEmptyGroup
+				}
+			}
+		}
+		resp.Groups = append(resp.Groups, dg)
 	}
 	return resp
 }

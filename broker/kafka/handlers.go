@@ -39,6 +39,7 @@ const (
 	initProducerIDKey   int16 = 22
 	offsetForEpochKey   int16 = 23
 	describeConfigsKey  int16 = 32
+	deleteGroupsKey     int16 = 42
 	saslAuthenticateKey int16 = 36
 )
 
@@ -67,6 +68,7 @@ var supported = map[int16][2]int16{
 	initProducerIDKey:   {0, 4},
 	offsetForEpochKey:   {0, 4},
 	describeConfigsKey:  {0, 4},
+	deleteGroupsKey:     {0, 2},
 	saslAuthenticateKey: {0, 2},
 }
 
@@ -129,6 +131,8 @@ func (c *conn) handle(r *request) (kmsg.Response, error) {
 		return c.s.groups.describe(ctx, req), nil
 	case *kmsg.ListGroupsRequest:
 		return c.s.groups.list(ctx, req), nil
+	case *kmsg.DeleteGroupsRequest:
+		return c.s.groups.deleteGroups(ctx, req), nil
 	}
 	return nil, fmt.Errorf("no handler for %s", kmsg.NameForKey(r.key))
 }
