@@ -292,6 +292,13 @@ func (s *Server) metadata(ctx context.Context, req *kmsg.MetadataRequest) kmsg.R
 				continue
 			}
 			info, err := s.svc.DescribeTopicAt(ctx, *t.Topic, 0, 0)
+			// A follower may not have applied a topic the leader created a
+			// moment ago (clients create, then ask any broker): it looks
+			// again for a heartbeat or two before saying it is unknown.
+			for wait := 0; err != nil && !li.isSelf && wait < 10 && s.svc.AsError(err).Code == wire.CodeTopicNotFound; wait++ {
+				time.Sleep(30 * time.Millisecond)
+				info, err = s.svc.DescribeTopicAt(ctx, *t.Topic, 0, 0)
+			}
 			if err != nil {
 				mt := kmsg.NewMetadataResponseTopic()
 				mt.Topic = t.Topic
@@ -765,10 +772,13 @@ func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest
 
 func (s *Server) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
-	names := req.TopicNames
-	for _, t := range req.Topics {
-		if t.Topic != nil {
-			names = append(names, *t.Topic)
+	names := req.TopicNames // v0-5
+	if req.Version >= 6 {
+		names = nil
+		for _, t := range req.Topics {
+			if t.Topic != nil {
+				names = append(names, *t.Topic)
+			}
 		}
 	}
 	for _, name := range names {
