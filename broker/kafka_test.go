@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -123,13 +125,27 @@ func produceReq(topic string, part int32, records []byte) *kmsg.ProduceRequest {
 }
 
 // kafkaRecords is a valid uncompressed batch of one record.
-func kafkaRecords(value string) []byte {
-	rec := kmsg.Record{Value: []byte(value)}
-	body := rec.AppendTo(nil)
-	rec.Length = int32(len(body) - 1)
-	recs := rec.AppendTo(nil)
-	rb := kmsg.RecordBatch{Magic: 2, PartitionLeaderEpoch: -1, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
-		NumRecords: 1, FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(), Records: recs}
+func kafkaRecords(value string) []byte { return kafkaBatchOf([]byte(value), 1, false) }
+
+// kafkaBatchOf is a batch of n records of value, gzip-compressed if asked.
+func kafkaBatchOf(value []byte, n int, gz bool) []byte {
+	var recs []byte
+	for i := 0; i < n; i++ {
+		rec := kmsg.Record{Value: value, OffsetDelta: int32(i)}
+		body := rec.AppendTo(nil)
+		rec.Length = int32(len(body) - len(binary.AppendVarint(nil, 0)))
+		recs = rec.AppendTo(recs)
+	}
+	attrs := int16(0)
+	if gz {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		w.Write(recs)
+		w.Close()
+		recs, attrs = b.Bytes(), 1
+	}
+	rb := kmsg.RecordBatch{Magic: 2, Attributes: attrs, PartitionLeaderEpoch: -1, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
+		NumRecords: int32(n), LastOffsetDelta: int32(n - 1), FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(), Records: recs}
 	b := rb.AppendTo(nil)
 	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
 	binary.BigEndian.PutUint32(b[17:], crc32c(b[21:]))
@@ -185,6 +201,29 @@ func TestKafkaBadInput(t *testing.T) {
 			t.Fatalf("%s: stored %d -> %d", c.name, before, after)
 		}
 	}
+	// One request's decompressed records share one budget (4 x the
+	// request bound, 4 MiB here), whatever the number of partitions: three
+	// partitions of 1.5 MiB each (gzip makes them small on the wire), the
+	// third is refused MESSAGE_TOO_LARGE and not stored.
+	bomb := kafkaBatchOf(make([]byte, 1<<19), 3, true)
+	multi := produceReq("t", 0, bomb)
+	for _, q := range []int32{1, 0} {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = q, bomb
+		multi.Topics[0].Partitions = append(multi.Topics[0].Partitions, rp)
+	}
+	before := stored()
+	r, err = k.request(multi, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := []int16{}
+	for _, p := range r.(*kmsg.ProduceResponse).Topics[0].Partitions {
+		codes = append(codes, p.ErrorCode)
+	}
+	if fmt.Sprint(codes) != "[0 0 10]" || stored() != before+6 {
+		t.Fatalf("three 1.5 MiB partitions: codes %v, stored %d -> %d", codes, before, stored())
+	}
 	// Fetch at a bad offset: OFFSET_OUT_OF_RANGE with the watermarks.
 	f := kmsg.NewPtrFetchRequest()
 	f.MaxBytes, f.MinBytes = 1<<20, 0
@@ -198,7 +237,7 @@ func TestKafkaBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := r.(*kmsg.FetchResponse).Topics[0].Partitions[0]; p.ErrorCode != 1 || p.HighWatermark != 1 {
+	if p := r.(*kmsg.FetchResponse).Topics[0].Partitions[0]; p.ErrorCode != 1 || p.HighWatermark != 4 {
 		t.Fatalf("fetch at 99: %+v", p)
 	}
 	// An unsupported version closes the connection; a new one is served.

@@ -348,6 +348,8 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) kmsg.Res
 	var parts []wire.ProducePart
 	var slots []slot
 	now := time.Now()
+	// One budget of decompressed bytes for the whole request, however many
+	// partitions it names.
 	limit := s.svc.BatchRecordsLimit()
 	for ti, t := range req.Topics {
 		rt := kmsg.NewProduceResponseTopic()
@@ -356,7 +358,8 @@ func (s *Server) produce(ctx context.Context, req *kmsg.ProduceRequest) kmsg.Res
 			rp := kmsg.NewProduceResponseTopicPartition()
 			rp.Partition = p.Partition
 			rt.Partitions = append(rt.Partitions, rp)
-			batches, err := parseBatches(p.Records, limit, now)
+			batches, used, err := parseBatches(p.Records, limit, now)
+			limit -= used
 			if err == nil && len(parts)+len(batches) > wire.MaxProduceParts {
 				err = fmt.Errorf("%w: more than %d batches in one request", errTooLarge, wire.MaxProduceParts)
 			}

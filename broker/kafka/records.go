@@ -68,32 +68,34 @@ type inBatch struct {
 
 // parseBatches decodes the record batches of one partition's produce data
 // (clients send one; several are accepted). limit bounds the decompressed
-// bytes of all records.
-func parseBatches(b []byte, limit int, now time.Time) ([]inBatch, error) {
+// bytes of all records; it returns how many were used.
+func parseBatches(b []byte, limit int, now time.Time) ([]inBatch, int, error) {
 	var out []inBatch
+	used := 0
 	for len(b) > 0 {
 		if len(b) < 17 {
-			return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(b))
+			return nil, 0, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(b))
 		}
 		length := int(int32(binary.BigEndian.Uint32(b[8:12])))
 		if b[16] != magicV2 {
-			return nil, errOldFormat
+			return nil, 0, errOldFormat
 		}
 		if length < batchHeaderSize-12 || length > len(b)-12 {
-			return nil, fmt.Errorf("%w: batch length %d of %d bytes", errCorrupt, length, len(b)-12)
+			return nil, 0, fmt.Errorf("%w: batch length %d of %d bytes", errCorrupt, length, len(b)-12)
 		}
 		ib, n, err := parseBatch(b[:12+length], limit, now)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		limit -= n
+		used += n
 		out = append(out, ib)
 		b = b[12+length:]
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no record batch", errCorrupt)
+		return nil, 0, fmt.Errorf("%w: no record batch", errCorrupt)
 	}
-	return out, nil
+	return out, used, nil
 }
 
 // parseBatch decodes one batch, returning its records' decompressed size.

@@ -74,7 +74,7 @@ func TestParseBatchEveryCodec(t *testing.T) {
 	now := time.UnixMilli(1_700_000_000_000)
 	for _, codec := range []int{codecNone, codecGzip, codecSnappy, codecLZ4, codecZstd} {
 		b := kafkaBatch(t, codec, 42, 7, sampleRecords(), now.UnixMilli())
-		got, err := parseBatches(b, 1<<20, now)
+		got, _, err := parseBatches(b, 1<<20, now)
 		if err != nil {
 			t.Fatalf("codec %d: %v", codec, err)
 		}
@@ -128,7 +128,7 @@ func TestAppendBatchReadByKmsg(t *testing.T) {
 		}
 	}
 	// And it decodes back through our own produce path.
-	got, err := parseBatches(out, 1<<20, now)
+	got, _, err := parseBatches(out, 1<<20, now)
 	if err != nil || len(got[0].msgs) != 2 {
 		t.Fatalf("%v %+v", err, got)
 	}
@@ -162,7 +162,7 @@ func TestParseBatchRefusals(t *testing.T) {
 		{"empty", nil, 1 << 20, errCorrupt},
 	}
 	for _, c := range cases {
-		if _, err := parseBatches(c.b, c.limit, now); !errors.Is(err, c.want) {
+		if _, _, err := parseBatches(c.b, c.limit, now); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
 	}
@@ -171,7 +171,7 @@ func TestParseBatchRefusals(t *testing.T) {
 	big[0] = kmsg.Record{Value: make([]byte, 1<<20)}
 	for _, codec := range []int{codecGzip, codecSnappy, codecLZ4, codecZstd} {
 		b := kafkaBatch(t, codec, -1, -1, big, now.UnixMilli())
-		if _, err := parseBatches(b, 64<<10, now); !errors.Is(err, errTooLarge) {
+		if _, _, err := parseBatches(b, 64<<10, now); !errors.Is(err, errTooLarge) {
 			t.Errorf("codec %d bomb: %v", codec, err)
 		}
 	}
@@ -192,14 +192,14 @@ func FuzzParseBatches(f *testing.F) {
 			b[16] = magicV2
 			binary.BigEndian.PutUint32(b[17:], crcOf(b[21:]))
 		}
-		got, err := parseBatches(b, 1<<20, now)
+		got, _, err := parseBatches(b, 1<<20, now)
 		if err != nil {
 			return
 		}
 		// What parses converts and comes back through fetch's encoding.
 		for _, ib := range got {
 			out := appendBatch(nil, 0, wire.BatchHeader{}, ib.msgs, 0)
-			again, err := parseBatches(out, 4<<20, now)
+			again, _, err := parseBatches(out, 4<<20, now)
 			if err != nil || len(again[0].msgs) != len(ib.msgs) {
 				t.Fatalf("re-encoded batch: %v", err)
 			}
