@@ -109,13 +109,13 @@ func TestDevArgs(t *testing.T) {
 	}
 }
 
-var devNodeLine = regexp.MustCompile(`(?m)^  (n\d)  api http://(\S+)  raft (\S+)$`)
+var devNodeLine = regexp.MustCompile(`(?m)^  (n\d)  api http://(\S+)  raft (\S+)  kafka (\S+)$`)
 
 // TestDevGroup runs `broker dev --nodes 3` in this process on free ports:
 // the addresses it prints answer /readyz, and cancelling its context
 // stops every node.
 func TestDevGroup(t *testing.T) {
-	bases := freeRanges(t, 3, 2)
+	bases := freeRanges(t, 3, 3)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -128,7 +128,7 @@ func TestDevGroup(t *testing.T) {
 		}
 	}()
 	text, done, err := startDev(t, ctx, []string{"--nodes", "3", "--data-dir", dir, "--api-port", strconv.Itoa(bases[0]),
-		"--raft-port", strconv.Itoa(bases[1]), "--log-level", "error"})
+		"--raft-port", strconv.Itoa(bases[1]), "--kafka-port", strconv.Itoa(bases[2]), "--log-level", "error"})
 	up()
 	if done == nil {
 		t.Fatalf("runDev returned: %v\n%s", err, text)
@@ -143,9 +143,15 @@ func TestDevGroup(t *testing.T) {
 	var apis []string
 	for i, m := range nodes {
 		wantAPI, wantRaft := fmt.Sprintf("127.0.0.1:%d", bases[0]+i), fmt.Sprintf("127.0.0.1:%d", bases[1]+i)
-		if m[1] != fmt.Sprintf("n%d", i+1) || m[2] != wantAPI || m[3] != wantRaft {
-			t.Fatalf("node line %q, want n%d %s %s", m[0], i+1, wantAPI, wantRaft)
+		wantKafka := fmt.Sprintf("127.0.0.1:%d", bases[2]+i)
+		if m[1] != fmt.Sprintf("n%d", i+1) || m[2] != wantAPI || m[3] != wantRaft || m[4] != wantKafka {
+			t.Fatalf("node line %q, want n%d %s %s %s", m[0], i+1, wantAPI, wantRaft, wantKafka)
 		}
+		c, err := net.DialTimeout("tcp", wantKafka, 5*time.Second)
+		if err != nil {
+			t.Fatalf("the Kafka listener %s: %v", wantKafka, err)
+		}
+		c.Close()
 		apis = append(apis, m[2])
 	}
 	if !strings.Contains(text, "(set MQ_BROKERS="+strings.Join(apis, ",")+" for mqctl)") {
@@ -184,19 +190,19 @@ func TestDevGroup(t *testing.T) {
 	}
 }
 
-var devSecureNodeLine = regexp.MustCompile(`(?m)^  (n\d)  api https://(\S+)  raft (\S+)$`)
+var devSecureNodeLine = regexp.MustCompile(`(?m)^  (n\d)  api https://(\S+)  raft (\S+)  kafka (\S+)$`)
 
 // TestDevSecure runs `broker dev --nodes 3 --secure`: every API is HTTPS
 // and wants credentials; the admin token and certificate it wrote are the
 // superuser's; plain HTTP and requests without credentials are refused;
 // a restart keeps the credentials.
 func TestDevSecure(t *testing.T) {
-	bases := freeRanges(t, 3, 2)
+	bases := freeRanges(t, 3, 3)
 	dir := t.TempDir()
 	start := func() (apis []string, stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		text, done, err := startDev(t, ctx, []string{"--nodes", "3", "--secure", "--data-dir", dir, "--api-port", strconv.Itoa(bases[0]),
-			"--raft-port", strconv.Itoa(bases[1]), "--log-level", "error"})
+			"--raft-port", strconv.Itoa(bases[1]), "--kafka-port", strconv.Itoa(bases[2]), "--log-level", "error"})
 		if done == nil {
 			cancel()
 			t.Fatalf("runDev returned: %v\n%s", err, text)
