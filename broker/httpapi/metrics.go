@@ -79,6 +79,7 @@ func (s *Server) metrics(c *call) error {
 			fmt.Fprintf(&sb, "ledgermq_follower_lag_entries{follower=%q} %d\n", p.ID, max(lag, 0))
 		}
 	}
+	s.writeGroupLag(c, &sb, help)
 	value("ledgermq_log_segments", "gauge", "Commit-log segment files.", st.Log.Segments)
 	value("ledgermq_log_bytes", "gauge", "Commit-log bytes on disk.", st.Log.Bytes)
 	value("ledgermq_inflight_request_bytes", "gauge", "Request bytes charged to the in-flight budget (admission control).", s.InflightBytes())
@@ -92,4 +93,44 @@ func (s *Server) metrics(c *call) error {
 	c.ctx.SetContentType("text/plain; version=0.0.4")
 	c.ctx.SetBodyString(sb.String())
 	return nil
+}
+
+// writeGroupLag writes every consumer group's committed offset and lag per
+// queue (the figures of GET /v1/groups/{g} and mqctl group describe), and
+// the lag per group and topic, for the groups and topics the caller may
+// describe. A queue without a committed offset has no committed series; its
+// lag counts from the queue's earliest offset, as the describe shows.
+func (s *Server) writeGroupLag(c *call, sb *strings.Builder, help func(name, typ, text string)) {
+	groups := s.svc.ListGroups(c.cx)
+	if len(groups) == 0 {
+		return
+	}
+	help("ledgermq_consumer_group_lag_messages", "gauge", "Messages of a queue after the group's committed offset.")
+	for _, g := range groups {
+		for _, q := range g.Queues {
+			fmt.Fprintf(sb, "ledgermq_consumer_group_lag_messages{group=%q,topic=%q,queue=\"%d\"} %d\n", g.Group, q.Topic, q.Queue, q.Lag)
+		}
+	}
+	help("ledgermq_consumer_group_committed_offset", "gauge", "The group's committed offset of a queue (the next message it will read).")
+	for _, g := range groups {
+		for _, q := range g.Queues {
+			if q.Committed != nil {
+				fmt.Fprintf(sb, "ledgermq_consumer_group_committed_offset{group=%q,topic=%q,queue=\"%d\"} %d\n", g.Group, q.Topic, q.Queue, *q.Committed)
+			}
+		}
+	}
+	help("ledgermq_consumer_group_topic_lag_messages", "gauge", "A group's lag summed over a topic's queues.")
+	for _, g := range groups {
+		sum := map[string]uint64{}
+		var topics []string
+		for _, q := range g.Queues {
+			if _, ok := sum[q.Topic]; !ok {
+				topics = append(topics, q.Topic)
+			}
+			sum[q.Topic] += q.Lag
+		}
+		for _, t := range topics {
+			fmt.Fprintf(sb, "ledgermq_consumer_group_topic_lag_messages{group=%q,topic=%q} %d\n", g.Group, t, sum[t])
+		}
+	}
 }
