@@ -69,6 +69,34 @@ func (r *Reader) Range(t *Topic, q *Queue) Range {
 	return Range{Earliest: min(earliest, next), Next: next}
 }
 
+// Bytes returns the stored batch bytes of queue q that readers may see
+// now (the batches as the producer sent them, without log framing). It
+// reads one batch from the log when the first visible batch's size is not
+// known from the index (its predecessor was pruned).
+func (r *Reader) Bytes(t *Topic, q *Queue) uint64 {
+	q.mu.RLock()
+	lo := q.visible(r.Horizon(t))
+	if lo == len(q.batches) {
+		q.mu.RUnlock()
+		return 0
+	}
+	last, first := q.batches[len(q.batches)-1].End, q.batches[lo]
+	var start uint64
+	known := lo > 0 || first.BaseOffset == 0
+	if lo > 0 {
+		start = q.batches[lo-1].End
+	}
+	q.mu.RUnlock()
+	if !known {
+		b, err := r.Batch(first)
+		if err != nil { // retention removed it meanwhile: count from its end
+			return last - first.End
+		}
+		start = first.End - uint64(len(b))
+	}
+	return last - start
+}
+
 // Refs returns up to max batch references of q from offset on (offset <
 // next), and the earliest visible offset; see Queue.Find.
 func (r *Reader) Refs(t *Topic, q *Queue, offset uint64, max int) ([]BatchRef, uint64) {

@@ -138,3 +138,45 @@ func TestReaderBatchOfStoredRefs(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderBytes: a queue's visible bytes are the sizes of its batches
+// within the horizon, also once the index's prefix was pruned (then the
+// first batch is read from the log to learn its size).
+func TestReaderBytes(t *testing.T) {
+	s := New()
+	mustCreate(t, s, 1, Config{Name: "b", Queues: 1})
+	log := &fakeLog{first: 1, payloads: map[uint64][]byte{}}
+	var sizes []uint64
+	for i := range 10 {
+		cmd := ProduceCmd{TimeMs: t0, Parts: []Part{{Topic: "b", Batch: wireBatch(t, wire.Producer{}, 1+i%3, t0)}}}
+		log.payloads[uint64(2+i)] = AppendProduce(nil, cmd)
+		if r := s.Produce(uint64(2+i), cmd); r[0].Err != nil {
+			t.Fatal(r[0].Err)
+		}
+		sizes = append(sizes, uint64(len(cmd.Parts[0].Batch)))
+	}
+	sum := func(from int) (n uint64) {
+		for _, v := range sizes[from:] {
+			n += v
+		}
+		return n
+	}
+	r := NewReader(s, log, clockAt(t0))
+	tp, _ := s.Lookup("b")
+	q := queueOf(t, s, "b", 0)
+	if got := r.Bytes(tp, q); got != sum(0) {
+		t.Fatalf("all retained: %d bytes, want %d", got, sum(0))
+	}
+	log.first = 5 // entries 2..4 (batches 0..2) left the log
+	if got := r.Bytes(tp, q); got != sum(3) {
+		t.Fatalf("log starts at 5: %d bytes, want %d", got, sum(3))
+	}
+	s.Prune(5) // the index forgets them: batch 3's size comes from the log
+	if got := r.Bytes(tp, q); got != sum(3) {
+		t.Fatalf("after pruning: %d bytes, want %d", got, sum(3))
+	}
+	log.first = 12
+	if got := r.Bytes(tp, q); got != 0 {
+		t.Fatalf("nothing retained: %d bytes", got)
+	}
+}

@@ -98,6 +98,9 @@ type QueueInfo struct {
 	Queue    int    `json:"queue"`
 	Earliest uint64 `json:"earliest"`
 	Next     uint64 `json:"next"`
+	// Bytes is the size of the stored batches of [Earliest, Next), as
+	// the producers sent them (compressed batches count compressed).
+	Bytes uint64 `json:"bytes"`
 }
 
 // TopicList is GET /v1/topics.

@@ -113,7 +113,7 @@ func (s *Service) topicInfo(t *topics.Topic, queues bool) wire.TopicInfo {
 	for i := 0; i < t.Queues; i++ {
 		q, _ := t.Queue(i)
 		r := s.reader.Range(t, q)
-		info.QueueInfo = append(info.QueueInfo, wire.QueueInfo{Queue: i, Earliest: r.Earliest, Next: r.Next})
+		info.QueueInfo = append(info.QueueInfo, wire.QueueInfo{Queue: i, Earliest: r.Earliest, Next: r.Next, Bytes: s.reader.Bytes(t, q)})
 	}
 	return info
 }
