@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,7 +84,13 @@ func Open(cfg Config) (*Broker, error) {
 		MaxWait: cfg.MaxWait, MaxRequestBytes: cfg.MaxRequestBytes, Logger: b.logger, Quotas: cfg.Quotas,
 		DataDir: cfg.DataDir, MinFreeBytes: cfg.Admission.MinFreeBytes, MinFreePercent: cfg.Admission.MinFreePercent,
 		FreeSpace: cfg.freeSpace, Auth: authCfg}, b.node, m)
-	b.http = httpapi.New(httpapi.Config{MaxRequestBytes: cfg.MaxRequestBytes, MaxWait: cfg.MaxWait,
+	var fwdTLS *tls.Config
+	if cfg.TLS.API.Cert != "" {
+		if r, err := b.reloader(cfg.TLS.API); err == nil { // opened by openTLS
+			fwdTLS = r.ClientConfig(nil)
+		}
+	}
+	b.http = httpapi.New(httpapi.Config{MaxRequestBytes: cfg.MaxRequestBytes, MaxWait: cfg.MaxWait, ForwardTLS: fwdTLS,
 		ReadTimeout: cfg.requestReadTimeout, Logger: b.logger,
 		MaxInflightBytes: cfg.Admission.MaxInflightBytes, MaxInflightBytesPerClient: cfg.Admission.MaxInflightBytesPerClient,
 		Concurrency: cfg.Admission.MaxConns, MaxConnsPerIP: cfg.Admission.MaxConnsPerIP}, b.svc)

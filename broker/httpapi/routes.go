@@ -160,7 +160,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if err == nil {
 			err = rt.handle(c)
 		}
-		if err != nil {
+		if err != nil && !s.maybeForward(ctx, err) {
 			s.writeError(ctx, err)
 		}
 		name = c.label

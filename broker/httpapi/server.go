@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,11 @@ type Config struct {
 	Concurrency               int           // connections served at once [DefaultConcurrency]
 	MaxConnsPerIP             int           // connections of one client address [DefaultMaxConnsPerIP]
 	IdleTimeout               time.Duration // a keep-alive connection's idle limit [2m]
+
+	// ForwardTLS, when the API speaks HTTPS, verifies the leader's API
+	// certificate when a request is forwarded to it (forward.go); nil:
+	// forward over HTTP.
+	ForwardTLS *tls.Config
 }
 
 // Server serves the HTTP API over a service.
@@ -44,6 +50,7 @@ type Server struct {
 	routes *router
 	reqs   *requestCounter
 	admit  *admission
+	fwd    *fasthttp.Client // forwards requests to the leader (forward.go)
 }
 
 // New returns a server; Serve starts it.
@@ -78,7 +85,7 @@ func New(cfg Config, svc *service.Service) *Server {
 		cfg.IdleTimeout = 2 * time.Minute
 	}
 	s := &Server{cfg: cfg, svc: svc, logger: cfg.Logger, reqs: newRequestCounter(),
-		admit: newAdmission(cfg.MaxInflightBytes, cfg.MaxInflightBytesPerClient)}
+		admit: newAdmission(cfg.MaxInflightBytes, cfg.MaxInflightBytesPerClient), fwd: newForwardClient(cfg.ForwardTLS)}
 	s.routes = newRouter(s.table())
 	s.srv = &fasthttp.Server{
 		Handler:            s.serve, // admission, panic recovery, then handle
@@ -113,7 +120,10 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting connections and waits (within ctx) for
 // requests in flight.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.fwd.CloseIdleConnections()
+	return s.srv.ShutdownWithContext(ctx)
+}
 
 // requestError answers requests fasthttp could not read, above all bodies
 // over MaxRequestBytes, which are refused from their Content-Length before
