@@ -81,6 +81,21 @@ func TestForwardToLeader(t *testing.T) {
 		t.Fatalf("forwarded produce answered %s (%v)", r.body, err)
 	}
 
+	// GET /v1/topics?queues=true lists the queues' offsets and bytes.
+	var tl wire.TopicList
+	r = forwardCall(t, "GET", "http://"+l.Addr()+"/v1/topics?queues=true", admin, false, nil)
+	if err := json.Unmarshal(r.body, &tl); err != nil || len(tl.Topics) != 1 || len(tl.Topics[0].QueueInfo) != 2 {
+		t.Fatalf("topics with queues: %s (%v)", r.body, err)
+	}
+	var msgs, size uint64
+	for _, q := range tl.Topics[0].QueueInfo {
+		msgs, size = msgs+q.Next-q.Earliest, size+q.Bytes
+	}
+	if msgs != 2 || size == 0 {
+		t.Fatalf("topic list counts %d messages in %d bytes, want 2 in > 0", msgs, size)
+	}
+	expectCode(t, forwardCall(t, "GET", base+"/v1/topics?queues=maybe", admin, false, nil), http.StatusBadRequest, wire.CodeInvalidArgument)
+
 	// The token travels: without one the follower does not forward (its
 	// own identity must not stand in), with a stranger's the leader
 	// refuses it.

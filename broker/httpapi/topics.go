@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/ledgermq/ledgermq/broker/service"
@@ -41,9 +42,18 @@ func (s *Server) deleteTopic(c *call) error {
 	return s.writeJSON(c.ctx, http.StatusOK, map[string]string{"deleted": name})
 }
 
-// listTopics is GET /v1/topics.
+// listTopics is GET /v1/topics; ?queues=true adds every topic's
+// queue_info.
 func (s *Server) listTopics(c *call) error {
-	return s.writeJSON(c.ctx, http.StatusOK, wire.TopicList{Topics: s.svc.ListTopics(c.cx)})
+	queues := false
+	if v := c.ctx.QueryArgs().Peek("queues"); v != nil {
+		b, err := strconv.ParseBool(string(v))
+		if err != nil {
+			return service.Errorf(wire.CodeInvalidArgument, "queues must be true or false, got %q", v)
+		}
+		queues = b
+	}
+	return s.writeJSON(c.ctx, http.StatusOK, wire.TopicList{Topics: s.svc.ListTopicsQueues(c.cx, queues)})
 }
 
 // describeTopic is GET /v1/topics/{topic}.

@@ -72,12 +72,18 @@ func (s *Service) DeleteTopic(ctx context.Context, name string) (err error) {
 // ListTopics returns every topic the request may describe by name,
 // without queue details.
 func (s *Service) ListTopics(ctx context.Context) []wire.TopicInfo {
+	return s.ListTopicsQueues(ctx, false)
+}
+
+// ListTopicsQueues is ListTopics, with each topic's queue offsets and
+// sizes when queues is set (GET /v1/topics?queues=true).
+func (s *Service) ListTopicsQueues(ctx context.Context, queues bool) []wire.TopicInfo {
 	out := []wire.TopicInfo{}
 	for _, t := range s.topics.List() {
 		if !s.mayDescribe(ctx, wire.ResourceTopic, t.Name) {
 			continue
 		}
-		out = append(out, s.topicInfo(t, false))
+		out = append(out, s.topicInfo(t, queues))
 	}
 	return out
 }
