@@ -6,6 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/ledgermq/ledgermq/broker/console"
 	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/wire"
 )
@@ -148,6 +149,11 @@ func (c *call) param(name string) string { return c.params[name] }
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set(wire.NodeHeader, s.svc.NodeID())
 	method, path := string(ctx.Method()), string(ctx.Path())
+	if console.Handles(path) { // static files: no data, no credentials
+		s.con.Serve(ctx)
+		s.reqs.observe("console", ctx.Response.StatusCode(), "")
+		return
+	}
 	rt, params, allow, label := s.routes.match(method, path)
 	name := "unknown"
 	switch {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/ledgermq/ledgermq/broker/console"
 	"github.com/ledgermq/ledgermq/broker/service"
 	"github.com/ledgermq/ledgermq/wire"
 )
@@ -51,6 +52,7 @@ type Server struct {
 	reqs   *requestCounter
 	admit  *admission
 	fwd    *fasthttp.Client // forwards requests to the leader (forward.go)
+	con    *console.Console // the web console at /ui
 }
 
 // New returns a server; Serve starts it.
@@ -85,7 +87,7 @@ func New(cfg Config, svc *service.Service) *Server {
 		cfg.IdleTimeout = 2 * time.Minute
 	}
 	s := &Server{cfg: cfg, svc: svc, logger: cfg.Logger, reqs: newRequestCounter(),
-		admit: newAdmission(cfg.MaxInflightBytes, cfg.MaxInflightBytesPerClient), fwd: newForwardClient(cfg.ForwardTLS)}
+		admit: newAdmission(cfg.MaxInflightBytes, cfg.MaxInflightBytesPerClient), fwd: newForwardClient(cfg.ForwardTLS), con: console.New()}
 	s.routes = newRouter(s.table())
 	s.srv = &fasthttp.Server{
 		Handler:            s.serve, // admission, panic recovery, then handle
