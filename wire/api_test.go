@@ -37,7 +37,7 @@ func TestDocExamplesRoundTrip(t *testing.T) {
 		{"error body, not leader", &ErrorBody{}, `{"error": {"code": "NOT_LEADER", "message": "not the leader", "leader": "127.0.0.1:7001", "retriable": true, "not_applied": true}}`},
 		{"create topic", &CreateTopicRequest{}, `{"name":"orders","queues":4}`},
 		{"topic info", &TopicInfo{}, `{"name": "orders", "queues": 4, "retention_ms": 604800000, "retention_bytes": 0, "max_message_bytes": 1048576,
-			"queue_info": [{"queue": 0, "earliest": 0, "next": 1}, {"queue": 1, "earliest": 0, "next": 3}]}`},
+			"queue_info": [{"queue": 0, "earliest": 0, "next": 1, "bytes": 96}, {"queue": 1, "earliest": 0, "next": 3, "bytes": 288}]}`},
 		{"created topic", &TopicInfo{}, `{"name": "orders", "queues": 4, "retention_ms": 604800000, "retention_bytes": 0, "max_message_bytes": 1048576, "index": 7}`},
 		{"topic list without queue info", &TopicList{}, `{"topics": [{"name": "a", "queues": 1, "retention_ms": 0, "retention_bytes": 0, "max_message_bytes": 1}]}`},
 		{"produce", &ProduceRequest{}, `{"messages":[{"key":"customer-42","value":"{\"order\":1001}","headers":{"source":"web"}},
