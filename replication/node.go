@@ -24,16 +24,17 @@ type Node struct {
 	cfg    Config
 	logger *slog.Logger
 
-	log    *commitlog.Log
-	store  *LogStore
-	stable *raftboltdb.BoltStore
-	snaps  *snapshotStore
-	mux    *Mux
-	trans  raft.Transport
-	netTr  *raft.NetworkTransport // nil with an injected transport
-	authTr *authTransport         // with Config.TLS: netTr plus checked inbound RPCs
-	fsm    *fsm
-	raft   atomic.Pointer[raft.Raft]
+	log      *commitlog.Log
+	store    *LogStore
+	stable   *raftboltdb.BoltStore
+	snaps    *snapshotStore
+	mux      *Mux
+	trans    raft.Transport
+	netTr    *raft.NetworkTransport // nil with an injected transport
+	authTr   *authTransport         // with Config.TLS: netTr plus checked inbound RPCs
+	progress *progressTransport     // trans with followers' progress recorded; nil if not wrapped
+	fsm      *fsm
+	raft     atomic.Pointer[raft.Raft]
 
 	serversMu sync.Mutex
 	servers   []raft.Server // newest configuration seen
@@ -198,6 +199,7 @@ func (n *Node) listen() error {
 	n.mux.setPeerHandler(ps.serve)
 	if n.cfg.Transport != nil {
 		n.trans = n.cfg.Transport
+		n.trackProgress()
 		return nil
 	}
 	cfg := n.transportConfig()
@@ -208,7 +210,39 @@ func (n *Node) listen() error {
 		n.authTr.NetworkTransport = n.netTr
 		n.trans = n.authTr
 	}
+	n.trackProgress()
 	return nil
+}
+
+// trackProgress wraps the Raft transport so that the leader records each
+// follower's match index and last contact (progress.go). A transport
+// without pre-vote or close (some test transports) is left as it is.
+func (n *Node) trackProgress() {
+	if ft, ok := n.trans.(fullTransport); ok {
+		n.progress = newProgressTransport(ft)
+		n.trans = n.progress
+	}
+}
+
+// Followers returns, on the leader, each follower's match index and last
+// contact as this leader's AppendEntries exchanges found them; nil on a
+// follower or before any exchange.
+func (n *Node) Followers() []FollowerProgress {
+	r := n.raft.Load()
+	if n.progress == nil || r == nil || r.State() != raft.Leader {
+		return nil
+	}
+	return n.progress.progress(r.CurrentTerm())
+}
+
+// LeaderLastContact is when this follower last heard from its leader
+// (zero on a leader or before any contact).
+func (n *Node) LeaderLastContact() time.Time {
+	r := n.raft.Load()
+	if r == nil || r.State() == raft.Leader {
+		return time.Time{}
+	}
+	return r.LastContact()
 }
 
 // transportConfig is the configuration of the node's NetworkTransports,

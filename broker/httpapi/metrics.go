@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/ledgermq/ledgermq/wire"
 )
 
 // requestCounter counts HTTP requests by endpoint, status and error code.
@@ -55,6 +58,10 @@ func (s *Server) metrics(c *call) error {
 	value("ledgermq_leader_changes_total", "counter", "Leader changes this node observed.", m.LeaderChanges.Load())
 	help("ledgermq_commit_latency_seconds", "histogram", "Time from proposing a produce to its commit and apply.")
 	m.CommitLatency.WriteText(&sb, "ledgermq_commit_latency_seconds")
+	help("ledgermq_produce_duration_seconds", "histogram", "Service time of acknowledged produce requests, any front-end.")
+	m.ProduceLatency.WriteText(&sb, "ledgermq_produce_duration_seconds")
+	help("ledgermq_fetch_duration_seconds", "histogram", "Service time of fetches that returned messages, long-poll wait included.")
+	m.FetchLatency.WriteText(&sb, "ledgermq_fetch_duration_seconds")
 
 	st := s.svc.Status()
 	value("ledgermq_raft_term", "gauge", "Current Raft term.", st.Term)
@@ -78,8 +85,28 @@ func (s *Server) metrics(c *call) error {
 			lag := int64(st.LastIndex) - int64(p.Status.LastIndex)
 			fmt.Fprintf(&sb, "ledgermq_follower_lag_entries{follower=%q} %d\n", p.ID, max(lag, 0))
 		}
+		now := time.Now()
+		help("ledgermq_raft_follower_match_index", "gauge", "Highest log index the follower acknowledged to this leader in its term.")
+		for _, f := range st.Followers {
+			fmt.Fprintf(&sb, "ledgermq_raft_follower_match_index{follower=%q} %d\n", f.ID, f.MatchIndex)
+		}
+		help("ledgermq_raft_follower_last_contact_seconds", "gauge", "Seconds since the follower last answered this leader's AppendEntries.")
+		for _, f := range st.Followers {
+			if !f.LastContact.IsZero() {
+				fmt.Fprintf(&sb, "ledgermq_raft_follower_last_contact_seconds{follower=%q} %g\n", f.ID, now.Sub(f.LastContact).Seconds())
+			}
+		}
+	} else if !st.LeaderContact.IsZero() {
+		value("ledgermq_raft_leader_last_contact_seconds", "gauge", "Seconds since this follower last heard from its leader.",
+			strconv.FormatFloat(time.Since(st.LeaderContact).Seconds(), 'g', -1, 64))
 	}
 	s.writeGroupLag(c, &sb, help)
+	s.writeQueues(c, &sb, help)
+	if d, ok := s.svc.DiskUsage(); ok {
+		value("ledgermq_disk_free_bytes", "gauge", "Bytes available to the broker on the data directory's file system.", d.Free)
+		value("ledgermq_disk_size_bytes", "gauge", "Size of the data directory's file system.", d.Total)
+		value("ledgermq_disk_watermark_bytes", "gauge", "Free space below which writes are refused (DISK_FULL); 0: none.", d.Watermark)
+	}
 	value("ledgermq_log_segments", "gauge", "Commit-log segment files.", st.Log.Segments)
 	value("ledgermq_log_bytes", "gauge", "Commit-log bytes on disk.", st.Log.Bytes)
 	value("ledgermq_inflight_request_bytes", "gauge", "Request bytes charged to the in-flight budget (admission control).", s.InflightBytes())
@@ -131,6 +158,31 @@ func (s *Server) writeGroupLag(c *call, sb *strings.Builder, help func(name, typ
 		}
 		for _, t := range topics {
 			fmt.Fprintf(sb, "ledgermq_consumer_group_topic_lag_messages{group=%q,topic=%q} %d\n", g.Group, t, sum[t])
+		}
+	}
+}
+
+// writeQueues writes every queue's offsets and stored bytes (the figures
+// of GET /v1/topics/{t}) for the topics the caller may describe.
+func (s *Server) writeQueues(c *call, sb *strings.Builder, help func(name, typ, text string)) {
+	topics := s.svc.ListTopicsQueues(c.cx, true)
+	if len(topics) == 0 {
+		return
+	}
+	series := []struct {
+		name, text string
+		v          func(wire.QueueInfo) uint64
+	}{
+		{"ledgermq_queue_next_offset", "The offset the queue's next message will get (its high watermark).", func(q wire.QueueInfo) uint64 { return q.Next }},
+		{"ledgermq_queue_earliest_offset", "The queue's first offset not deleted by retention.", func(q wire.QueueInfo) uint64 { return q.Earliest }},
+		{"ledgermq_queue_stored_bytes", "Bytes of the queue's stored batches as producers sent them.", func(q wire.QueueInfo) uint64 { return q.Bytes }},
+	}
+	for _, m := range series {
+		help(m.name, "gauge", m.text)
+		for _, t := range topics {
+			for _, q := range t.QueueInfo {
+				fmt.Fprintf(sb, "%s{topic=%q,queue=\"%d\"} %d\n", m.name, t.Name, q.Queue, m.v(q))
+			}
 		}
 	}
 }

@@ -132,9 +132,16 @@ type NodeStatus struct {
 	replication.PeerStatus
 	Log   replication.LogStats
 	Peers []replication.PeerStats // as last reported (refreshed every second)
+	// Followers is, on the leader, each follower's match index and last
+	// contact from the leader's own AppendEntries exchanges; nil elsewhere.
+	Followers []replication.FollowerProgress
+	// LeaderContact is when a follower last heard from its leader (zero on
+	// the leader).
+	LeaderContact time.Time
 }
 
 // Status returns this node's state without asking its peers.
 func (s *Service) Status() NodeStatus {
-	return NodeStatus{PeerStatus: s.node.Status(), Log: s.node.LogStats(), Peers: s.peers.progress(s.node.Members())}
+	return NodeStatus{PeerStatus: s.node.Status(), Log: s.node.LogStats(), Peers: s.peers.progress(s.node.Members()),
+		Followers: s.node.Followers(), LeaderContact: s.node.LeaderLastContact()}
 }

@@ -155,3 +155,31 @@ func (s *Service) stepDownForDisk() {
 		s.logger.Warn("disk space below the watermark: handed leadership over", "to", l.ID, "err", err)
 	}()
 }
+
+// DiskUsage is the data directory's file system as the disk watermark sees
+// it: free bytes (available to the broker), size, and the free-space
+// watermark below which writes are refused (0: no watermark).
+type DiskUsage struct {
+	Free, Total, Watermark uint64
+}
+
+// DiskUsage reads the data directory's free space now; ok is false when
+// the service has no data directory or the file system cannot be read.
+func (s *Service) DiskUsage() (DiskUsage, bool) {
+	if s.cfg.DataDir == "" {
+		return DiskUsage{}, false
+	}
+	read := s.cfg.FreeSpace
+	if read == nil {
+		read = FreeSpace
+	}
+	free, total, err := read(s.cfg.DataDir)
+	if err != nil {
+		return DiskUsage{}, false
+	}
+	u := DiskUsage{Free: free, Total: total}
+	if s.disk != nil {
+		u.Watermark = s.disk.threshold(total)
+	}
+	return u, true
+}

@@ -56,6 +56,7 @@ type Fetched struct {
 // first one. An offset outside the stored range is OFFSET_OUT_OF_RANGE
 // with the valid range.
 func (s *Service) Fetch(ctx context.Context, req FetchRequest) (*Fetched, error) {
+	start := time.Now()
 	if err := s.Authorize(ctx, wire.OpConsume, wire.ResourceTopic, req.Topic); err != nil {
 		return nil, err
 	}
@@ -69,6 +70,9 @@ func (s *Service) Fetch(ctx context.Context, req FetchRequest) (*Fetched, error)
 	})
 	if err == nil {
 		s.Metrics.fetched(n, size)
+		if n > 0 {
+			s.Metrics.FetchLatency.Observe(time.Since(start))
+		}
 	}
 	return f, err
 }
@@ -262,6 +266,7 @@ type Records struct {
 // req.MaxBytes of keys, values and headers (at least one record). Batches
 // are read and decoded one at a time until the records are enough.
 func (s *Service) FetchRecords(ctx context.Context, req FetchRequest, maxRecords int) (*Records, error) {
+	start := time.Now()
 	if err := s.Authorize(ctx, wire.OpConsume, wire.ResourceTopic, req.Topic); err != nil {
 		return nil, err
 	}
@@ -310,5 +315,8 @@ func (s *Service) FetchRecords(ctx context.Context, req FetchRequest, maxRecords
 		out.Next = f.Offset
 	}
 	s.Metrics.fetched(len(out.Records), size)
+	if len(out.Records) > 0 {
+		s.Metrics.FetchLatency.Observe(time.Since(start))
+	}
 	return out, nil
 }

@@ -15,10 +15,22 @@ type Metrics struct {
 	FetchedMsgs, FetchedBytes   atomic.Uint64
 	LeaderChanges               atomic.Uint64
 	CommitLatency               *Histogram
+	// ProduceLatency is the service time of acknowledged produce requests
+	// (every front-end): authorization, validation, commit and apply.
+	ProduceLatency *Histogram
+	// FetchLatency is the service time of fetches that returned messages,
+	// any long-poll wait for the first one included.
+	FetchLatency *Histogram
+}
+
+// latencyBounds are the histograms' upper bounds in seconds.
+func latencyBounds() []float64 {
+	return []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5}
 }
 
 func newMetrics() *Metrics {
-	return &Metrics{CommitLatency: NewHistogram([]float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5})}
+	return &Metrics{CommitLatency: NewHistogram(latencyBounds()), ProduceLatency: NewHistogram(latencyBounds()),
+		FetchLatency: NewHistogram(latencyBounds())}
 }
 
 func (m *Metrics) produced(msgs, bytes int) {

@@ -34,6 +34,7 @@ type Stored struct {
 // acknowledged once committed. It returns each message's queue and offset,
 // in request order. Messages get the broker's clock as timestamp.
 func (s *Service) Produce(ctx context.Context, topic string, msgs []Message) ([]Stored, error) {
+	start := time.Now()
 	if err := s.Authorize(ctx, wire.OpProduce, wire.ResourceTopic, topic); err != nil {
 		return nil, err
 	}
@@ -59,6 +60,7 @@ func (s *Service) Produce(ctx context.Context, topic string, msgs []Message) ([]
 		}
 	}
 	s.Metrics.produced(len(msgs), plan.Bytes)
+	s.Metrics.ProduceLatency.Observe(time.Since(start))
 	return out, nil
 }
 
@@ -147,6 +149,7 @@ func (s *Service) nextRoundRobin(topic string, queues int) int {
 // as received, after validating it whole: header, CRC, every record, the
 // topic's message size limit. batch must not be modified afterwards.
 func (s *Service) ProduceBatch(ctx context.Context, topic string, queue int, batch []byte) (Stored, error) {
+	start := time.Now()
 	if err := s.Authorize(ctx, wire.OpProduce, wire.ResourceTopic, topic); err != nil {
 		return Stored{}, err
 	}
@@ -162,6 +165,7 @@ func (s *Service) ProduceBatch(ctx context.Context, topic string, queue int, bat
 		return Stored{}, err
 	}
 	s.Metrics.produced(int(h.Count), len(batch))
+	s.Metrics.ProduceLatency.Observe(time.Since(start))
 	return Stored{Queue: queue, BaseOffset: res[0].BaseOffset, Count: res[0].Count, Duplicate: res[0].Duplicate, Index: index}, nil
 }
 
@@ -197,6 +201,7 @@ type PartResult struct {
 // as a whole: not the leader, not authenticated, a proposal whose commit
 // could not be confirmed (every part's outcome is then unknown).
 func (s *Service) ProduceBatches(ctx context.Context, parts []wire.ProducePart) ([]PartResult, error) {
+	start := time.Now()
 	if len(parts) > wire.MaxProduceParts {
 		return nil, Errorf(wire.CodeRequestTooLarge, "%d parts in one produce request (at most %d)", len(parts), wire.MaxProduceParts)
 	}
@@ -242,6 +247,7 @@ func (s *Service) ProduceBatches(ctx context.Context, parts []wire.ProducePart) 
 		out[i].Stored = Stored{Queue: prop[k].Queue, BaseOffset: r.BaseOffset, Count: r.Count, Duplicate: r.Duplicate, Index: index}
 		s.Metrics.produced(int(r.Count), len(prop[k].Batch))
 	}
+	s.Metrics.ProduceLatency.Observe(time.Since(start))
 	return out, nil
 }
 
