@@ -80,14 +80,7 @@ func (g *authGroup) expectACLs(n int, timeout time.Duration) {
 // accepts changes) and a SIGKILL of every node followed by a restart
 // (recovered from snapshot and log); a revoked token stays revoked.
 func TestAuthStateSurvivesFailures(t *testing.T) {
-	tok, _, err := auth.NewToken("User:admin", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "bootstrap.token")
-	if err := os.WriteFile(path, []byte(tok), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tok, path := bootstrapToken(t)
 	o := cluster.Options{Bin: binary(t, "broker"), Nodes: 3, Dir: t.TempDir(), LogLevel: logLevel(),
 		Args: []string{"--auth", "--superusers", "User:admin", "--bootstrap-token-file", path,
 			"--snapshot-threshold", "4", "--snapshot-interval", "200ms"}}
@@ -159,4 +152,19 @@ func TestAuthStateSurvivesFailures(t *testing.T) {
 			t.Fatalf("tokens on %s after the restart: %s", id, b)
 		}
 	}
+}
+
+// bootstrapToken makes an admin token (User:admin) and writes it to a file
+// for --bootstrap-token-file.
+func bootstrapToken(t *testing.T) (token, path string) {
+	t.Helper()
+	tok, _, err := auth.NewToken("User:admin", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), "bootstrap.token")
+	if err := os.WriteFile(path, []byte(tok), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tok, path
 }
