@@ -96,6 +96,16 @@ func (a *Admin) ListTopics(ctx context.Context) ([]wire.TopicInfo, error) {
 	return l.Topics, nil
 }
 
+// ListTopicsQueues is ListTopics with each topic's queue offsets and
+// stored bytes (GET /v1/topics?queues=true), in one request.
+func (a *Admin) ListTopicsQueues(ctx context.Context) ([]wire.TopicInfo, error) {
+	l, err := readQuery[wire.TopicList](ctx, a, "list topics", "/v1/topics", url.Values{"queues": {"true"}})
+	if err != nil {
+		return nil, err
+	}
+	return l.Topics, nil
+}
+
 // DescribeTopic returns a topic's settings and each queue's offset range
 // (GET /v1/topics/{topic}). A topic that does not exist gives an *Error
 // with code TOPIC_NOT_FOUND.

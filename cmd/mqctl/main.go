@@ -60,6 +60,8 @@ Commands:
   principal groups set User:NAME [Group:G...]
   config view
   config use-context NAME
+  top [--interval D] [--count N] [--group G]...
+  completion bash|zsh|fish
   help
 
 Global flags (also accepted after the command):
@@ -249,6 +251,12 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.aclCmd(ctx, args[1:])
 	case "principal":
 		return a.principalCmd(ctx, args[1:])
+	case "top":
+		return a.topCmd(ctx, args[1:])
+	case "completion":
+		return a.completionCmd(args[1:])
+	case "__complete": // for the completion scripts
+		return a.complete(ctx, args[1:])
 	}
 	return usagef("mqctl", "unknown command %q", args[0])
 }
