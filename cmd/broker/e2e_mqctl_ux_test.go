@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +45,24 @@ func TestMqctlTopAndCompletion(t *testing.T) {
 	}
 	if lag != 350 {
 		t.Fatalf("group describe says lag %d, want 350", lag)
+	}
+	// Every node's /metrics shows the lag mqctl group describe shows.
+	for _, id := range g.ids {
+		waitUntil(t, 5*time.Second, id+"'s /metrics showing the group's lag", func() bool {
+			r, err := http.Get("http://" + g.api[id] + "/metrics")
+			if err != nil {
+				return false
+			}
+			defer r.Body.Close()
+			body, _ := io.ReadAll(r.Body)
+			for _, q := range gi.Queues {
+				line := fmt.Sprintf("ledgermq_consumer_group_lag_messages{group=\"billing\",topic=\"orders\",queue=\"%d\"} %d\n", q.Queue, q.Lag)
+				if !strings.Contains(string(body), line) {
+					return false
+				}
+			}
+			return true
+		})
 	}
 
 	// top, text: two frames; the topic's messages and size, the group's lag.
