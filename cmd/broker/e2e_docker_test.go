@@ -159,6 +159,7 @@ func TestComposeGroup(t *testing.T) {
 	svc := "ledgermq-" + strings.TrimPrefix(leader, "n")
 	cid := strings.TrimSpace(runCmd(t, 30*time.Second, env, dc[0], composeArgs("ps", "-q", svc)...))
 	runCmd(t, 30*time.Second, nil, "docker", "kill", cid)
+	killed := time.Now()
 	other := "n1"
 	if leader == "n1" {
 		other = "n2"
@@ -169,7 +170,7 @@ func TestComposeGroup(t *testing.T) {
 		newLeader = l
 		return ok && l != leader
 	})
-	t.Logf("leader %s killed; %s leads", leader, newLeader)
+	t.Logf("leader %s killed; %s leads, seen %v after the kill (status polled through the HTTP API)", leader, newLeader, time.Since(killed).Round(time.Millisecond))
 	produce(300, 500)
 	consumeGroup(300, 500) // the group's committed offsets survived
 
