@@ -188,6 +188,13 @@ func TestConsole(t *testing.T) {
 	row := `tr[data-topic="` + topic + `"] td:nth-child(3)`
 	waitText(t, ctx, row, "41 messages", 15*time.Second, func(s string) bool { return s == "41" })
 	shot(t, ctx, shots, "topics")
+	// The topic's page: per queue offsets (queue 0 holds 40, queue 1 one).
+	uiRun(t, ctx, "topic page", chromedp.Navigate(ui+"#/topics/"+topic), chromedp.WaitVisible(chromedp.CSS(`#queues tr[data-queue="2"]`)))
+	waitText(t, ctx, `#queues tr[data-queue="0"] td:nth-child(4)`, "40 messages in queue 0", 10*time.Second, func(s string) bool { return s == "40" })
+	if n, _ := textOf(ctx, `#queues tr[data-queue="1"] td:nth-child(3)`); n != "1" {
+		t.Fatalf("queue 1's next offset shown as %q, want 1", n)
+	}
+	shot(t, ctx, shots, "topic")
 
 	// Browse: from offset 0 of queue 0, JSON pretty-printed.
 	uiRun(t, ctx, "browse queue 0", chromedp.Navigate(ui+"#/messages?topic="+topic+"&queue=0&offset=0"),
@@ -235,6 +242,7 @@ func TestConsole(t *testing.T) {
 	waitText(t, ctx, "#group-lag", "lag 0", 10*time.Second, func(s string) bool { return s == "0" })
 	shot(t, ctx, shots, "group")
 	uiRun(t, ctx, "groups list", chromedp.Navigate(ui+"#/groups"), chromedp.WaitVisible(chromedp.CSS(`tr[data-group="`+grp+`"]`)))
+	shot(t, ctx, shots, "groups")
 
 	// Transfer leadership to the node serving the console.
 	uiRun(t, ctx, "cluster page", chromedp.Navigate(ui+"#/cluster"), chromedp.WaitVisible(chromedp.CSS(`button[data-test="transfer-`+follower+`"]`)))
