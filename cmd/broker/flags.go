@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -123,6 +124,10 @@ func parseNodeFlags(args []string, stderr io.Writer) (*nodeOptions, error) {
 	if err := applyEnv(fs, set); err != nil {
 		return nil, err
 	}
+	for _, name := range unknownEnv(fs, os.Environ()) {
+		fmt.Fprintf(stderr, "broker: warning: %s is not a setting (no flag --%s); ignored\n", name,
+			strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "LEDGERMQ_"), "_", "-")))
+	}
 	if *config != "" {
 		if err := applyFile(fs, *config, set); err != nil {
 			return nil, err
@@ -133,6 +138,23 @@ func parseNodeFlags(args []string, stderr io.Writer) (*nodeOptions, error) {
 
 func envName(flagName string) string {
 	return "LEDGERMQ_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// unknownEnv returns the LEDGERMQ_* variables of environ that name no
+// flag: a misspelt setting (LEDGERMQ_LOGLEVEL) would otherwise be ignored
+// without a word. LEDGERMQ_TEST_* belong to the test suite.
+func unknownEnv(fs *flag.FlagSet, environ []string) []string {
+	known := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { known[envName(f.Name)] = true })
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "LEDGERMQ_") && !strings.HasPrefix(name, "LEDGERMQ_TEST_") && !known[name] {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func applyEnv(fs *flag.FlagSet, set map[string]bool) error {

@@ -284,3 +284,22 @@ func TestNewLogger(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownEnvWarns: a LEDGERMQ_* variable that names no setting is
+// reported (a misspelling would otherwise pass unnoticed); the known ones,
+// LEDGERMQ_CONFIG and the test suite's LEDGERMQ_TEST_* are not.
+func TestUnknownEnvWarns(t *testing.T) {
+	t.Setenv("LEDGERMQ_LOGLEVEL", "debug")
+	t.Setenv("LEDGERMQ_LOG_LEVEL", "warn")
+	t.Setenv("LEDGERMQ_TEST_WHATEVER", "1")
+	var stderr bytes.Buffer
+	o, err := parseNodeFlags(nil, &stderr)
+	if err != nil || o.logLevel != "warn" {
+		t.Fatalf("%+v, %v", o, err)
+	}
+	want := "broker: warning: LEDGERMQ_LOGLEVEL is not a setting (no flag --loglevel); ignored\n"
+	if !strings.Contains(stderr.String(), want) || strings.Contains(stderr.String(), "LEDGERMQ_LOG_LEVEL") ||
+		strings.Contains(stderr.String(), "LEDGERMQ_TEST_") {
+		t.Fatalf("stderr %q, want the line %q and no other of these variables", stderr.String(), want)
+	}
+}
