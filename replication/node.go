@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,15 +225,32 @@ func (n *Node) trackProgress() {
 	}
 }
 
-// Followers returns, on the leader, each follower's match index and last
-// contact as this leader's AppendEntries exchanges found them; nil on a
-// follower or before any exchange.
+// Followers returns, on the leader, every other member of the
+// configuration with its match index and last contact as this leader's
+// AppendEntries exchanges found them: a member that has not answered in
+// this term has MatchIndex 0 and a zero LastContact. Nil on a follower.
 func (n *Node) Followers() []FollowerProgress {
 	r := n.raft.Load()
 	if n.progress == nil || r == nil || r.State() != raft.Leader {
 		return nil
 	}
-	return n.progress.progress(r.CurrentTerm())
+	known := n.progress.progress(r.CurrentTerm())
+	out := []FollowerProgress{}
+	for _, s := range n.serversCopy() {
+		id := string(s.ID)
+		if id == n.cfg.ID {
+			continue
+		}
+		fp := FollowerProgress{ID: id}
+		for _, k := range known {
+			if k.ID == id {
+				fp = k
+			}
+		}
+		out = append(out, fp)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 // LeaderLastContact is when this follower last heard from its leader

@@ -72,4 +72,31 @@ func TestFollowerProgress(t *testing.T) {
 			t.Fatalf("live follower %+v (age %v) did not advance past %d", f, age, fs[0].MatchIndex)
 		}
 	}
+
+	// A new leader that has never heard from the dead follower still lists
+	// it: match index 0, no contact.
+	var other string
+	for _, n := range c.running() {
+		if n != l {
+			other = n.ID()
+		}
+	}
+	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer tcancel()
+	if err := l.TransferLeadership(tctx, other); err != nil {
+		t.Fatalf("transfer to %s: %v", other, err)
+	}
+	nl := c.node(other)
+	waitFor(t, 5*time.Second, func() bool { return nl.IsLeader() && len(nl.Followers()) == 2 })
+	for _, f := range nl.Followers() {
+		switch f.ID {
+		case victim:
+			if f.MatchIndex != 0 || !f.LastContact.IsZero() {
+				t.Fatalf("the dead follower under the new leader: %+v", f)
+			}
+		case l.ID():
+		default:
+			t.Fatalf("unexpected follower %+v (leader %s)", f, other)
+		}
+	}
 }

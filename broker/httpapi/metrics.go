@@ -92,9 +92,11 @@ func (s *Server) metrics(c *call) error {
 		}
 		help("ledgermq_raft_follower_last_contact_seconds", "gauge", "Seconds since the follower last answered this leader's AppendEntries.")
 		for _, f := range st.Followers {
+			age := "+Inf" // not heard from in this leader's term
 			if !f.LastContact.IsZero() {
-				fmt.Fprintf(&sb, "ledgermq_raft_follower_last_contact_seconds{follower=%q} %g\n", f.ID, now.Sub(f.LastContact).Seconds())
+				age = strconv.FormatFloat(now.Sub(f.LastContact).Seconds(), 'g', -1, 64)
 			}
+			fmt.Fprintf(&sb, "ledgermq_raft_follower_last_contact_seconds{follower=%q} %s\n", f.ID, age)
 		}
 	} else if !st.LeaderContact.IsZero() {
 		value("ledgermq_raft_leader_last_contact_seconds", "gauge", "Seconds since this follower last heard from its leader.",
