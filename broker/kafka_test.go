@@ -354,3 +354,53 @@ func TestKafkaSASLRequiredWithAuth(t *testing.T) {
 }
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
+
+// TestKafkaFetchMetrics: a Kafka fetch that long-polls for a record counts
+// that record once in the fetch metrics: the front-end's wait for data and
+// its timestamp lookups are not fetches of their own.
+func TestKafkaFetchMetrics(t *testing.T) {
+	b, addr := kafkaGroup(t, nil)
+	k := dialKafka(t, addr)
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "m", 1, -1
+	create.Topics = append(create.Topics, ct)
+	if r, err := k.request(create, 4); err != nil || r.(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %v %+v", err, r)
+	}
+	m := b.Service().Metrics
+	msgs0, fetches0 := m.FetchedMsgs.Load(), m.FetchLatency.Count()
+
+	f := kmsg.NewPtrFetchRequest()
+	f.MaxBytes, f.MinBytes, f.MaxWaitMillis = 1<<20, 1, 5000
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "m"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = 0, 0, 1<<20
+	ft.Partitions = append(ft.Partitions, fp)
+	f.Topics = append(f.Topics, ft)
+	done := make(chan kmsg.Response, 1)
+	go func() {
+		r, err := k.request(f, 11)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	time.Sleep(300 * time.Millisecond) // the fetch is waiting for data
+	p := dialKafka(t, addr)
+	if r, err := p.request(produceReq("m", 0, kafkaRecords("v")), 7); err != nil ||
+		r.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("produce: %v %+v", err, r)
+	}
+	r := <-done
+	if r == nil || len(r.(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("the long poll returned no record: %+v", r)
+	}
+	if got := m.FetchedMsgs.Load() - msgs0; got != 1 {
+		t.Errorf("fetched messages counted %d, want 1", got)
+	}
+	if got := m.FetchLatency.Count() - fetches0; got != 1 {
+		t.Errorf("fetch durations observed %d, want 1", got)
+	}
+}

@@ -577,7 +577,7 @@ func (s *Server) awaitData(ctx context.Context, req *kmsg.FetchRequest, resp *km
 			}
 			n++
 			go func(topic string, q int32, off int64) {
-				f, err := s.svc.Fetch(ctx, service.FetchRequest{Topic: topic, Queue: int(q), Offset: uint64(off), Wait: wait, MaxBytes: 1})
+				f, err := s.svc.Peek(ctx, service.FetchRequest{Topic: topic, Queue: int(q), Offset: uint64(off), Wait: wait, MaxBytes: 1})
 				got <- err == nil && len(f.Batches) > 0
 			}(t.Topic, p.Partition, p.FetchOffset)
 		}
@@ -634,7 +634,7 @@ func (s *Server) listOffset(ctx context.Context, tr *topicRanges, topic string, 
 			return errInvalidRequest
 		}
 		at := time.UnixMilli(p.Timestamp)
-		f, err := s.svc.Fetch(ctx, service.FetchRequest{Topic: topic, Queue: int(p.Partition), Time: &at, MaxBytes: 1})
+		f, err := s.svc.Peek(ctx, service.FetchRequest{Topic: topic, Queue: int(p.Partition), Time: &at, MaxBytes: 1})
 		if err != nil {
 			code, _ := codeFor(s.svc, err, onTopic)
 			return code

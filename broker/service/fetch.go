@@ -57,8 +57,29 @@ type Fetched struct {
 // with the valid range.
 func (s *Service) Fetch(ctx context.Context, req FetchRequest) (*Fetched, error) {
 	start := time.Now()
+	f, n, size, err := s.fetchBounded(ctx, req)
+	if err == nil {
+		s.Metrics.fetched(n, size)
+		if n > 0 {
+			s.Metrics.FetchLatency.Observe(time.Since(start))
+		}
+	}
+	return f, err
+}
+
+// Peek is Fetch for a front-end's own bookkeeping rather than for serving
+// messages (the Kafka front-end's long-poll wait and timestamp lookup):
+// the same checks, waits and answer, but not counted in the fetch metrics.
+func (s *Service) Peek(ctx context.Context, req FetchRequest) (*Fetched, error) {
+	f, _, _, err := s.fetchBounded(ctx, req)
+	return f, err
+}
+
+// fetchBounded is Fetch without metrics: the batches within req.MaxBytes
+// (at least one), with their message count and framed size.
+func (s *Service) fetchBounded(ctx context.Context, req FetchRequest) (*Fetched, int, int, error) {
 	if err := s.Authorize(ctx, wire.OpConsume, wire.ResourceTopic, req.Topic); err != nil {
-		return nil, err
+		return nil, 0, 0, err
 	}
 	n, size := 0, 0
 	f, err := s.fetch(ctx, req, func(_ *Fetched, b Batch) bool {
@@ -68,13 +89,7 @@ func (s *Service) Fetch(ctx context.Context, req FetchRequest) (*Fetched, error)
 		n, size = n+int(b.Count), size+wire.FetchFrameHeader+len(b.Data)
 		return true
 	})
-	if err == nil {
-		s.Metrics.fetched(n, size)
-		if n > 0 {
-			s.Metrics.FetchLatency.Observe(time.Since(start))
-		}
-	}
-	return f, err
+	return f, n, size, err
 }
 
 // fetch resolves a fetch (token, time, offset range, long poll) and reads

@@ -80,3 +80,10 @@ func (h *Histogram) WriteText(sb *strings.Builder, name string) {
 	}
 	fmt.Fprintf(sb, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, h.samples, name, h.sum, name, h.samples)
 }
+
+// Count returns how many durations were observed.
+func (h *Histogram) Count() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.samples
+}
