@@ -241,11 +241,9 @@ func (n *Node) Followers() []FollowerProgress {
 		if id == n.cfg.ID {
 			continue
 		}
-		fp := FollowerProgress{ID: id}
-		for _, k := range known {
-			if k.ID == id {
-				fp = k
-			}
+		fp, ok := known[id]
+		if !ok {
+			fp = FollowerProgress{ID: id}
 		}
 		out = append(out, fp)
 	}

@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"sort"
 	"sync"
 	"time"
 
@@ -76,18 +75,17 @@ func (t *progressTransport) AppendEntries(id raft.ServerID, target raft.ServerAd
 	return nil
 }
 
-// progress returns what is known of the followers in leader term term,
-// sorted by id; nil if nothing was recorded in that term.
-func (t *progressTransport) progress(term uint64) []FollowerProgress {
+// progress returns what is known of the followers in leader term term, by
+// id; nothing if nothing was recorded in that term.
+func (t *progressTransport) progress(term uint64) map[string]FollowerProgress {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	out := map[string]FollowerProgress{}
 	if term != t.term {
-		return nil
+		return out
 	}
-	out := make([]FollowerProgress, 0, len(t.peers))
 	for _, p := range t.peers {
-		out = append(out, *p)
+		out[p.ID] = *p
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }

@@ -50,17 +50,22 @@ func newDiskGuard(c Config) *diskGuard {
 	if c.DataDir == "" || (c.MinFreeBytes < 0 && c.MinFreePercent < 0) {
 		return nil
 	}
-	g := &diskGuard{dir: c.DataDir, free: c.FreeSpace, clock: c.Clock, logger: c.Logger}
+	g := &diskGuard{dir: c.DataDir, free: c.freeSpace(), clock: c.Clock, logger: c.Logger}
 	if c.MinFreeBytes > 0 {
 		g.minBytes = uint64(c.MinFreeBytes)
 	}
 	if c.MinFreePercent > 0 {
 		g.minPct = c.MinFreePercent
 	}
-	if g.free == nil {
-		g.free = FreeSpace
-	}
 	return g
+}
+
+// freeSpace is Config.FreeSpace, FreeSpace when unset.
+func (c Config) freeSpace() func(string) (uint64, uint64, error) {
+	if c.FreeSpace != nil {
+		return c.FreeSpace
+	}
+	return FreeSpace
 }
 
 // threshold is the free space below which writes are refused.
@@ -169,11 +174,7 @@ func (s *Service) DiskUsage() (DiskUsage, bool) {
 	if s.cfg.DataDir == "" {
 		return DiskUsage{}, false
 	}
-	read := s.cfg.FreeSpace
-	if read == nil {
-		read = FreeSpace
-	}
-	free, total, err := read(s.cfg.DataDir)
+	free, total, err := s.cfg.freeSpace()(s.cfg.DataDir)
 	if err != nil {
 		return DiskUsage{}, false
 	}

@@ -101,13 +101,7 @@ func (a *app) awaitLeader(ctx context.Context) *sdk.TransferResult {
 
 // writeClusterStatus prints the group summary and a table of its nodes.
 func writeClusterStatus(w io.Writer, st *wire.ClusterStatus) error {
-	var leader *wire.ClusterNode
-	for i := range st.Nodes {
-		n := &st.Nodes[i]
-		if st.Leader != "" && n.ID == st.Leader || st.Leader == "" && strings.EqualFold(n.Role, "leader") && leader == nil {
-			leader = n
-		}
-	}
+	leader := leaderNode(st)
 	leaderName := "none"
 	switch {
 	case st.Leader != "" && st.LeaderAPI != "":
@@ -144,10 +138,7 @@ func writeClusterStatus(w io.Writer, st *wire.ClusterStatus) error {
 			}
 			return strconv.FormatUint(v, 10)
 		}
-		lag := "-"
-		if n.Reachable && leader != nil && leader.Reachable {
-			lag = strconv.FormatUint(leader.LastIndex-min(leader.LastIndex, n.LastIndex), 10)
-		}
+		lag := nodeLag(leader, n)
 		reachable := "yes"
 		if !n.Reachable {
 			reachable = "no"
@@ -171,6 +162,28 @@ func writeClusterStatus(w io.Writer, st *wire.ClusterStatus) error {
 		fmt.Fprintln(tw, line)
 	}
 	return tw.Flush()
+}
+
+// leaderNode is the group's leader among st's nodes (the one st names, else
+// the first reporting the leader role), nil if none.
+func leaderNode(st *wire.ClusterStatus) *wire.ClusterNode {
+	var leader *wire.ClusterNode
+	for i := range st.Nodes {
+		n := &st.Nodes[i]
+		if st.Leader != "" && n.ID == st.Leader || st.Leader == "" && strings.EqualFold(n.Role, "leader") && leader == nil {
+			leader = n
+		}
+	}
+	return leader
+}
+
+// nodeLag is the leader's last index minus n's, "-" when either is not
+// reachable.
+func nodeLag(leader, n *wire.ClusterNode) string {
+	if !n.Reachable || leader == nil || !leader.Reachable {
+		return "-"
+	}
+	return strconv.FormatUint(leader.LastIndex-min(leader.LastIndex, n.LastIndex), 10)
 }
 
 func orDash(s string) string {

@@ -201,22 +201,14 @@ func writeTop(w io.Writer, s, prev *topSample, interval time.Duration) error {
 		cs.GroupID, leader, cs.Term, up, len(cs.Nodes), s.at.Format("15:04:05"), interval)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tROLE\tTERM\tCOMMIT\tAPPLIED\tLAG\tREACHABLE")
-	var leaderLast uint64
-	for _, n := range cs.Nodes {
-		if n.ID == cs.Leader {
-			leaderLast = n.LastIndex
-		}
-	}
-	for _, n := range cs.Nodes {
+	lead := leaderNode(cs)
+	for i := range cs.Nodes {
+		n := &cs.Nodes[i]
 		if !n.Reachable {
 			fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\tno\n", n.ID)
 			continue
 		}
-		lag := "-"
-		if leaderLast > 0 && leaderLast >= n.LastIndex {
-			lag = fmt.Sprint(leaderLast - n.LastIndex)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\tyes\n", n.ID, n.Role, n.Term, n.CommitIndex, n.AppliedIndex, lag)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\tyes\n", n.ID, n.Role, n.Term, n.CommitIndex, n.AppliedIndex, nodeLag(lead, n))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -314,10 +306,6 @@ type multiFlag []string
 func (m *multiFlag) String() string { return strings.Join(*m, ",") }
 
 func (m *multiFlag) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*m = append(*m, s)
-		}
-	}
+	*m = append(*m, splitList(v)...)
 	return nil
 }
